@@ -1,0 +1,38 @@
+"""ZeroMQ IPC between the agent's containers.
+
+* Record batches: producer DEALER -> shipper ROUTER, answered by `Ack`s. A producer
+  keeps every unacknowledged batch (`PendingBatches`) and re-sends it after a timeout
+  or a reconnect, so a shipper restart loses nothing.
+* Telemetry: PUB -> SUB, lossy on purpose (a lost sample costs nothing).
+"""
+
+from kk_common.ipc.paths import (
+    IPC_PATH_LIMIT,
+    SHIPPER_INGEST_SOCKET,
+    TELEMETRY_SOCKET,
+    IpcPathTooLong,
+    ipc_endpoint,
+)
+from kk_common.ipc.pending import PendingBatch, PendingBatches
+from kk_common.ipc.sockets import (
+    BatchReceiver,
+    BatchSender,
+    IncomingBatch,
+    TelemetryPublisher,
+    TelemetrySubscriber,
+)
+
+__all__ = [
+    "IPC_PATH_LIMIT",
+    "SHIPPER_INGEST_SOCKET",
+    "TELEMETRY_SOCKET",
+    "BatchReceiver",
+    "BatchSender",
+    "IncomingBatch",
+    "IpcPathTooLong",
+    "PendingBatch",
+    "PendingBatches",
+    "TelemetryPublisher",
+    "TelemetrySubscriber",
+    "ipc_endpoint",
+]

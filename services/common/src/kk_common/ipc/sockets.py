@@ -1,0 +1,324 @@
+"""asyncio adapters over ZeroMQ for the envelope (the only IO in ``kk_common.ipc``).
+
+Socket choices and why:
+
+* Batches go DEALER (producer, connects) -> ROUTER (shipper, binds). The DEALER sets
+  ``ZMQ_IMMEDIATE`` so nothing queues towards a shipper that is not connected, and
+  sends without blocking: an unsent batch stays in `PendingBatches` and goes out on
+  reconnect or at its re-send deadline. Backpressure is the pending window, never a
+  blocked socket.
+* Telemetry goes PUB (connects) -> SUB (health, binds). PUB drops when nobody listens;
+  that is acceptable only because telemetry is replaced by the next sample.
+* Bound socket files are made world-read/writable: containers of one pod may run as
+  different users, and ZeroMQ retries a refused connect silently forever.
+
+Errors reading a message are counted in ``refused`` (by reason) and logged; they never
+end a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
+
+from kk_common.envelope import (
+    Ack,
+    EnvelopeError,
+    RecordBatch,
+    Telemetry,
+    decode,
+    encode,
+)
+from kk_common.ipc.pending import PendingBatch, PendingBatches
+from kk_common.jsonlog import log_event
+
+__all__ = [
+    "BatchReceiver",
+    "BatchSender",
+    "IncomingBatch",
+    "TelemetryPublisher",
+    "TelemetrySubscriber",
+]
+
+_log = logging.getLogger("kk.ipc")
+
+AckHandler = Callable[[Ack, PendingBatch], None]
+
+
+def _socket_path(endpoint: str) -> str:
+    if not endpoint.startswith("ipc://"):
+        raise ValueError(f"expected an ipc:// endpoint, got {endpoint!r}")
+    return endpoint[len("ipc://") :]
+
+
+def _bind_shared(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind ``sock`` at ``endpoint`` so that peers running as any user can connect."""
+    path = _socket_path(endpoint)
+    # A socket file left by a killed predecessor would make bind fail or, worse,
+    # leave peers connected to nothing.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    sock.bind(endpoint)
+    os.chmod(path, 0o666)  # noqa: S103 - shared by the pod's containers, see module doc
+
+
+def _send_nowait(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
+    """Send without waiting; False when ZeroMQ would have to block (zmq.Again).
+
+    pyzmq's asyncio sockets report a NOBLOCK failure through the returned future,
+    which is already complete, instead of raising.
+    """
+    future = sock.send_multipart(frames, flags=zmq.NOBLOCK, copy=False)
+    if future.done() and future.exception() is not None:
+        if isinstance(future.exception(), zmq.Again):
+            return False
+        future.result()  # anything else is a real error: raise it
+    return True
+
+
+def _count_refused(refused: Counter[str], exc: EnvelopeError, endpoint: str) -> None:
+    refused[exc.reason] += 1
+    log_event(
+        _log,
+        logging.ERROR,
+        "ipc_message_refused",
+        reason=exc.reason,
+        error=str(exc),
+        endpoint=endpoint,
+        refused_total=refused[exc.reason],
+    )
+
+
+class BatchSender:
+    """A producer's end: sends `RecordBatch`es and keeps them until acknowledged.
+
+    Run `run` as a task; call `send` for each batch. `send` waits while the pending
+    window is full, which is how a slow or full shipper slows the producer down.
+    ``on_ack`` is called for every first acknowledgement of a batch, with the kept
+    batch (its ``context`` is what the producer passed to `send`).
+    """
+
+    def __init__(
+        self,
+        context: zmq.asyncio.Context,
+        endpoint: str,
+        *,
+        pending: PendingBatches,
+        on_ack: AckHandler,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._endpoint = endpoint
+        self._pending = pending
+        self._on_ack = on_ack
+        self._clock = clock
+        self._room = asyncio.Event()
+        self._room.set()
+        self._work = asyncio.Event()
+        self.refused: Counter[str] = Counter()
+        self.resent = 0
+        self.connected = False
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IMMEDIATE, 1)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        # EVENT_CONNECTED comes before the ZMTP handshake; with IMMEDIATE the pipe only
+        # accepts messages once the handshake has succeeded, so that is the moment to
+        # re-send.
+        self._monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED
+        )
+        sock.connect(endpoint)
+        self._sock = sock
+
+    @property
+    def pending(self) -> PendingBatches:
+        return self._pending
+
+    async def send(self, batch: RecordBatch, context: Any = None) -> None:
+        """Send ``batch``, waiting first while the pending window is full."""
+        while not self._pending.has_room():
+            self._room.clear()
+            await self._room.wait()
+        frames = encode(batch)
+        self._pending.sent(
+            batch.batch_id, frames, records=len(batch.records), now=self._clock(), context=context
+        )
+        # When not connected (IMMEDIATE) or the pipe is full the batch is not sent
+        # now; it stays pending and goes out on reconnect or at its deadline.
+        _send_nowait(self._sock, frames)
+        self._work.set()
+
+    def _resend(self, batches: list[PendingBatch]) -> None:
+        for batch in batches:
+            if _send_nowait(self._sock, batch.frames):
+                self.resent += 1
+
+    def _handle_reply(self, frames: list[bytes]) -> None:
+        try:
+            message = decode(frames)
+        except EnvelopeError as exc:
+            _count_refused(self.refused, exc, self._endpoint)
+            return
+        if not isinstance(message, Ack):
+            _count_refused(
+                self.refused, EnvelopeError(f"expected an ack, got {message.type}"), self._endpoint
+            )
+            return
+        kept = self._pending.acknowledged(message)
+        if kept is not None:
+            self._on_ack(message, kept)
+            self._room.set()
+
+    def _handle_monitor(self, frames: list[bytes]) -> None:
+        event = parse_monitor_message(frames)["event"]
+        if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            self.connected = True
+            self._resend(self._pending.reconnected(self._clock()))
+            log_event(_log, logging.INFO, "ipc_connected", endpoint=self._endpoint)
+        elif event == zmq.EVENT_DISCONNECTED:
+            self.connected = False
+            log_event(_log, logging.WARNING, "ipc_disconnected", endpoint=self._endpoint)
+
+    async def run(self) -> None:
+        """Receive acknowledgements and re-send what is due, until cancelled."""
+        poller = zmq.asyncio.Poller()
+        poller.register(self._sock, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
+        while True:
+            deadline = self._pending.next_deadline()
+            timeout_ms = None if deadline is None else max(0.0, deadline - self._clock()) * 1000
+            # A new batch may set a deadline earlier than the one we sleep towards.
+            self._work.clear()
+            poll = asyncio.ensure_future(poller.poll(timeout_ms))
+            woken = asyncio.ensure_future(self._work.wait())
+            try:
+                await asyncio.wait({poll, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                woken.cancel()
+            if not poll.done():
+                poll.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poll
+                continue
+            for sock, _ in poll.result():
+                if sock is self._sock:
+                    self._handle_reply(await self._sock.recv_multipart())
+                else:
+                    self._handle_monitor(await self._monitor.recv_multipart())
+            self._resend(self._pending.due(self._clock()))
+
+    def close(self) -> None:
+        """Close the sockets; pending batches stay in `pending` for the caller."""
+        with contextlib.suppress(zmq.ZMQError):
+            self._sock.disable_monitor()
+        self._monitor.close(linger=0)
+        self._sock.close(linger=0)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingBatch:
+    """A batch as the shipper received it, with the peer to acknowledge."""
+
+    peer: bytes
+    batch: RecordBatch
+
+
+class BatchReceiver:
+    """The shipper's end: receives `RecordBatch`es and sends `Ack`s back."""
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self.refused: Counter[str] = Counter()
+        sock = context.socket(zmq.ROUTER)
+        # Acks still queued at shutdown get a moment to leave; a lost ack only costs a
+        # re-send, which the shipper answers again.
+        sock.setsockopt(zmq.LINGER, 1000)
+        _bind_shared(sock, endpoint)
+        self._sock = sock
+
+    async def receive(self) -> IncomingBatch:
+        """The next readable batch; unreadable messages are counted and skipped."""
+        while True:
+            peer, *frames = await self._sock.recv_multipart()
+            try:
+                message = decode(frames)
+            except EnvelopeError as exc:
+                _count_refused(self.refused, exc, self._endpoint)
+                continue
+            if isinstance(message, RecordBatch):
+                return IncomingBatch(peer=peer, batch=message)
+            _count_refused(
+                self.refused, EnvelopeError(f"expected records, got {message.type}"), self._endpoint
+            )
+
+    def acknowledge(self, incoming: IncomingBatch, ack: Ack) -> None:
+        """Send ``ack`` to the producer of ``incoming`` (dropped if it went away)."""
+        if not _send_nowait(self._sock, [incoming.peer, *encode(ack)]):
+            log_event(_log, logging.WARNING, "ipc_ack_not_sent", batch_id=ack.batch_id)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class TelemetryPublisher:
+    """Publishes `Telemetry` to the health container; drops when nobody listens."""
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+        sock = context.socket(zmq.PUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 100)
+        sock.connect(endpoint)
+        self._sock = sock
+        self.dropped = 0
+
+    def publish(self, telemetry: Telemetry) -> None:
+        if not _send_nowait(self._sock, encode(telemetry)):
+            self.dropped += 1
+
+    def close(self) -> None:
+        self._sock.close(linger=0)
+
+
+class TelemetrySubscriber:
+    """The health container's end of the telemetry channel."""
+
+    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+        self._endpoint = endpoint
+        self.refused: Counter[str] = Counter()
+        sock = context.socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.setsockopt(zmq.LINGER, 0)
+        _bind_shared(sock, endpoint)
+        self._sock = sock
+
+    async def receive(self) -> Telemetry:
+        """The next readable telemetry message; others are counted and skipped."""
+        while True:
+            frames = await self._sock.recv_multipart()
+            try:
+                message = decode(frames)
+            except EnvelopeError as exc:
+                _count_refused(self.refused, exc, self._endpoint)
+                continue
+            if isinstance(message, Telemetry):
+                return message
+            _count_refused(
+                self.refused,
+                EnvelopeError(f"expected telemetry, got {message.type}"),
+                self._endpoint,
+            )
+
+    def close(self) -> None:
+        self._sock.close()

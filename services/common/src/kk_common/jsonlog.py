@@ -1,0 +1,113 @@
+"""Structured JSON logs on stdout, one object per line, with the same fields everywhere.
+
+Every line carries ``ts`` (RFC 3339 UTC), ``level``, ``component``, ``node``, ``event``
+(a stable snake_case name an operator can alert on) and ``logger``, plus the event's
+own fields. Code logs through `log_event`; `configure_logging` is called once by each
+service's entry point, never at import time.
+
+Secrets: configuration values are never logged, but as a second line of defence every
+value registered with `configure_logging(secrets=...)` is replaced by ``[REDACTED]``
+wherever it appears in a line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+__all__ = ["TRACE", "JsonFormatter", "configure_logging", "log_event", "parse_level"]
+
+TRACE = 5
+"""A level below DEBUG for per-record detail."""
+logging.addLevelName(TRACE, "TRACE")
+
+_LEVELS = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+}
+_NAMES = {
+    TRACE: "trace",
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "fatal",
+}
+
+_FIELDS_ATTR = "kk_fields"
+_REDACTED = "[REDACTED]"
+
+
+def parse_level(name: str) -> int:
+    """The logging level of a ``LOG_LEVEL`` value (``trace`` … ``error``)."""
+    try:
+        return _LEVELS[name.strip().lower()]
+    except KeyError:
+        raise ValueError(
+            f"unknown log level {name!r}; expected one of {', '.join(sorted(_LEVELS))}"
+        ) from None
+
+
+def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> None:
+    """Log ``event`` with structured ``fields`` (JSON-serialisable values)."""
+    if logger.isEnabledFor(level):
+        logger.log(level, event, extra={_FIELDS_ATTR: fields}, stacklevel=2)
+
+
+class JsonFormatter(logging.Formatter):
+    """Formats records as one JSON object per line."""
+
+    def __init__(self, component: str, node: str, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._component = component
+        self._node = node
+        # Longest first, so a secret containing another is redacted whole.
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = time.gmtime(record.created)
+        line: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", created) + f".{int(record.msecs):03d}Z",
+            "level": _NAMES.get(record.levelno, record.levelname.lower()),
+            "component": self._component,
+            "node": self._node,
+            "event": record.getMessage(),
+            "logger": record.name,
+        }
+        fields = getattr(record, _FIELDS_ATTR, None)
+        if fields:
+            for key, value in fields.items():
+                line.setdefault(key, value)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        text = json.dumps(line, ensure_ascii=False, default=str)
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, _REDACTED)
+        return text
+
+
+def configure_logging(
+    *,
+    component: str,
+    node: str,
+    level: str | int = "info",
+    stream: TextIO | None = None,
+    secrets: Iterable[str] = (),
+) -> None:
+    """Send every log line of this process as JSON to ``stream`` (stdout by default)."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter(component, node, secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(parse_level(level) if isinstance(level, str) else level)
