@@ -1,0 +1,152 @@
+"""The ``killkrill-agent`` command line.
+
+``killkrill-agent validate [--config PATH]`` reads the environment and the config file
+exactly as the services will, then either prints a short summary of the effective
+configuration (never a secret) and exits 0, or prints every problem to stderr, one
+``path: message`` per line, and exits 2. Notes about a valid config go to stderr as
+``warning: path: message``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+from kk_common.config import (
+    AgentConfig,
+    ConfigError,
+    OutputConfig,
+    config_file_path,
+    config_notes,
+    format_duration,
+    format_size,
+    load_config,
+)
+from kk_common.urls import carries_http3, endpoint_url
+
+__all__ = ["EXIT_INVALID_CONFIG", "EXIT_OK", "main", "summarize"]
+
+EXIT_OK = 0
+EXIT_INVALID_CONFIG = 2
+"""Also what argparse uses for a usage error: either way the agent can't start."""
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Run the command line; returns the exit code (arguments are injectable for tests)."""
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    if arguments.command != "validate":
+        parser.print_help(stderr or sys.stderr)
+        return EXIT_INVALID_CONFIG
+    return _validate(
+        arguments.config,
+        os.environ if environ is None else environ,
+        stdout or sys.stdout,
+        stderr or sys.stderr,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="killkrill-agent", description="KillKrill Kubernetes agent tools."
+    )
+    commands = parser.add_subparsers(dest="command")
+    validate = commands.add_parser(
+        "validate",
+        help="check the configuration (environment + config file) and print a summary",
+        description="Exit 0 and print a summary if the configuration is valid; "
+        "otherwise print every problem to stderr and exit 2.",
+    )
+    validate.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file to read (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)",
+    )
+    return parser
+
+
+def _validate(
+    config_path: str | None, environ: Mapping[str, str], stdout: TextIO, stderr: TextIO
+) -> int:
+    try:
+        config = load_config(environ, config_path=config_path)
+    except ConfigError as error:
+        for problem in error.problems:
+            print(problem, file=stderr)
+        return EXIT_INVALID_CONFIG
+    for note in config_notes(config):
+        print(f"warning: {note}", file=stderr)
+    path, _ = config_file_path(environ, config_path)
+    file_state = "" if path.exists() else " (not found: built-in defaults and environment only)"
+    print(f"config file: {path}{file_state}", file=stdout)
+    for line in summarize(config):
+        print(line, file=stdout)
+    return EXIT_OK
+
+
+def summarize(config: AgentConfig) -> list[str]:
+    """A few lines describing the effective configuration; secrets appear only as set/unset."""
+    agent, logs, metrics, performance = (
+        config.agent,
+        config.logs,
+        config.metrics,
+        config.performance,
+    )
+    lines = [
+        f"agent: node {agent.node_name} ({agent.node_ip or 'no node IP'}), "
+        f"cluster {agent.cluster_name}, log level {agent.log_level}",
+        f"  ipc dir {agent.ipc_dir}, state dir {agent.state_dir}",
+    ]
+    if logs.enabled and logs.output.url:
+        output = logs.output
+        lines.append(
+            f"logs: {endpoint_url(output.url, 'logs')} over {_protocols(output)}, "
+            f"{output.mode} mode, "
+            f"{output.batch_size} records or {format_duration(output.flush_interval)}, "
+            f"compression {output.compression}"
+        )
+        lines.append(f"  paths: {', '.join(logs.paths)}")
+        metadata = ", ".join(logs.kubernetes.pod_metadata) if logs.kubernetes.enabled else "off"
+        lines.append(f"  kubernetes metadata: {metadata or 'none'}")
+    else:
+        lines.append("logs: disabled")
+    if metrics.enabled and metrics.output.url:
+        output = metrics.output
+        lines.append(
+            f"metrics: every {format_duration(metrics.interval)} -> "
+            f"{endpoint_url(output.url, 'metrics')} over {_protocols(output)}, "
+            f"{output.mode} mode, "
+            f"{output.batch_size} samples or {format_duration(output.flush_interval)}, "
+            f"compression {output.compression}"
+        )
+        for source in metrics.sources:
+            state = "" if source.enabled else " (disabled)"
+            lines.append(f"  source {source.name}: {source.url}{state}")
+    else:
+        lines.append("metrics: disabled")
+    lines.append(
+        f"performance: {performance.worker_threads} worker threads, "
+        f"buffer {format_size(performance.buffer_size)}, queue {performance.queue_size}, "
+        f"{performance.connection_pool_size} connections per receiver"
+    )
+    api_key = "set" if config.credentials.api_key is not None else "not set"
+    lines.append(f"credentials: license key set, API key {api_key}")
+    return lines
+
+
+def _protocols(output: OutputConfig) -> str:
+    if output.type == "http3" and output.url and carries_http3(output.url):
+        return "HTTP/3 (HTTP/1.1 fallback)"
+    return "HTTP/1.1"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

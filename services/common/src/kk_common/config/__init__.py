@@ -1,0 +1,70 @@
+"""The KillKrill agent's configuration: one typed, frozen model for every container.
+
+Load it once at startup::
+
+    from kk_common.config import ConfigError, load_config
+
+    config = load_config()          # defaults < /etc/killkrill/config.yaml < environment
+    config.logs.output.batch_size   # each service reads its own section
+
+``parse_config(text, environ)`` is the same without IO. Both raise :class:`ConfigError`
+listing every problem at once. The reference for every key and variable is
+``docs/configuration.md``.
+"""
+
+from .checks import config_notes
+from .environment import DEFAULT_CONFIG_PATH, ENVIRONMENT_VARIABLES, EnvironmentVariable
+from .errors import ConfigError, ConfigProblem
+from .load import config_file_path, load_config, parse_config
+from .metric_sources import default_metric_sources
+from .model import (
+    AgentConfig,
+    AgentSettings,
+    Compression,
+    Credentials,
+    KubernetesMetadataConfig,
+    LogsConfig,
+    LogsOutputConfig,
+    MetricsConfig,
+    MetricSourceConfig,
+    MetricsOutputConfig,
+    OutputConfig,
+    OutputMode,
+    OutputType,
+    PerformanceConfig,
+    PodMetadataField,
+)
+from .units import UnitError, format_duration, format_size, parse_duration, parse_size
+
+__all__ = [
+    "DEFAULT_CONFIG_PATH",
+    "ENVIRONMENT_VARIABLES",
+    "AgentConfig",
+    "AgentSettings",
+    "Compression",
+    "ConfigError",
+    "ConfigProblem",
+    "Credentials",
+    "EnvironmentVariable",
+    "KubernetesMetadataConfig",
+    "LogsConfig",
+    "LogsOutputConfig",
+    "MetricSourceConfig",
+    "MetricsConfig",
+    "MetricsOutputConfig",
+    "OutputConfig",
+    "OutputMode",
+    "OutputType",
+    "PerformanceConfig",
+    "PodMetadataField",
+    "UnitError",
+    "config_file_path",
+    "config_notes",
+    "default_metric_sources",
+    "format_duration",
+    "format_size",
+    "load_config",
+    "parse_config",
+    "parse_duration",
+    "parse_size",
+]

@@ -1,0 +1,140 @@
+"""Building an :class:`AgentConfig` from a config file's text and the environment.
+
+:func:`parse_config` is pure (no IO): tests and tools pass text and a mapping.
+:func:`load_config` adds the one piece of IO, reading the file named by ``--config``,
+``KILLKRILL_CONFIG`` or the default path.
+
+The steps, in order: parse the YAML; expand ``${VAR}`` in string values; overlay the
+environment variables; fill the node-specific default metric sources; validate with
+pydantic; run the cross-field checks. Problems from every step are collected and raised
+together as one :class:`ConfigError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .checks import cross_field_problems
+from .environment import (
+    DEFAULT_CONFIG_PATH,
+    SECRET_VARIABLE_NAMES,
+    apply_environment,
+    unknown_killkrill_variables,
+)
+from .errors import ConfigError, ConfigProblem
+from .expand import expand_variables
+from .metric_sources import fill_default_metric_sources
+from .model import AgentConfig
+from .paths import KeyPath
+from .pydantic_errors import problems_from_validation_error
+from .yaml_document import read_yaml_mapping
+
+__all__ = ["config_file_path", "load_config", "parse_config"]
+
+_SECTIONS = ("agent", "logs", "metrics", "performance", "credentials")
+_ENVIRONMENT_ONLY_SECTIONS = ("credentials",)
+
+
+def parse_config(
+    file_text: str | None, environ: Mapping[str, str], *, source: str = "<config>"
+) -> AgentConfig:
+    """Validate a config file's text (None: no file) together with the environment.
+
+    ``source`` names the file in problems about the file as a whole (syntax errors).
+    Raises :class:`ConfigError` listing every problem; never prints or logs.
+    """
+    problems: list[ConfigProblem] = []
+    document: dict[str, Any] = {}
+    failed_expansions: set[KeyPath] = set()
+    if file_text is not None:
+        parsed, yaml_problems = read_yaml_mapping(file_text, source)
+        if yaml_problems:
+            # Without a document, every other check would only add noise.
+            raise ConfigError([*yaml_problems, *unknown_killkrill_variables(environ)])
+        document, expansion = expand_variables(parsed, environ, forbidden=SECRET_VARIABLE_NAMES)
+        problems += expansion.problems
+        failed_expansions = expansion.failed_paths
+        for section in _ENVIRONMENT_ONLY_SECTIONS:
+            if section in document:
+                del document[section]
+                problems.append(
+                    ConfigProblem(
+                        section,
+                        "secrets are not read from the config file: set "
+                        f"{', '.join(sorted(SECRET_VARIABLE_NAMES))} (from a Kubernetes Secret)",
+                    )
+                )
+
+    document, origins = apply_environment(document, environ)
+    # A variable replaces a value whose expansion failed: its own value gets validated.
+    failed_expansions -= set(origins)
+    for section in _SECTIONS:
+        # An empty section, so a missing required field is reported at its own path
+        # ("agent.node_name: required") rather than as a missing section.
+        document.setdefault(section, {})
+    default_sources = fill_default_metric_sources(document)
+
+    config: AgentConfig | None = None
+    validation_error: ValidationError | None = None
+    try:
+        config = AgentConfig.model_validate(document)
+    except ValidationError as error:
+        validation_error = error
+    if validation_error is not None:
+        # Translated outside the except block so that the ValidationError, whose text may
+        # show inputs, is not chained onto the ConfigError.
+        problems += problems_from_validation_error(
+            validation_error, root=AgentConfig, origins=origins, skip=failed_expansions
+        )
+    problems += cross_field_problems(
+        document, default_sources=default_sources, skip=failed_expansions
+    )
+    problems += unknown_killkrill_variables(environ)
+    if problems or config is None:
+        raise ConfigError(problems)
+    return config
+
+
+def config_file_path(
+    environ: Mapping[str, str], explicit_path: str | os.PathLike[str] | None = None
+) -> tuple[Path, str | None]:
+    """The config file to read, and what named it (``--config``, ``KILLKRILL_CONFIG``).
+
+    The second value is None for the default path, where a missing file is fine.
+    """
+    if explicit_path is not None:
+        return Path(explicit_path), "--config"
+    if environ.get("KILLKRILL_CONFIG"):
+        return Path(environ["KILLKRILL_CONFIG"]), "KILLKRILL_CONFIG"
+    return Path(DEFAULT_CONFIG_PATH), None
+
+
+def load_config(
+    environ: Mapping[str, str] = os.environ,
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+) -> AgentConfig:
+    """Read the config file and validate it with ``environ``.
+
+    The file is ``config_path`` if given, else ``KILLKRILL_CONFIG``, else
+    ``/etc/killkrill/config.yaml``. A missing file at the default path means built-in
+    defaults plus environment; a missing file that was named explicitly is an error.
+    """
+    path, named_by = config_file_path(environ, config_path)
+    try:
+        text: str | None = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if named_by is not None:
+            raise ConfigError([ConfigProblem(named_by, f"config file not found: {path}")]) from None
+        text = None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ConfigError(
+            [ConfigProblem(str(path), f"cannot read the config file: {reason}")]
+        ) from None
+    return parse_config(text, environ, source=str(path))

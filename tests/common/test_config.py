@@ -1,0 +1,533 @@
+"""The config model: defaults, precedence, secrets, notes, loading and documentation."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from kk_common.config import (
+    DEFAULT_CONFIG_PATH,
+    ENVIRONMENT_VARIABLES,
+    AgentConfig,
+    ConfigError,
+    ConfigProblem,
+    config_notes,
+    load_config,
+    parse_config,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = Path(__file__).parent / "config"
+DOCS = REPO / "docs" / "configuration.md"
+
+LICENSE_KEY = "PENG-A1B2-C3D4-E5F6-G7H8-J9K0"
+API_KEY = "api-key-0123456789-secret"
+TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+
+
+def required_env(**extra: str) -> dict[str, str]:
+    """The smallest valid environment, plus ``extra``."""
+    return {
+        "NODE_NAME": "node-a",
+        "NODE_IP": "10.1.2.3",
+        "KILLKRILL_LICENSE_KEY": LICENSE_KEY,
+        "KILLKRILL_LOG_RECEIVER_URL": "https://logs:8443",
+        "KILLKRILL_METRICS_RECEIVER_URL": "https://metrics:8443",
+        **extra,
+    }
+
+
+def problems_of(file_text: str | None, environ: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(file_text, environ)
+    return [str(problem) for problem in caught.value.problems]
+
+
+# -- defaults ----------------------------------------------------------------------------
+
+
+def test_required_env_alone_gives_the_documented_defaults() -> None:
+    config = parse_config(None, required_env())
+    agent, logs, metrics, performance = (
+        config.agent,
+        config.logs,
+        config.metrics,
+        config.performance,
+    )
+    assert (agent.node_name, agent.node_ip, agent.cluster_name) == (
+        "node-a",
+        "10.1.2.3",
+        "default-cluster",
+    )
+    assert (agent.ipc_dir, agent.state_dir, agent.log_level) == (
+        "/run/killkrill",
+        "/var/lib/killkrill",
+        "info",
+    )
+    assert logs.enabled and logs.kubernetes.enabled
+    assert logs.paths == ("/var/log/pods/*/*/*.log", "/var/log/containers/*.log")
+    assert logs.kubernetes.pod_metadata == (
+        "namespace",
+        "pod_name",
+        "container_name",
+        "labels",
+        "annotations",
+    )
+    assert logs.output.model_dump() == {
+        "type": "http3",
+        "url": "https://logs:8443",
+        "compression": "gzip",
+        "mode": "batch",
+        "batch_size": 1000,
+        "flush_interval": 5.0,
+    }
+    assert metrics.enabled and metrics.interval == 30.0
+    assert metrics.output.model_dump() == {
+        "type": "http3",
+        "url": "https://metrics:8443",
+        "compression": "gzip",
+        "mode": "batch",
+        "batch_size": 500,
+        "flush_interval": 30.0,
+    }
+    assert [source.model_dump() for source in metrics.sources] == [
+        {
+            "name": "kubelet",
+            "url": "https://10.1.2.3:10250/metrics",
+            "enabled": True,
+            "bearer_token_file": TOKEN,
+            "ca_file": CA,
+        },
+        {
+            "name": "cadvisor",
+            "url": "https://10.1.2.3:10250/metrics/cadvisor",
+            "enabled": True,
+            "bearer_token_file": TOKEN,
+            "ca_file": CA,
+        },
+    ]
+    assert performance.model_dump() == {
+        "worker_threads": 2,
+        "buffer_size": 32_000_000,
+        "queue_size": 10000,
+        "connection_pool_size": 4,
+    }
+    assert config.credentials.license_key.get_secret_value() == LICENSE_KEY
+    assert config.credentials.api_key is None
+    assert config_notes(config) == []
+
+
+def test_default_sources_put_an_ipv6_node_ip_in_brackets() -> None:
+    config = parse_config(None, required_env(NODE_IP="fd00::7"))
+    assert config.metrics.sources[0].url == "https://[fd00::7]:10250/metrics"
+
+
+def test_listed_sources_replace_the_defaults_entirely() -> None:
+    text = "metrics:\n  sources:\n    - {name: exporter, url: 'http://10.1.2.3:9100/metrics'}\n"
+    config = parse_config(text, required_env())
+    assert [source.name for source in config.metrics.sources] == ["exporter"]
+
+
+def test_the_empty_environment_is_invalid() -> None:
+    with pytest.raises(ConfigError):
+        parse_config(None, {})
+
+
+def test_the_models_are_frozen() -> None:
+    config = parse_config(None, required_env())
+    with pytest.raises(ValidationError):
+        config.logs.output.batch_size = 5  # type: ignore[misc]
+
+
+def test_the_full_fixture_sets_every_key() -> None:
+    text = (FIXTURES / "good_full.yaml").read_text(encoding="utf-8")
+    config = parse_config(
+        text, {"KILLKRILL_LICENSE_KEY": LICENSE_KEY, "KILLKRILL_API_KEY": API_KEY}
+    )
+    expected: dict[str, Any] = {
+        "agent": {
+            "node_name": "worker-7",
+            "node_ip": "192.168.10.7",
+            "cluster_name": "prod-eu",
+            "ipc_dir": "/run/kk",
+            "state_dir": "/var/lib/kk",
+            "log_level": "debug",
+        },
+        "logs": {
+            "enabled": True,
+            "paths": ("/var/log/pods/*/*/*.log",),
+            "kubernetes": {"enabled": True, "pod_metadata": ("namespace", "pod_name", "labels")},
+            "output": {
+                "type": "http",
+                "url": "https://logs.example.com:8443/ingest?tenant=a",
+                "compression": "zstd",
+                "mode": "batch",
+                "batch_size": 200,
+                "flush_interval": 90.0,
+            },
+        },
+        "metrics": {
+            "enabled": True,
+            "interval": 15.0,
+            "sources": (
+                {
+                    "name": "node-exporter",
+                    "url": "http://192.168.10.7:9100/metrics",
+                    "enabled": True,
+                    "bearer_token_file": None,
+                    "ca_file": None,
+                },
+                {
+                    "name": "kubelet",
+                    "url": "https://192.168.10.7:10250/metrics",
+                    "enabled": False,
+                    "bearer_token_file": TOKEN,
+                    "ca_file": "/etc/kk/kubelet-ca.crt",
+                },
+            ),
+            "output": {
+                "type": "http3",
+                "url": "https://metrics.example.com",
+                "compression": "none",
+                "mode": "single",
+                "batch_size": 100,
+                "flush_interval": 0.5,
+            },
+        },
+        "performance": {
+            "worker_threads": 8,
+            "buffer_size": 1024**3,
+            "queue_size": 50000,
+            "connection_pool_size": 16,
+        },
+    }
+    assert config.model_dump(exclude={"credentials"}) == expected
+    assert config.credentials.api_key is not None
+    assert config.credentials.api_key.get_secret_value() == API_KEY
+
+
+def test_source_is_cluster_slash_node() -> None:
+    config = parse_config(None, required_env(CLUSTER_NAME="prod"))
+    assert config.agent.source == "prod/node-a"
+
+
+# -- precedence --------------------------------------------------------------------------
+
+FILE_SETTING_EVERY_OVERRIDABLE_KEY = """
+agent:
+  node_name: file-node
+  node_ip: 192.168.0.1
+  cluster_name: file-cluster
+  log_level: error
+  ipc_dir: /file/ipc
+  state_dir: /file/state
+logs:
+  output:
+    url: https://file-logs
+metrics:
+  interval: 10s
+  output:
+    url: https://file-metrics
+"""
+
+
+def test_the_file_overrides_the_defaults() -> None:
+    environ = {"KILLKRILL_LICENSE_KEY": LICENSE_KEY}
+    config = parse_config(FILE_SETTING_EVERY_OVERRIDABLE_KEY, environ)
+    assert (config.agent.node_name, config.agent.cluster_name) == ("file-node", "file-cluster")
+    assert (config.agent.log_level, config.agent.ipc_dir) == ("error", "/file/ipc")
+    assert config.agent.state_dir == "/file/state"
+    assert config.logs.output.url == "https://file-logs"
+    assert (config.metrics.interval, config.metrics.output.url) == (10.0, "https://file-metrics")
+    assert config.metrics.sources[0].url == "https://192.168.0.1:10250/metrics"
+
+
+def test_the_environment_overrides_the_file() -> None:
+    environ = {
+        "KILLKRILL_LICENSE_KEY": LICENSE_KEY,
+        "NODE_NAME": "env-node",
+        "NODE_IP": "10.9.9.9",
+        "CLUSTER_NAME": "env-cluster",
+        "LOG_LEVEL": "WARNING",
+        "KILLKRILL_IPC_DIR": "/env/ipc",
+        "KILLKRILL_STATE_DIR": "/env/state",
+        "KILLKRILL_LOG_RECEIVER_URL": "https://env-logs",
+        "METRICS_INTERVAL": "1m",
+        "KILLKRILL_METRICS_RECEIVER_URL": "https://env-metrics",
+    }
+    config = parse_config(FILE_SETTING_EVERY_OVERRIDABLE_KEY, environ)
+    assert (config.agent.node_name, config.agent.cluster_name) == ("env-node", "env-cluster")
+    assert (config.agent.log_level, config.agent.ipc_dir) == ("warn", "/env/ipc")
+    assert config.agent.state_dir == "/env/state"
+    assert config.logs.output.url == "https://env-logs"
+    assert (config.metrics.interval, config.metrics.output.url) == (60.0, "https://env-metrics")
+    assert config.metrics.sources[0].url == "https://10.9.9.9:10250/metrics"
+
+
+def test_every_variable_with_a_config_key_is_covered_by_the_precedence_test() -> None:
+    """If a variable is added to the table, the precedence test above must learn it."""
+    overriding = {v.name for v in ENVIRONMENT_VARIABLES if v.config_path and not v.secret}
+    assert overriding == {
+        "NODE_NAME",
+        "NODE_IP",
+        "CLUSTER_NAME",
+        "LOG_LEVEL",
+        "KILLKRILL_IPC_DIR",
+        "KILLKRILL_STATE_DIR",
+        "KILLKRILL_LOG_RECEIVER_URL",
+        "METRICS_INTERVAL",
+        "KILLKRILL_METRICS_RECEIVER_URL",
+    }
+
+
+def test_an_empty_variable_counts_as_unset() -> None:
+    config = parse_config("agent:\n  cluster_name: file-cluster\n", required_env(CLUSTER_NAME=""))
+    assert config.agent.cluster_name == "file-cluster"
+
+
+def test_the_file_can_use_variables_and_the_environment_still_wins() -> None:
+    text = "agent:\n  cluster_name: ${REGION:-eu}-cluster\n"
+    assert parse_config(text, required_env()).agent.cluster_name == "eu-cluster"
+    assert parse_config(text, required_env(REGION="us")).agent.cluster_name == "us-cluster"
+    winner = parse_config(text, required_env(REGION="us", CLUSTER_NAME="env"))
+    assert winner.agent.cluster_name == "env"
+
+
+# -- cross-field rules and notes ---------------------------------------------------------
+
+
+def test_single_mode_defaults_to_no_compression() -> None:
+    config = parse_config("logs:\n  output:\n    mode: single\n", required_env())
+    assert (config.logs.output.mode, config.logs.output.compression) == ("single", "none")
+
+
+def test_single_mode_accepts_an_explicit_none() -> None:
+    text = "logs:\n  output:\n    mode: single\n    compression: none\n"
+    assert parse_config(text, required_env()).logs.output.compression == "none"
+
+
+def test_a_disabled_pipeline_needs_no_url_and_no_sources() -> None:
+    environ = required_env()
+    del environ["KILLKRILL_LOG_RECEIVER_URL"], environ["NODE_IP"]
+    config = parse_config(
+        "logs:\n  enabled: false\nmetrics:\n  sources: []\n  enabled: false\n", environ
+    )
+    assert (config.logs.enabled, config.logs.output.url, config.metrics.sources) == (
+        False,
+        None,
+        (),
+    )
+
+
+def test_an_enabled_pipeline_needs_something_to_read() -> None:
+    text = "logs:\n  paths: []\nmetrics:\n  sources: []\n"
+    assert problems_of(text, required_env()) == [
+        "logs.paths: logs are enabled but no paths are listed",
+        "metrics.sources: metrics are enabled but no sources are listed",
+    ]
+
+
+def test_http3_with_an_http_url_is_a_note_not_an_error() -> None:
+    config = parse_config(None, required_env(KILLKRILL_LOG_RECEIVER_URL="http://logs:8000"))
+    assert config_notes(config) == [
+        ConfigProblem(
+            "logs.output.url",
+            "an http:// URL cannot carry HTTP/3 (QUIC needs TLS): this output uses HTTP/1.1 only",
+        )
+    ]
+
+
+def test_type_http_with_an_http_url_needs_no_note() -> None:
+    text = "logs:\n  output:\n    type: http\n"
+    config = parse_config(text, required_env(KILLKRILL_LOG_RECEIVER_URL="http://logs:8000"))
+    assert config_notes(config) == []
+
+
+def test_unknown_keys_are_reported_with_a_suggestion_inside_list_items() -> None:
+    text = "metrics:\n  sources:\n    - {name: a, url: 'https://a', bearer_token: /t}\n"
+    assert problems_of(text, required_env()) == [
+        "metrics.sources[0].bearer_token: unknown key; did you mean 'bearer_token_file'?"
+    ]
+
+
+def test_license_key_whitespace_from_a_secret_file_is_ignored() -> None:
+    config = parse_config(None, required_env(KILLKRILL_LICENSE_KEY=f" {LICENSE_KEY}\n"))
+    assert config.credentials.license_key.get_secret_value() == LICENSE_KEY
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+
+def test_secrets_never_appear_in_repr_str_or_dumps() -> None:
+    config = parse_config(None, required_env(KILLKRILL_API_KEY=API_KEY))
+    rendered = [
+        repr(config),
+        str(config),
+        repr(config.credentials),
+        str(config.model_dump()),
+        config.model_dump_json(),
+        str(config.credentials.license_key),
+    ]
+    for text in rendered:
+        assert LICENSE_KEY not in text
+        assert API_KEY not in text
+    assert config.credentials.api_key is not None
+    assert config.credentials.api_key.get_secret_value() == API_KEY
+
+
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        "PENG-a1b2-C3D4-E5F6-G7H8-J9K0",
+        "PENG-A1B2-C3D4-E5F6-G7H8",
+        "peng-A1B2-C3D4-E5F6-G7H8-J9K0",
+        "PENG-A1B2-C3D4-E5F6-G7H8-J9K0-EXTRA",
+        "not-a-key-at-all-but-secret",
+    ],
+)
+def test_a_malformed_license_key_is_never_echoed(bad_key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(None, required_env(KILLKRILL_LICENSE_KEY=bad_key, KILLKRILL_API_KEY=API_KEY))
+    text = f"{caught.value}\n{caught.value!r}\n{caught.value.problems!r}"
+    assert bad_key not in text and bad_key.strip() not in text
+    assert API_KEY not in text
+    assert "KILLKRILL_LICENSE_KEY: expected a license key of the form" in text
+    # The ValidationError (whose text could show inputs) is not chained onto ConfigError.
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None
+
+
+def test_pydantic_errors_never_show_secret_inputs_either() -> None:
+    """Even code that bypasses parse_config gets no input in pydantic's own message."""
+    with pytest.raises(ValidationError) as caught:
+        AgentConfig.model_validate(
+            {"agent": {"node_name": "n"}, "credentials": {"license_key": "PENG-oops-secret"}}
+        )
+    assert "PENG-oops-secret" not in str(caught.value)
+
+
+def test_an_unknown_killkrill_variable_value_is_never_echoed() -> None:
+    problems = problems_of(None, required_env(KILLKRILL_LICENCE_KEY=LICENSE_KEY))
+    assert problems == [
+        "KILLKRILL_LICENCE_KEY: unknown KILLKRILL_* variable; did you mean KILLKRILL_LICENSE_KEY?"
+    ]
+
+
+# -- load_config -------------------------------------------------------------------------
+
+
+def test_load_config_reads_the_file_named_by_killkrill_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("agent:\n  cluster_name: from-file\n", encoding="utf-8")
+    config = load_config(required_env(KILLKRILL_CONFIG=str(path)))
+    assert config.agent.cluster_name == "from-file"
+
+
+def test_load_config_prefers_an_explicit_path_to_killkrill_config(tmp_path: Path) -> None:
+    chosen, ignored = tmp_path / "chosen.yaml", tmp_path / "ignored.yaml"
+    chosen.write_text("agent:\n  cluster_name: chosen\n", encoding="utf-8")
+    ignored.write_text("agent:\n  cluster_name: ignored\n", encoding="utf-8")
+    environ = required_env(KILLKRILL_CONFIG=str(ignored))
+    assert load_config(environ, config_path=chosen).agent.cluster_name == "chosen"
+
+
+def test_a_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.yaml"
+    with pytest.raises(ConfigError) as caught:
+        load_config(required_env(KILLKRILL_CONFIG=str(missing)))
+    assert str(caught.value) == f"KILLKRILL_CONFIG: config file not found: {missing}"
+    with pytest.raises(ConfigError) as caught:
+        load_config(required_env(), config_path=missing)
+    assert str(caught.value) == f"--config: config file not found: {missing}"
+
+
+def test_a_missing_file_at_the_default_path_means_defaults_and_environment() -> None:
+    if Path(DEFAULT_CONFIG_PATH).exists():
+        pytest.skip(f"{DEFAULT_CONFIG_PATH} exists on this machine")
+    assert load_config(required_env()).agent.cluster_name == "default-cluster"
+
+
+def test_an_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(required_env(), config_path=tmp_path)  # a directory
+    assert str(caught.value).startswith(f"{tmp_path}: cannot read the config file")
+
+
+def test_file_problems_are_named_after_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text("agent: [\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(required_env(), config_path=path)
+    assert str(caught.value).startswith(f"{path}: not valid YAML: ")
+
+
+# -- documentation -----------------------------------------------------------------------
+
+
+def _key_paths(model: type[BaseModel], prefix: str = "") -> list[str]:
+    paths = []
+    for name, field in model.model_fields.items():
+        path = f"{prefix}{name}"
+        nested = _nested(field.annotation)
+        if nested is not None:
+            item = "[]." if _is_sequence(field.annotation) else "."
+            paths += _key_paths(nested, path + item)
+        else:
+            paths.append(path)
+    return paths
+
+
+def _nested(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for argument in getattr(annotation, "__args__", ()):
+        if isinstance(argument, type) and issubclass(argument, BaseModel):
+            return argument
+    return None
+
+
+def _is_sequence(annotation: Any) -> bool:
+    return getattr(annotation, "__origin__", None) in (tuple, list)
+
+
+def test_every_key_and_variable_is_documented() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    file_keys = [p for p in _key_paths(AgentConfig) if not p.startswith("credentials.")]
+    assert len(file_keys) > 30
+    undocumented = [key for key in file_keys if f"`{key}`" not in docs]
+    assert undocumented == []
+    missing_variables = [v.name for v in ENVIRONMENT_VARIABLES if f"`{v.name}`" not in docs]
+    assert missing_variables == []
+
+
+def test_every_field_has_a_docstring() -> None:
+    def walk(model: type[BaseModel]) -> list[str]:
+        missing = [
+            f"{model.__name__}.{n}" for n, f in model.model_fields.items() if not f.description
+        ]
+        for field in model.model_fields.values():
+            nested = _nested(field.annotation)
+            if nested is not None:
+                missing += walk(nested)
+        return missing
+
+    assert walk(AgentConfig) == []
+
+
+def test_every_yaml_example_in_the_docs_is_valid() -> None:
+    docs = DOCS.read_text(encoding="utf-8")
+    examples = re.findall(r"```yaml\n(.*?)```", docs, flags=re.DOTALL)
+    assert len(examples) >= 2
+    for example in examples:
+        parse_config(example, required_env(LOG_RECEIVER="https://logs:8443"))
+
+
+def test_a_broken_agent_section_is_reported_once_without_follow_on_errors() -> None:
+    assert problems_of("agent: 5\n", required_env()) == [
+        "agent: expected a mapping of keys, got a number"
+    ]
