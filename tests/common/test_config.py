@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from pydantic import BaseModel, ValidationError
 
 from kk_common.config import (
@@ -28,6 +29,38 @@ LICENSE_KEY = "PENG-A1B2-C3D4-E5F6-G7H8-J9K0"
 API_KEY = "api-key-0123456789-secret"
 TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+
+DELIVERY_DEFAULTS: dict[str, Any] = {
+    "fallback_url": None,
+    "max_request_bytes": 4_000_000,
+    "compression_level": None,
+    "max_in_flight": 4,
+    "request_timeout": 30.0,
+    "http3": {"handshake_timeout": 1.0, "probe_interval": 300.0},
+    "retry": {
+        "initial_backoff": 1.0,
+        "max_backoff": 60.0,
+        "max_retry_after": 300.0,
+        "attempts_before_split": 3,
+        "record_retry_budget": 5,
+    },
+    "tls": {
+        "ca_file": None,
+        "cert_file": None,
+        "key_file": None,
+        "insecure_skip_verify": False,
+    },
+}
+"""The delivery keys shared by logs.output and metrics.output, at their defaults."""
+SHIPPER_DEFAULTS: dict[str, Any] = {
+    "queue_max_size": 1024**3,
+    "dedup_window": 3600.0,
+    "dedup_max_ids": 1_000_000,
+    "dead_letter_max_size": 100_000_000,
+    "drain_timeout": 20.0,
+    "telemetry_interval": 10.0,
+    "ack_timeout": 5.0,
+}
 
 
 def required_env(**extra: str) -> dict[str, str]:
@@ -83,15 +116,19 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
         "url": "https://logs:8443",
         "compression": "gzip",
         "mode": "batch",
+        **DELIVERY_DEFAULTS,
         "batch_size": 1000,
         "flush_interval": 5.0,
     }
+    assert logs.output.effective_fallback_url == "https://logs:8443"
+    assert logs.output.effective_compression_level == 6
     assert metrics.enabled and metrics.interval == 30.0
     assert metrics.output.model_dump() == {
         "type": "http3",
         "url": "https://metrics:8443",
         "compression": "gzip",
         "mode": "batch",
+        **DELIVERY_DEFAULTS,
         "batch_size": 500,
         "flush_interval": 30.0,
     }
@@ -117,6 +154,7 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
         "queue_size": 10000,
         "connection_pool_size": 4,
     }
+    assert config.shipper.model_dump() == SHIPPER_DEFAULTS
     assert config.credentials.license_key.get_secret_value() == LICENSE_KEY
     assert config.credentials.api_key is None
     assert config_notes(config) == []
@@ -167,6 +205,7 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "url": "https://logs.example.com:8443/ingest?tenant=a",
                 "compression": "zstd",
                 "mode": "batch",
+                **DELIVERY_DEFAULTS,
                 "batch_size": 200,
                 "flush_interval": 90.0,
             },
@@ -195,6 +234,7 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "url": "https://metrics.example.com",
                 "compression": "none",
                 "mode": "single",
+                **DELIVERY_DEFAULTS,
                 "batch_size": 100,
                 "flush_interval": 0.5,
             },
@@ -205,10 +245,95 @@ def test_the_full_fixture_sets_every_key() -> None:
             "queue_size": 50000,
             "connection_pool_size": 16,
         },
+        "shipper": SHIPPER_DEFAULTS,
     }
     assert config.model_dump(exclude={"credentials"}) == expected
     assert config.credentials.api_key is not None
     assert config.credentials.api_key.get_secret_value() == API_KEY
+
+
+def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
+    text = (FIXTURES / "good_shipper.yaml").read_text(encoding="utf-8")
+    environ = required_env()
+    del environ["KILLKRILL_LOG_RECEIVER_URL"], environ["KILLKRILL_METRICS_RECEIVER_URL"]
+    config = parse_config(text, environ)
+    delivery = set(DELIVERY_DEFAULTS)
+    assert config.logs.output.model_dump(include=delivery) == {
+        "fallback_url": "https://logs-h1.example.com:443/ingest/logs",
+        "max_request_bytes": 8 * 1024**2,
+        "compression_level": 19,
+        "max_in_flight": 16,
+        "request_timeout": 60.0,
+        "http3": {"handshake_timeout": 0.5, "probe_interval": 900.0},
+        "retry": {
+            "initial_backoff": 0.25,
+            "max_backoff": 120.0,
+            "max_retry_after": 600.0,
+            "attempts_before_split": 2,
+            "record_retry_budget": 8,
+        },
+        "tls": {
+            "ca_file": "/etc/kk/tls/ca.crt",
+            "cert_file": "/etc/kk/tls/client.crt",
+            "key_file": "/etc/kk/tls/client.key",
+            "insecure_skip_verify": False,
+        },
+    }
+    assert config.metrics.output.model_dump(include=delivery) == {
+        "fallback_url": "http://metrics.example.com:8080",
+        "max_request_bytes": 1_000_000,
+        "compression_level": 1,
+        "max_in_flight": 1,
+        "request_timeout": 10.0,
+        "http3": {"handshake_timeout": 2.0, "probe_interval": 3600.0},
+        "retry": {
+            "initial_backoff": 5.0,
+            "max_backoff": 5.0,
+            "max_retry_after": 60.0,
+            "attempts_before_split": 1,
+            "record_retry_budget": 1,
+        },
+        "tls": {
+            "ca_file": "/etc/kk/metrics-tls/ca.crt",
+            "cert_file": "/etc/kk/metrics-tls/client.crt",
+            "key_file": "/etc/kk/metrics-tls/client.key",
+            "insecure_skip_verify": True,
+        },
+    }
+    assert config.shipper.model_dump() == {
+        "queue_max_size": 512 * 1024**2,
+        "dedup_window": 1800.0,
+        "dedup_max_ids": 250_000,
+        "dead_letter_max_size": 1_000_000_000,
+        "drain_timeout": 25.0,
+        "telemetry_interval": 60.0,
+        "ack_timeout": 2.0,
+    }
+    assert config.logs.output.effective_fallback_url == (
+        "https://logs-h1.example.com:443/ingest/logs"
+    )
+    assert config.metrics.output.effective_fallback_url == "http://metrics.example.com:8080"
+    assert config.metrics.output.effective_compression_level == 1
+    notes = [note.path for note in config_notes(config)]
+    assert notes == ["metrics.output.tls.insecure_skip_verify"]
+    assert config.logs.output.effective_compression_level == 19
+
+
+def _leaf_paths(node: Any, prefix: str = "") -> set[str]:
+    if isinstance(node, dict):
+        return {p for key, value in node.items() for p in _leaf_paths(value, f"{prefix}{key}.")}
+    if isinstance(node, list) and node and all(isinstance(item, dict) for item in node):
+        return {p for item in node for p in _leaf_paths(item, prefix[:-1] + "[].")}
+    return {prefix[:-1]}
+
+
+def test_the_full_and_shipper_fixtures_together_set_every_key() -> None:
+    """A new field must be added to one of the two fixtures (and compared above)."""
+    written: set[str] = set()
+    for name in ("good_full.yaml", "good_shipper.yaml"):
+        written |= _leaf_paths(yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8")))
+    schema = {p for p in _key_paths(AgentConfig) if not p.startswith("credentials.")}
+    assert schema - written == set()
 
 
 def test_source_is_cluster_slash_node() -> None:
@@ -346,6 +471,83 @@ def test_type_http_with_an_http_url_needs_no_note() -> None:
     text = "logs:\n  output:\n    type: http\n"
     config = parse_config(text, required_env(KILLKRILL_LOG_RECEIVER_URL="http://logs:8000"))
     assert config_notes(config) == []
+
+
+@pytest.mark.parametrize(
+    ("output", "level"),
+    [("compression: gzip", 1), ("compression: gzip", 9), ("compression: zstd", 19), ("", 9)],
+)
+def test_compression_levels_at_the_ends_of_the_range_are_valid(output: str, level: int) -> None:
+    text = f"logs:\n  output:\n    {output}\n    compression_level: {level}\n"
+    config = parse_config(text, required_env())
+    assert config.logs.output.compression_level == level
+    assert config.logs.output.effective_compression_level == level
+
+
+def test_the_default_compression_level_depends_on_the_compression() -> None:
+    text = "logs:\n  output:\n    compression: zstd\nmetrics:\n  output:\n    mode: single\n"
+    config = parse_config(text, required_env())
+    assert config.logs.output.effective_compression_level == 3
+    assert config.metrics.output.effective_compression_level is None
+
+
+def test_an_invalid_compression_level_gets_one_problem_not_a_range_error_too() -> None:
+    text = "logs:\n  output:\n    compression: brotli\n    compression_level: 0\n"
+    assert problems_of(text, required_env()) == [
+        "logs.output.compression: expected 'gzip', 'zstd' or 'none', got 'brotli'",
+        "logs.output.compression_level: expected a whole number greater than 0, got 0",
+    ]
+
+
+def test_max_backoff_may_equal_initial_backoff() -> None:
+    text = "logs:\n  output:\n    retry:\n      initial_backoff: 1m\n"
+    assert parse_config(text, required_env()).logs.output.retry.initial_backoff == 60.0
+
+
+def test_a_max_backoff_below_the_default_initial_backoff_is_an_error() -> None:
+    text = "metrics:\n  output:\n    retry:\n      max_backoff: 500ms\n"
+    assert problems_of(text, required_env()) == [
+        "metrics.output.retry.max_backoff: expected a duration at least as long as "
+        "initial_backoff (1s, the default), got 500ms"
+    ]
+
+
+def test_an_invalid_backoff_is_not_compared_with_the_other() -> None:
+    text = "logs:\n  output:\n    retry:\n      initial_backoff: 10\n      max_backoff: 5s\n"
+    assert problems_of(text, required_env()) == [
+        "logs.output.retry.initial_backoff: expected a duration with a unit (ms, s, m or h), "
+        "got 10; write e.g. '10s'"
+    ]
+
+
+def test_a_null_certificate_counts_as_unset() -> None:
+    text = "logs:\n  output:\n    tls:\n      cert_file: null\n      key_file: null\n"
+    assert parse_config(text, required_env()).logs.output.tls.cert_file is None
+
+
+def test_skipping_certificate_verification_is_a_note() -> None:
+    text = "logs:\n  output:\n    tls:\n      insecure_skip_verify: true\n"
+    config = parse_config(text, required_env())
+    assert config_notes(config) == [
+        ConfigProblem(
+            "logs.output.tls.insecure_skip_verify",
+            "the receiver's certificate is not verified, so anyone on the path can read and "
+            "change what is sent (the shipper also logs this at startup and exports it as a "
+            "metric): for a private CA, set tls.ca_file instead",
+        )
+    ]
+    disabled = parse_config(text + "  enabled: false\n", required_env())
+    assert config_notes(disabled) == []
+
+
+def test_a_fallback_url_with_type_http_is_a_note() -> None:
+    text = "metrics:\n  output:\n    type: http\n    fallback_url: https://h1:8443\n"
+    assert config_notes(parse_config(text, required_env())) == [
+        ConfigProblem(
+            "metrics.output.fallback_url",
+            "type 'http' sends every request to url over HTTP/1.1: fallback_url is not used",
+        )
+    ]
 
 
 def test_unknown_keys_are_reported_with_a_suggestion_inside_list_items() -> None:

@@ -69,6 +69,12 @@ def test_there_is_a_fixture_for_every_required_case() -> None:
         "bad_compression.yaml",
         "bad_duplicate_sources.yaml",
         "bad_many.yaml",
+        "bad_backoff.yaml",
+        "bad_client_certificate.yaml",
+        "bad_compression_level.yaml",
+        "bad_compression_level_none.yaml",
+        "bad_unknown_delivery_key.yaml",
+        "bad_shipper_size.yaml",
     } <= names
 
 

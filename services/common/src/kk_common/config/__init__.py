@@ -18,10 +18,12 @@ from .errors import ConfigError, ConfigProblem
 from .load import config_file_path, load_config, parse_config
 from .metric_sources import default_metric_sources
 from .model import (
+    COMPRESSION_LEVELS,
     AgentConfig,
     AgentSettings,
     Compression,
     Credentials,
+    Http3Config,
     KubernetesMetadataConfig,
     LogsConfig,
     LogsOutputConfig,
@@ -33,10 +35,14 @@ from .model import (
     OutputType,
     PerformanceConfig,
     PodMetadataField,
+    RetryConfig,
+    ShipperConfig,
+    TlsConfig,
 )
 from .units import UnitError, format_duration, format_size, parse_duration, parse_size
 
 __all__ = [
+    "COMPRESSION_LEVELS",
     "DEFAULT_CONFIG_PATH",
     "ENVIRONMENT_VARIABLES",
     "AgentConfig",
@@ -46,6 +52,7 @@ __all__ = [
     "ConfigProblem",
     "Credentials",
     "EnvironmentVariable",
+    "Http3Config",
     "KubernetesMetadataConfig",
     "LogsConfig",
     "LogsOutputConfig",
@@ -57,6 +64,9 @@ __all__ = [
     "OutputType",
     "PerformanceConfig",
     "PodMetadataField",
+    "RetryConfig",
+    "ShipperConfig",
+    "TlsConfig",
     "UnitError",
     "config_file_path",
     "config_notes",

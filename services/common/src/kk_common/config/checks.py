@@ -19,8 +19,10 @@ from ..urls import carries_http3
 from .environment import variable_for_path
 from .errors import ConfigProblem
 from .metric_sources import KUBELET_PORT, DefaultSources
-from .model import AgentConfig, OutputMode
+from .model import COMPRESSION_LEVELS, AgentConfig, Compression, OutputMode, RetryConfig
 from .paths import KeyPath, format_path
+from .units import format_duration
+from .value_types import PositiveInt, Seconds
 
 __all__ = ["config_notes", "cross_field_problems"]
 
@@ -46,6 +48,9 @@ def cross_field_problems(
         if _read(document, (pipeline, "enabled"), bool, default=True) is True:
             problems += _enabled_pipeline_problems(document, pipeline, default_sources, skip)
         problems += _single_mode_problems(document, pipeline)
+        problems += _compression_level_problems(document, pipeline)
+        problems += _backoff_problems(document, pipeline)
+        problems += _client_certificate_problems(document, pipeline, skip)
     problems += _duplicate_source_names(document)
     return problems
 
@@ -106,6 +111,89 @@ def _single_mode_problems(document: dict[str, Any], pipeline: str) -> list[Confi
     return []
 
 
+def _compression_level_problems(document: dict[str, Any], pipeline: str) -> list[ConfigProblem]:
+    output: KeyPath = (pipeline, "output")
+    level = _read(document, (*output, "compression_level"), PositiveInt, default=None)
+    mode = _read(document, (*output, "mode"), OutputMode, default="batch")
+    # Absent compression is the default, which single mode changes to none (see the model).
+    default_compression = "none" if mode == "single" else "gzip"
+    compression = _read(document, (*output, "compression"), Compression, default=None)
+    if compression is None and mode is not _INVALID:
+        compression = default_compression
+    if level is None or level is _INVALID or compression is None or compression is _INVALID:
+        return []
+    path = format_path((*output, "compression_level"))
+    if compression == "none" and mode == "single":
+        message = "mode 'single' sends each record uncompressed, so there is no level to set"
+        return [ConfigProblem(path, f"{message}: remove compression_level")]
+    if compression == "none":
+        message = "compression is none, so there is no level to set"
+        fix = "remove compression_level or set compression to gzip or zstd"
+        return [ConfigProblem(path, f"{message}: {fix}")]
+    lowest, highest, _ = COMPRESSION_LEVELS[compression]
+    if not lowest <= level <= highest:
+        return [
+            ConfigProblem(
+                path,
+                f"expected a whole number from {lowest} to {highest} for {compression}, "
+                f"got {level}",
+            )
+        ]
+    return []
+
+
+def _backoff_problems(document: dict[str, Any], pipeline: str) -> list[ConfigProblem]:
+    defaults = RetryConfig()
+    retry: KeyPath = (pipeline, "output", "retry")
+    initial = _read(document, (*retry, "initial_backoff"), Seconds, default=None)
+    maximum = _read(document, (*retry, "max_backoff"), Seconds, default=None)
+    if initial is _INVALID or maximum is _INVALID or (initial is None and maximum is None):
+        return []
+    if (maximum or defaults.max_backoff) >= (initial or defaults.initial_backoff):
+        return []
+    if maximum is None:
+        # Only initial_backoff is written: it is the key to fix.
+        return [
+            ConfigProblem(
+                format_path((*retry, "initial_backoff")),
+                "expected a duration no longer than max_backoff "
+                f"({format_duration(defaults.max_backoff)}, the default), "
+                f"got {format_duration(initial)}",
+            )
+        ]
+    shown_initial = format_duration(initial or defaults.initial_backoff)
+    default_note = "" if initial is not None else ", the default"
+    return [
+        ConfigProblem(
+            format_path((*retry, "max_backoff")),
+            f"expected a duration at least as long as initial_backoff "
+            f"({shown_initial}{default_note}), got {format_duration(maximum)}",
+        )
+    ]
+
+
+def _client_certificate_problems(
+    document: dict[str, Any], pipeline: str, skip: Collection[KeyPath]
+) -> list[ConfigProblem]:
+    # A client certificate is useless without its key and the other way round.
+    tls: KeyPath = (pipeline, "output", "tls")
+    cert_path, key_path = (*tls, "cert_file"), (*tls, "key_file")
+    if cert_path in skip or key_path in skip:
+        return []
+    has_cert = _get(document, cert_path) not in (None, _ABSENT)
+    has_key = _get(document, key_path) not in (None, _ABSENT)
+    if has_cert == has_key:
+        return []
+    present, missing = ("cert_file", key_path) if has_cert else ("key_file", cert_path)
+    return [
+        ConfigProblem(
+            format_path(missing),
+            f"required when tls.{present} is set: mutual TLS needs both the client "
+            "certificate (cert_file) and its private key (key_file), or neither",
+        )
+    ]
+
+
 def _duplicate_source_names(document: dict[str, Any]) -> list[ConfigProblem]:
     sources = _get(document, ("metrics", "sources"))
     if not isinstance(sources, list):
@@ -144,6 +232,23 @@ def config_notes(config: AgentConfig) -> list[ConfigProblem]:
                     f"{pipeline}.output.url",
                     "an http:// URL cannot carry HTTP/3 (QUIC needs TLS): "
                     "this output uses HTTP/1.1 only",
+                )
+            )
+        if section.enabled and output.tls.insecure_skip_verify:
+            notes.append(
+                ConfigProblem(
+                    f"{pipeline}.output.tls.insecure_skip_verify",
+                    "the receiver's certificate is not verified, so anyone on the path can "
+                    "read and change what is sent (the shipper also logs this at startup and "
+                    "exports it as a metric): for a private CA, set tls.ca_file instead",
+                )
+            )
+        if section.enabled and output.type == "http" and output.fallback_url:
+            notes.append(
+                ConfigProblem(
+                    f"{pipeline}.output.fallback_url",
+                    "type 'http' sends every request to url over HTTP/1.1: "
+                    "fallback_url is not used",
                 )
             )
     if (

@@ -36,7 +36,7 @@ from .yaml_document import read_yaml_mapping
 
 __all__ = ["config_file_path", "load_config", "parse_config"]
 
-_SECTIONS = ("agent", "logs", "metrics", "performance", "credentials")
+_SECTIONS = ("agent", "logs", "metrics", "performance", "shipper", "credentials")
 _ENVIRONMENT_ONLY_SECTIONS = ("credentials",)
 
 

@@ -1,8 +1,9 @@
 """The typed, frozen configuration model of the agent.
 
 ``AgentConfig`` is the root; each service takes its own section (``config.logs``,
-``config.metrics``, ``config.agent``, ``config.performance``). Every field carries its
-documentation as an attribute docstring right below it (``use_attribute_docstrings``).
+``config.metrics``, ``config.agent``, ``config.performance``, ``config.shipper``). Every
+field carries its documentation as an attribute docstring right below it
+(``use_attribute_docstrings``).
 
 Adding a field is one line plus its docstring here, plus one line in
 ``docs/configuration.md`` (a test checks that every field is documented). Durations are
@@ -34,10 +35,12 @@ from .value_types import (
 )
 
 __all__ = [
+    "COMPRESSION_LEVELS",
     "AgentConfig",
     "AgentSettings",
     "Compression",
     "Credentials",
+    "Http3Config",
     "KubernetesMetadataConfig",
     "LogsConfig",
     "LogsOutputConfig",
@@ -49,6 +52,9 @@ __all__ = [
     "OutputType",
     "PerformanceConfig",
     "PodMetadataField",
+    "RetryConfig",
+    "ShipperConfig",
+    "TlsConfig",
 ]
 
 OutputType = Literal["http3", "http"]
@@ -57,6 +63,13 @@ OutputMode = Literal["batch", "single"]
 PodMetadataField = Literal["namespace", "pod_name", "container_name", "labels", "annotations"]
 
 MB = 1000 * 1000
+GiB = 1024**3
+
+COMPRESSION_LEVELS: dict[Compression, tuple[int, int, int]] = {
+    "gzip": (1, 9, 6),
+    "zstd": (1, 19, 3),
+}
+"""``(lowest, highest, default)`` compression level of each compressed encoding."""
 
 
 class _Section(BaseModel):
@@ -89,6 +102,43 @@ class AgentSettings(_Section):
         return f"{self.cluster_name}/{self.node_name}"
 
 
+class Http3Config(_Section):
+    """``<pipeline>.output.http3``: when to give up on HTTP/3 and when to try it again."""
+
+    handshake_timeout: Seconds = 1.0
+    """Fall back to HTTP/1.1 when the QUIC handshake takes longer (a blocked UDP path)."""
+    probe_interval: Seconds = 300.0
+    """While on the HTTP/1.1 fallback, try HTTP/3 again this often (default ``5m``)."""
+
+
+class RetryConfig(_Section):
+    """``<pipeline>.output.retry``: backoff, batch splitting and dead-lettering."""
+
+    initial_backoff: Seconds = 1.0
+    """Wait before the first retry of a failed request; the wait grows up to max_backoff."""
+    max_backoff: Seconds = 60.0
+    """Longest wait between retries; at least initial_backoff (Retry-After may ask for more)."""
+    max_retry_after: Seconds = 300.0
+    """A receiver's ``Retry-After`` is honoured up to this long (default ``5m``)."""
+    attempts_before_split: PositiveInt = 3
+    """Failed attempts (5xx) of a batch before it is split in two to isolate a poison record."""
+    record_retry_budget: PositiveInt = 5
+    """Failed attempts of a single record before it is moved to the dead letter store."""
+
+
+class TlsConfig(_Section):
+    """``<pipeline>.output.tls``: how receivers are verified, and the optional client cert."""
+
+    ca_file: AbsolutePath | None = None
+    """CA bundle that verifies the receiver's certificate; none: the system trust store."""
+    cert_file: AbsolutePath | None = None
+    """Client certificate (PEM) for mutual TLS; needs key_file."""
+    key_file: AbsolutePath | None = None
+    """Private key (PEM) of cert_file; needs cert_file."""
+    insecure_skip_verify: bool = False
+    """Skip verifying the receiver's certificate (logged at startup and exported as a metric)."""
+
+
 class OutputConfig(_Section):
     """Where and how a pipeline sends its batches (fields shared by logs and metrics)."""
 
@@ -100,6 +150,34 @@ class OutputConfig(_Section):
     """Request body encoding: gzip, zstd or none (``none`` is the default in single mode)."""
     mode: OutputMode = "batch"
     """``batch``: the documented batch API; ``single``: one uncompressed record per request."""
+    fallback_url: HttpUrl | None = None
+    """Receiver base URL for the HTTP/1.1 fallback; none: ``url`` over TCP."""
+    max_request_bytes: SizeBytes = 4 * MB
+    """Uncompressed body limit per request; a batch closes before a record would exceed it."""
+    compression_level: PositiveInt | None = None
+    """gzip 1-9 or zstd 1-19; none: the encoding's default (gzip 6, zstd 3)."""
+    max_in_flight: PositiveInt = 4
+    """Concurrent requests (HTTP/3 streams or HTTP/1.1 connections) of this output."""
+    request_timeout: Seconds = 30.0
+    """Time allowed for one request, from sending it to the end of the response."""
+    http3: Http3Config = Field(default_factory=Http3Config)
+    """HTTP/3 handshake timeout and re-probing while on the HTTP/1.1 fallback."""
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    """Backoff, batch splitting and dead-lettering of failed requests."""
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    """Receiver certificate verification and the optional client certificate."""
+
+    @property
+    def effective_fallback_url(self) -> str | None:
+        """The HTTP/1.1 base URL: ``fallback_url`` if set, else ``url``."""
+        return self.fallback_url or self.url
+
+    @property
+    def effective_compression_level(self) -> int | None:
+        """``compression_level`` or the encoding's default; None with compression none."""
+        if self.compression == "none":
+            return None
+        return self.compression_level or COMPRESSION_LEVELS[self.compression][2]
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +279,25 @@ class PerformanceConfig(_Section):
     """Connections kept open to each receiver."""
 
 
+class ShipperConfig(_Section):
+    """The ``shipper`` section: the durable queue, deduplication and shutdown."""
+
+    queue_max_size: SizeBytes = GiB
+    """Disk queue limit (in ``<state_dir>/shipper/``); when full, producers are slowed down."""
+    dedup_window: Seconds = 3600.0
+    """How long delivered record ids are remembered to drop re-sent duplicates."""
+    dedup_max_ids: PositiveInt = 1_000_000
+    """The most delivered record ids remembered at once, even within dedup_window."""
+    dead_letter_max_size: SizeBytes = 100 * MB
+    """Disk limit of the dead letter store (records that could not be delivered)."""
+    drain_timeout: Seconds = 20.0
+    """On SIGTERM, time to finish in-flight requests; the rest stays queued on disk."""
+    telemetry_interval: Seconds = 10.0
+    """How often the shipper sends its own metrics."""
+    ack_timeout: Seconds = 5.0
+    """How long a producer waits for the shipper's acknowledgement before re-sending."""
+
+
 class Credentials(_Section):
     """Secrets, read only from the environment (never from the config file)."""
 
@@ -221,5 +318,7 @@ class AgentConfig(_Section):
     """Metrics collection."""
     performance: PerformanceConfig = Field(default_factory=PerformanceConfig)
     """Sizing knobs."""
+    shipper: ShipperConfig = Field(default_factory=ShipperConfig)
+    """The shipper's disk queue, deduplication and shutdown."""
     credentials: Credentials
     """Secrets from the environment; ``repr``/``str``/dumps show ``**********``."""

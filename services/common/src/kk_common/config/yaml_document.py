@@ -56,7 +56,7 @@ def read_yaml_mapping(text: str, source: str) -> tuple[dict[str, Any], list[Conf
         return {}, [
             ConfigProblem(
                 source,
-                "expected a mapping of sections (agent, logs, metrics, performance), "
+                "expected a mapping of sections (agent, logs, metrics, performance, shipper), "
                 f"got {describe_type(document)}",
             )
         ]
