@@ -62,6 +62,15 @@ def test_registered_secrets_are_redacted_everywhere(captured: io.StringIO) -> No
     assert lines(captured)[0]["header"] == "Bearer [REDACTED]"
 
 
+def test_chatty_libraries_are_quiet_unless_tracing(captured: io.StringIO) -> None:
+    configure_logging(component="c", node="n", level="debug", stream=captured)
+    logging.getLogger("quic").debug("packet sent")
+    log_event(logging.getLogger("kk.test"), logging.DEBUG, "ours")
+    configure_logging(component="c", node="n", level="trace", stream=captured)
+    logging.getLogger("quic").debug("packet received")
+    assert [line["event"] for line in lines(captured)] == ["ours", "packet received"]
+
+
 def test_unknown_level_names_the_choices() -> None:
     assert parse_level("WARNING") == logging.WARNING
     with pytest.raises(ValueError, match="trace"):

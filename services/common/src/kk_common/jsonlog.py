@@ -43,6 +43,9 @@ _NAMES = {
 }
 
 _FIELDS_ATTR = "kk_fields"
+# Libraries whose debug output is per packet or per connection; they log at warn and above
+# unless the agent runs at trace level.
+_CHATTY_LIBRARIES = ("aioquic", "quic", "asyncio", "httpx", "httpcore", "kubernetes", "urllib3")
 _REDACTED = "[REDACTED]"
 
 
@@ -110,4 +113,9 @@ def configure_logging(
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(parse_level(level) if isinstance(level, str) else level)
+    numeric = parse_level(level) if isinstance(level, str) else level
+    root.setLevel(numeric)
+    for name in _CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(
+            numeric if numeric <= TRACE else max(numeric, logging.WARNING)
+        )
