@@ -1,0 +1,44 @@
+"""The shipper's sans-IO delivery core: batching, request building, outcomes, retry timing
+and the per-output state machine (`OutputDelivery`).
+
+Nothing here does IO: no sockets, files, clocks, asyncio or HTTP clients (a test scans the
+imports). Time comes in as ``now`` (unix seconds) and randomness as an injected
+`random.Random`; the app in ``kk_shipper.app`` drives it.
+"""
+
+from .delivery import (
+    Attempt,
+    BatchSplit,
+    ContractMismatchDetected,
+    DeliveryStatus,
+    Effect,
+    Http3ProbeFailed,
+    OutputDelivery,
+    OutputPaused,
+    OutputResumed,
+    ProtocolChanged,
+    RecordsDeadLettered,
+    RecordsDelivered,
+    RecordsRejectedByReceiver,
+    RetryScheduled,
+)
+from .settings import OutputSettings, RetrySettings
+
+__all__ = [
+    "Attempt",
+    "BatchSplit",
+    "ContractMismatchDetected",
+    "DeliveryStatus",
+    "Effect",
+    "Http3ProbeFailed",
+    "OutputDelivery",
+    "OutputPaused",
+    "OutputResumed",
+    "OutputSettings",
+    "ProtocolChanged",
+    "RecordsDeadLettered",
+    "RecordsDelivered",
+    "RecordsRejectedByReceiver",
+    "RetryScheduled",
+    "RetrySettings",
+]

@@ -1,0 +1,742 @@
+"""The delivery state machine of one output (logs or metrics): sans-IO, driven by the app.
+
+Theory of operation
+-------------------
+`OutputDelivery` holds the records the app has offered and decides, for each of them, what
+request carries it, over which protocol, when, and what became of it. It never does IO: it
+reads no clock (every input carries ``now``, unix time in seconds, the clock that
+``QueuedRecord.queued_at`` uses), draws randomness only from the injected `random.Random`,
+and sends nothing; the app sends what it is told to send and reports back. Like h11 and
+aioquic, it is driven by three kinds of inputs and the caller pulls three kinds of outputs:
+
+Inputs (verbs)
+    - `OutputDelivery.offer`: new records from the durable queue, in ``seq`` order, each once;
+    - `OutputDelivery.attempt_answered` / `OutputDelivery.attempt_failed`: the result of
+      sending an `Attempt` (an HTTP response of any status, or a `TransportError`);
+    - time passing: the app calls `OutputDelivery.next_attempts` again at `next_deadline`.
+    Plus `OutputDelivery.stop_accepting` for a graceful stop.
+
+Outputs (nouns)
+    - `OutputDelivery.next_attempts`: the requests to send now;
+    - `OutputDelivery.take_effects`: past-tense events for the app (records to remove from the
+      queue or dead-letter, protocol changes, pauses, counters to bump);
+    - `OutputDelivery.next_deadline`: when to call `next_attempts` again if nothing else
+      happens; plus `OutputDelivery.status` for health and metrics.
+
+The app's loop, after *every* input (and when the deadline passes)::
+
+    for attempt in delivery.next_attempts(now):      # respects max_in_flight, pauses, backoff
+        spawn(send(transports[attempt.protocol], attempt))   # -> attempt_answered / _failed
+    for effect in delivery.take_effects():           # RecordsDelivered -> delete from queue,
+        handle(effect)                               # RecordsDeadLettered -> dead-letter it
+    rearm_timer(delivery.next_deadline())            # None: wait for an input
+    while delivery.room() > 0: offer more from the queue
+
+Records and batches
+-------------------
+Offered records wait in *pending* until a batch closes (batching.py: batch_size, bytes, or
+the flush interval of the oldest record; at once after `stop_accepting`). A closed batch is
+encoded once (request_builder.py) and keeps its body and ``Idempotency-Key`` for life: every
+retry and the fallback protocol send the same bytes under the same key. A batch that must
+wait (backoff, pause) sits in a time-ordered *waiting* heap; a due waiting batch goes before
+new pending records. A waiting batch never blocks other batches: while it waits, others are
+sent up to ``max_in_flight`` (order across batches is not kept; receivers dedup by id).
+A record leaves the machine only through `RecordsDelivered` or `RecordsDeadLettered`; until
+then it is *held* (pending, waiting or in flight), and the app keeps it in its queue.
+
+Answers (outcomes.py holds the status table; receiver-api.md "Responses")
+-------------------------------------------------------------------------
+- 2xx ``processed``: delivered; ``batch size - processed`` is reported as rejected.
+- 2xx single-record reply to a batch: contract mismatch; the batch is kept and the output
+  pauses (below), so records are never dropped; ``ContractMismatchDetected`` says to use
+  ``mode: single``.
+- 400/404: dead-lettered with the reason, counted as rejected. No retry, no protocol change.
+- 401/403: the batch is kept, the output pauses. Nothing is dead-lettered.
+- 413: split in halves, sent at once; a single record is dead-lettered (``too_large``).
+- 408/429/503, other 5xx, and transport errors over HTTP/1.1: retried after a full-jitter
+  exponential backoff; a ``Retry-After`` wins over the backoff, capped (backoff.py).
+- 500/502/504 also count towards *poison isolation*: after ``attempts_before_split`` such
+  failures a batch is split in halves (which wait out the backoff), so the records that do
+  not cause the error get through; a single record that fails ``record_retry_budget`` times
+  is dead-lettered (``receiver_error``).
+  Both steps need evidence that the receiver works for other records, which is what tells a
+  poison record from a receiver that is down: a half splits again only if something was
+  delivered after it was made, and a record is dead-lettered only if something was delivered
+  after its lineage's failures began. So an outage splits each batch once at most, never
+  dead-letters anything, and only backs off.
+
+Pauses (401/403, contract mismatch)
+-----------------------------------
+Retrying these fast cannot help and would be a retry storm. The output stops sending for
+``pause_s`` (doubling per repeat, capped at ``max_pause_s``, no jitter); when the pause ends,
+exactly one request goes out as a trial, and the output stays at one request in flight until
+a 2xx ends the pause (``OutputResumed``). Answers to requests that were already in flight
+when the pause began do not lengthen it.
+
+Protocols
+---------
+The output starts on HTTP/3 when `OutputSettings.http3_enabled` (``type: http3`` and an
+``https://`` URL), else it is HTTP/1.1 for life. Only a `TransportError` on an HTTP/3 attempt
+changes protocol: the same batch goes out again at once over HTTP/1.1 (same key), the output
+switches to HTTP/1.1 (``ProtocolChanged``) and schedules a probe at ``+probe_interval_s``.
+From then on, the first batch sent after the probe time goes over HTTP/3 as a probe (one at
+a time). Any HTTP response to the probe, whatever its status, proves the transport and
+switches the output back; a transport error re-sends that batch over HTTP/1.1 at once and
+schedules the next probe. A status code never changes protocol.
+
+Misuse (answering an attempt that is not in flight, offering a record twice or out of
+order, offering after `stop_accepting`) raises `ValueError`: it is a bug in the caller.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+
+from ..types import HttpRequest, HttpResponse, Protocol, QueuedRecord, TransportError
+from . import batching
+from .backoff import pause_duration, retry_delay
+from .outcomes import (
+    AuthFailed,
+    ContractMismatch,
+    Delivered,
+    Rejected,
+    Retry,
+    Split,
+    classify,
+)
+from .request_builder import EncodedBatch, Envelope, build_request, encode_batch
+from .settings import OutputSettings
+
+__all__ = [
+    "Attempt",
+    "BatchSplit",
+    "ContractMismatchDetected",
+    "DeliveryStatus",
+    "Effect",
+    "Http3ProbeFailed",
+    "OutputDelivery",
+    "OutputPaused",
+    "OutputResumed",
+    "ProtocolChanged",
+    "RecordsDeadLettered",
+    "RecordsDelivered",
+    "RecordsRejectedByReceiver",
+    "RetryScheduled",
+]
+
+SINGLE_MODE_SUGGESTION = "the receiver accepts only one record per request: set mode: single"
+
+
+# -- outputs -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Attempt:
+    """One request to send now, over `protocol`, and to report back exactly once."""
+
+    attempt_id: int
+    """Unique within this `OutputDelivery`."""
+    protocol: Protocol
+    request: HttpRequest
+    """Headers include the credentials: never log them (``repr`` hides them)."""
+    records: tuple[QueuedRecord, ...]
+    idempotency_key: str
+    number: int
+    """1 for a batch's first send; counts every send of the batch, across protocols."""
+    is_probe: bool
+    """An HTTP/3 probe sent while the output is on the HTTP/1.1 fallback."""
+    sent_at: float
+
+    @property
+    def seqs(self) -> tuple[int, ...]:
+        """The queue positions of the records this attempt carries."""
+        return tuple(record.seq for record in self.records)
+
+    def __repr__(self) -> str:
+        probe = ", probe" if self.is_probe else ""
+        return (
+            f"Attempt(#{self.attempt_id} {self.protocol} {len(self.records)} records, "
+            f"key={self.idempotency_key}, try {self.number}{probe})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsDelivered:
+    """The receiver stored these records: remove them from the queue."""
+
+    seqs: tuple[int, ...]
+    record_ids: tuple[str, ...]
+    protocol: Protocol
+    attempt_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsRejectedByReceiver:
+    """The receiver refused ``count`` records (400/404, or ``processed`` below the batch size).
+
+    A counter, not a queue action: the records themselves are reported by `RecordsDelivered`
+    (partial ``processed``) or `RecordsDeadLettered` (400/404).
+    """
+
+    count: int
+    status: int
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsDeadLettered:
+    """These records will never be delivered: move them to the dead letter store.
+
+    ``reason`` is a stable code: ``bad_request``, ``unknown_source``, ``http_<status>``
+    (other 4xx), ``too_large`` (413 for a single record), ``receiver_error`` (poison).
+    """
+
+    seqs: tuple[int, ...]
+    record_ids: tuple[str, ...]
+    reason: str
+    status: int | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSplit:
+    """A batch was split into two halves (413, or poison isolation after repeated 5xx)."""
+
+    seqs: tuple[int, ...]
+    halves: tuple[int, int]
+    """Record counts of the two halves."""
+    reason: str
+    at: float
+    """When the halves will be sent."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    """A batch failed transiently and will be sent again at ``at``."""
+
+    attempt_id: int
+    attempt_number: int
+    record_count: int
+    idempotency_key: str
+    at: float
+    reason: str
+    """``http_<status>`` or ``transport_<reason>``."""
+    status: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolChanged:
+    """The output switched protocol (only ever because of an HTTP/3 transport error or probe)."""
+
+    old: Protocol
+    new: Protocol
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Http3ProbeFailed:
+    """An HTTP/3 probe got a transport error; the output stays on HTTP/1.1."""
+
+    reason: str
+    next_probe_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutputPaused:
+    """The output sends nothing until ``until`` (then one trial request at a time).
+
+    ``reason``: ``auth_failed`` (401/403) or ``contract_mismatch``. The records are kept.
+    """
+
+    reason: str
+    status: int
+    until: float
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutputResumed:
+    """A 2xx ended a pause."""
+
+    reason: str
+    """The reason of the pause that ended."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContractMismatchDetected:
+    """A batch got a single-record reply: the receiver speaks only ``mode: single``."""
+
+    detail: str
+    suggestion: str = SINGLE_MODE_SUGGESTION
+
+
+Effect = (
+    RecordsDelivered
+    | RecordsRejectedByReceiver
+    | RecordsDeadLettered
+    | BatchSplit
+    | RetryScheduled
+    | ProtocolChanged
+    | Http3ProbeFailed
+    | OutputPaused
+    | OutputResumed
+    | ContractMismatchDetected
+)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryStatus:
+    """A read-only snapshot for health and metrics."""
+
+    protocol: Protocol
+    http3_enabled: bool
+    in_flight: int
+    records_held: int
+    retries_total: int
+    fallbacks_by_reason: MappingProxyType[str, int]
+    """HTTP/3 transport errors that sent a batch over HTTP/1.1, by `TransportError.reason`."""
+    paused_reason: str | None
+    """``auth_failed`` or ``contract_mismatch`` until a 2xx; None when sending normally."""
+    paused_until: float | None
+    next_probe_at: float | None
+    last_error: str | None
+    accepting: bool
+
+
+# -- internal state ------------------------------------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class _Batch:
+    """A closed batch: its records and encoded request payload, and how it has fared."""
+
+    records: tuple[QueuedRecord, ...]
+    encoded: EncodedBatch
+    sends: int = 0
+    retries: int = 0
+    """Transient failures so far: the backoff exponent."""
+    isolating_failures: int = 0
+    """5xx answers that may come from a poison record (reset for each split half)."""
+    failing_since: int | None = None
+    """The answer tick of this lineage's first isolating failure (kept across splits)."""
+    split_tick: int | None = None
+    """The answer tick at which this batch was made by a split (None: an original batch)."""
+    h1_next: bool = False
+    """The last attempt was an HTTP/3 transport failure: the next send is HTTP/1.1."""
+
+
+@dataclass(slots=True)
+class _Pause:
+    reason: str
+    until: float
+    first_attempt_id: int
+    """Attempts with a lower id were sent before the pause and do not lengthen it."""
+
+
+class OutputDelivery:
+    """The delivery state machine of one output; see the module docstring."""
+
+    def __init__(self, settings: OutputSettings, *, rng: random.Random) -> None:
+        self._settings = settings
+        self._rng = rng
+        self._envelope = Envelope.for_settings(settings)
+        self._pending: deque[QueuedRecord] = deque()
+        self._waiting: list[tuple[float, int, _Batch]] = []
+        self._order = itertools.count()
+        self._in_flight: dict[int, tuple[Attempt, _Batch]] = {}
+        self._next_attempt_id = 1
+        self._last_seq: int | None = None
+        self._accepting = True
+        self._effects: list[Effect] = []
+        self._protocol = Protocol.H3 if settings.http3_enabled else Protocol.H1
+        self._probe_at: float | None = None
+        self._probe_in_flight = False
+        self._pause: _Pause | None = None
+        self._pause_streak = 0
+        self._tick = 0
+        self._last_delivery_tick = -1
+        self._retries_total = 0
+        self._fallbacks: Counter[str] = Counter()
+        self._last_error: str | None = None
+
+    # -- inputs ----------------------------------------------------------------------------
+
+    def offer(self, records: Sequence[QueuedRecord], now: float) -> None:
+        """Hand over new records from the queue, in ``seq`` order, each exactly once.
+
+        Batching goes by each record's ``queued_at``; ``now`` keeps the input signature
+        uniform. Offering beyond `room` is allowed (nothing is ever dropped), only unwise.
+        """
+        del now
+        if not self._accepting:
+            raise ValueError("offer() after stop_accepting()")
+        for record in records:
+            if self._last_seq is not None and record.seq <= self._last_seq:
+                raise ValueError(
+                    f"record seq {record.seq} offered after seq {self._last_seq}: "
+                    "records must be offered once, in seq order"
+                )
+            self._last_seq = record.seq
+            self._pending.append(record)
+
+    def attempt_answered(self, attempt: Attempt, response: HttpResponse, now: float) -> None:
+        """Report the HTTP response (any status) to ``attempt``."""
+        batch = self._finish(attempt)
+        if attempt.is_probe and self._protocol is Protocol.H1:
+            # Any response over HTTP/3 proves the transport works; the status is judged below
+            # like any other (a status never changes protocol).
+            self._switch(Protocol.H3, "http/3 probe answered")
+            self._probe_at = None
+        outcome = classify(
+            response, batch_size=len(batch.records), mode=self._settings.mode, now=now
+        )
+        if isinstance(outcome, Delivered):
+            self._delivered(batch, attempt, outcome, response.status)
+        elif isinstance(outcome, Retry):
+            self._retry(batch, attempt, outcome, now)
+        elif isinstance(outcome, Split):
+            self._split_too_large(batch, outcome.status, now)
+        elif isinstance(outcome, Rejected):
+            self._last_error = f"{outcome.reason} (HTTP {outcome.status}): {outcome.detail}"
+            self._dead_letter(batch, outcome.reason, outcome.status, outcome.detail)
+            rejected = RecordsRejectedByReceiver(len(batch.records), outcome.status, outcome.detail)
+            self._emit(rejected)
+        elif isinstance(outcome, AuthFailed):
+            self._last_error = f"credentials refused (HTTP {outcome.status}): {outcome.detail}"
+            self._hold(batch, now)
+            self._pause_output("auth_failed", outcome.status, outcome.detail, attempt, now)
+        elif isinstance(outcome, ContractMismatch):
+            self._last_error = f"contract mismatch: {outcome.detail}"
+            self._hold(batch, now)
+            self._emit(ContractMismatchDetected(outcome.detail))
+            self._pause_output("contract_mismatch", response.status, outcome.detail, attempt, now)
+
+    def attempt_failed(self, attempt: Attempt, error: TransportError, now: float) -> None:
+        """Report that ``attempt`` got no HTTP response (`TransportError`)."""
+        batch = self._finish(attempt)
+        self._last_error = f"{attempt.protocol} transport error: {error.reason}"
+        if attempt.protocol is Protocol.H3:
+            # receiver-api.md: QUIC unavailable -> the same batch over HTTP/1.1 at once.
+            self._fallbacks[error.reason] += 1
+            batch.h1_next = True
+            self._hold(batch, now)
+            if attempt.is_probe:
+                self._probe_at = now + self._settings.probe_interval_s
+                self._emit(Http3ProbeFailed(error.reason, self._probe_at))
+            elif self._protocol is Protocol.H3:
+                self._switch(Protocol.H1, error.reason)
+                self._probe_at = now + self._settings.probe_interval_s
+            return
+        self._retry(batch, attempt, Retry(reason=f"transport_{error.reason}"), now)
+
+    def stop_accepting(self) -> None:
+        """Graceful stop: no more offers; records already offered are batched at once,
+        without waiting for the flush interval. The app sends what `next_attempts` returns
+        for as long as its drain budget allows; whatever is not delivered stays queued."""
+        self._accepting = False
+
+    # -- outputs ---------------------------------------------------------------------------
+
+    def next_attempts(self, now: float) -> list[Attempt]:
+        """The requests to send now (possibly none), within ``max_in_flight``, pauses and
+        backoff times. Each must be reported back by `attempt_answered` or `attempt_failed`."""
+        attempts: list[Attempt] = []
+        while self._capacity(now) > 0:
+            batch = self._next_ready_batch(now)
+            if batch is None:
+                break
+            attempts.append(self._start(batch, now))
+        return attempts
+
+    def take_effects(self) -> list[Effect]:
+        """The events since the last call, oldest first."""
+        effects, self._effects = self._effects, []
+        return effects
+
+    def next_deadline(self) -> float | None:
+        """When to call `next_attempts` again if no input arrives first; None: wait for one.
+
+        May be in the past right after `offer` (call `next_attempts` now). Never in the past
+        right after `next_attempts`, so a timer re-armed from it cannot spin.
+        """
+        if self._pause is not None:
+            # Paused, or in the one-at-a-time trial: an answer (an input) must come first.
+            if self._in_flight or not self._holds_unsent():
+                return None
+            return max(self._pause.until, self._earliest_work() or self._pause.until)
+        if len(self._in_flight) >= self._settings.max_in_flight:
+            return None
+        return self._earliest_work()
+
+    def room(self) -> int:
+        """How many more records the app should offer now (0 after `stop_accepting`).
+
+        Bounded at `OutputSettings.hold_limit` records held, so a receiver outage keeps the
+        backlog on disk, not in memory.
+        """
+        if not self._accepting:
+            return 0
+        return max(0, self._settings.hold_limit - self.records_held)
+
+    def wants_more(self) -> bool:
+        """Whether `room` is positive."""
+        return self.room() > 0
+
+    # -- read-only state -------------------------------------------------------------------
+
+    @property
+    def protocol(self) -> Protocol:
+        """The protocol new batches go over (probes aside)."""
+        return self._protocol
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts sent and not yet reported back."""
+        return len(self._in_flight)
+
+    @property
+    def records_held(self) -> int:
+        """Records offered and neither delivered nor dead-lettered."""
+        waiting = sum(len(batch.records) for _, _, batch in self._waiting)
+        flying = sum(len(batch.records) for _, batch in self._in_flight.values())
+        return len(self._pending) + waiting + flying
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing held: every offered record was delivered or dead-lettered."""
+        return not (self._pending or self._waiting or self._in_flight)
+
+    def status(self) -> DeliveryStatus:
+        """A snapshot for health and metrics."""
+        return DeliveryStatus(
+            protocol=self._protocol,
+            http3_enabled=self._settings.http3_enabled,
+            in_flight=len(self._in_flight),
+            records_held=self.records_held,
+            retries_total=self._retries_total,
+            fallbacks_by_reason=MappingProxyType(dict(self._fallbacks)),
+            paused_reason=None if self._pause is None else self._pause.reason,
+            paused_until=None if self._pause is None else self._pause.until,
+            next_probe_at=self._probe_at,
+            last_error=self._last_error,
+            accepting=self._accepting,
+        )
+
+    # -- sending ---------------------------------------------------------------------------
+
+    def _capacity(self, now: float) -> int:
+        if self._pause is not None:
+            if now < self._pause.until:
+                return 0
+            return 1 - min(1, len(self._in_flight))  # the trial: one request at a time
+        return self._settings.max_in_flight - len(self._in_flight)
+
+    def _next_ready_batch(self, now: float) -> _Batch | None:
+        if self._waiting and self._waiting[0][0] <= now:
+            return heapq.heappop(self._waiting)[2]
+        if batching.batch_due(
+            self._pending,
+            self._settings,
+            self._envelope.overhead,
+            now,
+            flush_all=not self._accepting,
+        ):
+            count = batching.take_batch_size(self._pending, self._settings, self._envelope.overhead)
+            records = tuple(self._pending.popleft() for _ in range(count))
+            return self._new_batch(records)
+        return None
+
+    def _new_batch(self, records: tuple[QueuedRecord, ...]) -> _Batch:
+        return _Batch(records, encode_batch(records, self._settings, self._envelope))
+
+    def _start(self, batch: _Batch, now: float) -> Attempt:
+        protocol, is_probe = self._choose_protocol(batch, now)
+        batch.sends += 1
+        batch.h1_next = False
+        attempt = Attempt(
+            attempt_id=self._next_attempt_id,
+            protocol=protocol,
+            request=build_request(batch.encoded, len(batch.records), self._settings, protocol),
+            records=batch.records,
+            idempotency_key=batch.encoded.idempotency_key,
+            number=batch.sends,
+            is_probe=is_probe,
+            sent_at=now,
+        )
+        self._next_attempt_id += 1
+        self._in_flight[attempt.attempt_id] = (attempt, batch)
+        self._probe_in_flight |= is_probe
+        return attempt
+
+    def _choose_protocol(self, batch: _Batch, now: float) -> tuple[Protocol, bool]:
+        if not self._settings.http3_enabled or batch.h1_next:
+            return Protocol.H1, False
+        if self._protocol is Protocol.H3:
+            return Protocol.H3, False
+        if self._probe_at is not None and now >= self._probe_at and not self._probe_in_flight:
+            return Protocol.H3, True
+        return Protocol.H1, False
+
+    # -- answers ---------------------------------------------------------------------------
+
+    def _finish(self, attempt: Attempt) -> _Batch:
+        entry = self._in_flight.pop(attempt.attempt_id, None)
+        if entry is None or entry[0] is not attempt:
+            raise ValueError(f"{attempt!r} is not in flight (answered twice, or not ours)")
+        if attempt.is_probe:
+            self._probe_in_flight = False
+        self._tick += 1
+        return entry[1]
+
+    def _delivered(self, batch: _Batch, attempt: Attempt, outcome: Delivered, status: int) -> None:
+        self._last_delivery_tick = self._tick
+        self._emit(
+            RecordsDelivered(
+                seqs=attempt.seqs,
+                record_ids=tuple(r.record_id for r in batch.records),
+                protocol=attempt.protocol,
+                attempt_number=attempt.number,
+            )
+        )
+        if outcome.rejected:
+            detail = f"receiver processed {outcome.processed} of {len(batch.records)} records"
+            self._last_error = detail
+            self._emit(RecordsRejectedByReceiver(outcome.rejected, status, detail))
+        self._pause_streak = 0
+        if self._pause is not None:
+            self._emit(OutputResumed(self._pause.reason))
+            self._pause = None
+
+    def _retry(self, batch: _Batch, attempt: Attempt, outcome: Retry, now: float) -> None:
+        if outcome.status is not None:
+            self._last_error = f"HTTP {outcome.status} ({outcome.reason})"
+        if outcome.isolate:
+            batch.isolating_failures += 1
+            if batch.failing_since is None:
+                batch.failing_since = self._tick
+            if self._isolate(batch, outcome, now):
+                return
+        batch.retries += 1
+        at = now + retry_delay(batch.retries - 1, outcome.after_s, self._settings.retry, self._rng)
+        self._hold(batch, at)
+        self._retries_total += 1
+        self._emit(
+            RetryScheduled(
+                attempt_id=attempt.attempt_id,
+                attempt_number=attempt.number,
+                record_count=len(batch.records),
+                idempotency_key=batch.encoded.idempotency_key,
+                at=at,
+                reason=outcome.reason,
+                status=outcome.status,
+            )
+        )
+
+    def _isolate(self, batch: _Batch, outcome: Retry, now: float) -> bool:
+        """Poison isolation; True when the batch was split or dead-lettered."""
+        retry = self._settings.retry
+        if len(batch.records) > 1:
+            if batch.isolating_failures < retry.attempts_before_split:
+                return False
+            if batch.split_tick is not None and self._last_delivery_tick <= batch.split_tick:
+                # Both halves of the last split kept failing and nothing else got through:
+                # that looks like an outage, not a poison record. Splitting further would only
+                # multiply the requests (a retry storm); wait for a delivery to say otherwise.
+                return False
+            batch.retries += 1
+            at = now + retry_delay(batch.retries - 1, outcome.after_s, retry, self._rng)
+            self._split(batch, f"isolate_{outcome.reason}", at)
+            return True
+        since = batch.failing_since
+        isolated = since is not None and self._last_delivery_tick > since
+        if batch.isolating_failures >= retry.record_retry_budget and isolated:
+            detail = (
+                f"HTTP {outcome.status} on {batch.isolating_failures} attempts of this record "
+                "alone while other records were delivered"
+            )
+            self._dead_letter(batch, "receiver_error", outcome.status, detail)
+            return True
+        return False
+
+    def _split_too_large(self, batch: _Batch, status: int, now: float) -> None:
+        if len(batch.records) == 1:
+            detail = "the receiver refuses this record alone as too large (413)"
+            self._last_error = detail
+            self._dead_letter(batch, "too_large", status, detail)
+            return
+        self._split(batch, "too_large", now)
+
+    def _split(self, batch: _Batch, reason: str, at: float) -> None:
+        middle = len(batch.records) // 2
+        halves = (batch.records[:middle], batch.records[middle:])
+        for records in halves:
+            half = self._new_batch(records)
+            half.retries = batch.retries
+            half.failing_since = batch.failing_since
+            half.split_tick = self._tick
+            self._hold(half, at)
+        self._emit(
+            BatchSplit(
+                seqs=tuple(r.seq for r in batch.records),
+                halves=(len(halves[0]), len(halves[1])),
+                reason=reason,
+                at=at,
+            )
+        )
+
+    def _dead_letter(self, batch: _Batch, reason: str, status: int | None, detail: str) -> None:
+        self._emit(
+            RecordsDeadLettered(
+                seqs=tuple(r.seq for r in batch.records),
+                record_ids=tuple(r.record_id for r in batch.records),
+                reason=reason,
+                status=status,
+                detail=detail,
+            )
+        )
+
+    def _pause_output(
+        self, reason: str, status: int, detail: str, attempt: Attempt, now: float
+    ) -> None:
+        if self._pause is not None and attempt.attempt_id < self._pause.first_attempt_id:
+            return  # sent before this pause began: nothing new, and no longer pause
+        self._pause_streak += 1
+        until = now + pause_duration(self._pause_streak, self._settings.retry)
+        self._pause = _Pause(reason, until, self._next_attempt_id)
+        self._emit(OutputPaused(reason, status, until, detail))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _hold(self, batch: _Batch, at: float) -> None:
+        heapq.heappush(self._waiting, (at, next(self._order), batch))
+
+    def _switch(self, new: Protocol, reason: str) -> None:
+        old, self._protocol = self._protocol, new
+        self._emit(ProtocolChanged(old, new, reason))
+
+    def _holds_unsent(self) -> bool:
+        return bool(self._waiting or self._pending)
+
+    def _earliest_work(self) -> float | None:
+        candidates: list[float] = []
+        if self._waiting:
+            candidates.append(self._waiting[0][0])
+        if self._pending:
+            if not self._accepting or batching.batch_due(
+                self._pending, self._settings, self._envelope.overhead, float("-inf")
+            ):
+                candidates.append(self._pending[0].queued_at)
+            else:
+                deadline = batching.next_flush_deadline(self._pending, self._settings)
+                if deadline is not None:
+                    candidates.append(deadline)
+        return min(candidates, default=None)
+
+    def _emit(self, effect: Effect) -> None:
+        self._effects.append(effect)

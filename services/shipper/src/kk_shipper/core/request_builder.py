@@ -1,0 +1,133 @@
+"""Request bodies, compression, headers and idempotency keys (receiver-api.md).
+
+A batch body is assembled by joining the records' stored JSON bytes inside a fixed envelope,
+once per batch; records are never re-serialised. The encoded body is computed once per batch
+and reused on every retry and on the fallback protocol, so what the receiver sees for one
+``Idempotency-Key`` is byte-for-byte the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import zstandard
+
+from ..types import HttpRequest, Protocol, QueuedRecord
+from .settings import APPLICATION, OutputSettings
+
+__all__ = [
+    "EncodedBatch",
+    "Envelope",
+    "build_request",
+    "encode_batch",
+    "encode_body",
+    "idempotency_key",
+]
+
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+"""zlib's gzip container (RFC 1952) with a zero mtime, so equal input gives equal bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """The bytes around the records of a batch body, built once per output."""
+
+    prefix: bytes
+    suffix: bytes = b"]}"
+
+    @classmethod
+    def for_settings(cls, settings: OutputSettings) -> Envelope:
+        """``{"source": ..., "application": ..., "logs": [`` or ``{"source": ..., "metrics": [``."""
+        head: dict[str, str] = {"source": settings.source}
+        if settings.kind == "logs":
+            head["application"] = APPLICATION
+        opening = json.dumps(head, separators=(",", ":"), ensure_ascii=False)
+        return cls(prefix=(opening[:-1] + f',"{settings.kind}":[').encode())
+
+    @property
+    def overhead(self) -> int:
+        """Bytes the envelope adds to the records and their separating commas."""
+        return len(self.prefix) + len(self.suffix)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedBatch:
+    """A batch's request payload: the same bytes on every attempt."""
+
+    body: bytes
+    """The body as sent (compressed unless the encoding is ``none``)."""
+    raw_size: int
+    """The uncompressed size."""
+    idempotency_key: str
+
+
+def idempotency_key(records: Sequence[QueuedRecord]) -> str:
+    """A key derived only from the batch's record ids (in order).
+
+    Identical on every retry and on the fallback protocol; a split half gets its own key,
+    because its ids differ (receiver-api.md, "Headers").
+    """
+    digest = hashlib.blake2b(digest_size=16, person=b"kk-batch-v1")
+    for record in records:
+        raw = record.record_id.encode()
+        # Length-prefixed, so ("ab", "c") and ("a", "bc") cannot collide.
+        digest.update(len(raw).to_bytes(4, "big"))
+        digest.update(raw)
+    return digest.hexdigest()
+
+
+def encode_body(raw: bytes, encoding: str, level: int | None) -> bytes:
+    """``raw`` compressed with ``encoding`` (gzip, zstd or none) at ``level``."""
+    if encoding == "gzip":
+        compressor = zlib.compressobj(level if level is not None else 6, zlib.DEFLATED, _GZIP_WBITS)
+        return compressor.compress(raw) + compressor.flush()
+    if encoding == "zstd":
+        return zstandard.ZstdCompressor(level=level if level is not None else 3).compress(raw)
+    if encoding == "none":
+        return raw
+    raise ValueError(f"unknown encoding {encoding!r}")
+
+
+def encode_batch(
+    records: Sequence[QueuedRecord], settings: OutputSettings, envelope: Envelope
+) -> EncodedBatch:
+    """The body of ``records``: the envelope around them in batch mode, the record as is in
+    single mode (today's receivers keep only the fields they know, receiver-api.md)."""
+    if settings.mode == "single":
+        if len(records) != 1:
+            raise ValueError("single mode sends exactly one record per request")
+        raw = records[0].body
+    else:
+        raw = b"".join((envelope.prefix, b",".join(r.body for r in records), envelope.suffix))
+    body = encode_body(raw, settings.content_encoding, settings.effective_compression_level)
+    return EncodedBatch(body=body, raw_size=len(raw), idempotency_key=idempotency_key(records))
+
+
+def build_request(
+    batch: EncodedBatch, record_count: int, settings: OutputSettings, protocol: Protocol
+) -> HttpRequest:
+    """The request for ``batch`` over ``protocol``.
+
+    Header names are lower case: they are case-insensitive in HTTP (RFC 9110 section 5.1)
+    and HTTP/3 requires lower case on the wire (RFC 9114 section 4.2).
+    """
+    headers: list[tuple[str, str]] = [("content-type", "application/json")]
+    encoding = settings.content_encoding
+    if encoding != "none":
+        headers.append(("content-encoding", encoding))
+    headers.append(("authorization", f"Bearer {settings.license_key}"))
+    if settings.api_key:
+        headers.append(("x-api-key", settings.api_key))
+    headers += [
+        ("x-cluster-name", settings.cluster_name),
+        ("x-node-name", settings.node_name),
+        ("idempotency-key", batch.idempotency_key),
+        ("x-batch-size", str(record_count)),
+        ("user-agent", settings.user_agent),
+    ]
+    url = settings.url if protocol is Protocol.H3 else settings.h1_url
+    return HttpRequest(url=url, headers=tuple(headers), body=batch.body)

@@ -1,0 +1,127 @@
+"""The responses table of receiver-api.md, row by row, and Retry-After parsing."""
+
+from __future__ import annotations
+
+import json
+from email.utils import formatdate
+
+import pytest
+
+from kk_shipper.core.backoff import parse_retry_after
+from kk_shipper.core.outcomes import (
+    AuthFailed,
+    ContractMismatch,
+    Delivered,
+    Rejected,
+    Retry,
+    Split,
+    classify,
+)
+from kk_shipper.types import HttpResponse, Protocol
+
+NOW = 1_764_151_200.0  # 2025-11-26T10:00:00Z, unix time
+
+
+def response(status: int, document: object = None, **headers: str) -> HttpResponse:
+    body = b"" if document is None else json.dumps(document).encode()
+    return HttpResponse(status, headers, body, Protocol.H3)
+
+
+def batch(answer: HttpResponse, size: int = 10) -> object:
+    return classify(answer, batch_size=size, mode="batch", now=NOW)
+
+
+def test_success_with_processed_equal_to_the_batch_size_is_delivered() -> None:
+    assert batch(response(200, {"status": "success", "processed": 10})) == Delivered(10, 0)
+
+
+def test_processed_below_the_batch_size_counts_the_difference_as_rejected() -> None:
+    assert batch(response(200, {"status": "success", "processed": 7})) == Delivered(7, 3)
+
+
+@pytest.mark.parametrize("document", [None, {"status": "success"}, "ok", {"processed": "x"}])
+def test_a_2xx_without_a_usable_processed_count_is_delivered(document: object) -> None:
+    assert batch(response(200, document)) == Delivered(None, 0)
+    assert batch(response(202, document)) == Delivered(None, 0)
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"status": "accepted", "log_id": "4b1c"},
+        {"status": "success", "metric_id": "77"},
+        {"status": "accepted"},
+    ],
+)
+def test_a_single_record_reply_to_a_batch_is_a_contract_mismatch(document: object) -> None:
+    outcome = batch(response(200, document))
+    assert isinstance(outcome, ContractMismatch)
+    assert "mode: single" in outcome.detail
+
+
+def test_in_single_mode_the_single_record_reply_is_success() -> None:
+    answer = response(200, {"status": "accepted", "log_id": "4b1c"})
+    assert classify(answer, batch_size=1, mode="single", now=NOW) == Delivered(None, 0)
+
+
+@pytest.mark.parametrize(("status", "reason"), [(400, "bad_request"), (404, "unknown_source")])
+def test_400_and_404_are_permanent_rejections(status: int, reason: str) -> None:
+    outcome = batch(response(status, {"status": "error", "error": "no such source"}))
+    assert outcome == Rejected(reason, status, "no such source")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_401_and_403_are_auth_failures(status: int) -> None:
+    assert batch(response(status, {"error": "invalid license key"})) == AuthFailed(
+        status, "invalid license key"
+    )
+
+
+def test_413_splits() -> None:
+    assert batch(response(413)) == Split(413)
+
+
+@pytest.mark.parametrize(
+    ("status", "isolate"),
+    [(408, False), (429, False), (503, False), (500, True), (502, True), (504, True)],
+)
+def test_transient_statuses_are_retried(status: int, isolate: bool) -> None:
+    assert batch(response(status)) == Retry(f"http_{status}", None, isolate, status)
+
+
+def test_unlisted_4xx_are_permanent_and_unlisted_5xx_transient() -> None:
+    assert batch(response(415)) == Rejected("http_415", 415, "")
+    assert batch(response(507)) == Retry("http_507", None, False, 507)
+    assert batch(response(302)) == Retry("http_302", None, False, 302)
+
+
+def test_retry_after_is_carried_in_seconds() -> None:
+    assert batch(response(429, None, **{"retry-after": "17"})) == Retry(
+        "http_429", 17.0, False, 429
+    )
+
+
+def test_a_long_error_body_is_shortened() -> None:
+    outcome = batch(response(400, {"error": "x" * 1000}))
+    assert isinstance(outcome, Rejected)
+    assert len(outcome.detail) == 200
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 0 ", 0.0),
+        (formatdate(NOW + 30, usegmt=True), 30.0),
+        (formatdate(NOW - 30, usegmt=True), 0.0),  # a past date means now
+        ("Wed, 26 Nov 2025 10:01:00 -0000", 60.0),
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_seconds_and_http_dates(value: str | None, expected: float | None) -> None:
+    """RFC 9110 section 10.2.3: delay-seconds or an HTTP-date; anything else is ignored."""
+    assert parse_retry_after(value, NOW) == expected
