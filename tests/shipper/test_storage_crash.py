@@ -1,0 +1,145 @@
+"""Crash safety with a real process: SIGKILL mid-stream loses no acknowledged batch and leaves
+no partial one.
+
+A child process appends batches in a loop and prints each batch number once `append` has
+returned, i.e. once the shipper would acknowledge it. It is killed with SIGKILL (no cleanup,
+no close()): either by this test at whatever point it has reached, or by itself at a chosen
+statement inside a batch's transaction (in the middle of its INSERTs, before its counter
+update, right before COMMIT), so the dangerous moments are hit every run rather than by luck.
+Then the file is reopened and checked: every reported batch is fully there, every batch there
+is complete, and the counters match the rows. A second writer then continues on the file the
+killed one left (recovering its WAL) and is killed in turn.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from kk_shipper.storage import DurableQueue
+
+SelfKill = tuple[str, int]
+"""(statement prefix, occurrence within the batch) at which the writer kills itself."""
+
+RECORDS_PER_BATCH = 400  # large enough that a kill usually lands inside a transaction
+REPORTED_BEFORE_KILL = 25
+
+CHILD = """
+import os, signal, sys
+from pathlib import Path
+import pytest
+
+from kk_shipper.storage import DurableQueue
+
+queue = DurableQueue(Path(sys.argv[1]))
+batch = int(sys.argv[2])
+die_in_batch, die_on, die_at = int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
+seen = 0
+
+def trace(sql):
+    global seen
+    if batch == die_in_batch and sql.lstrip().startswith(die_on):
+        seen += 1
+        if seen == die_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+# Test-only hook into the private connection: called as each statement (each executemany
+# row) starts executing.
+queue._conn.set_trace_callback(trace)
+body = b'{"message":"' + b"x" * 280 + b'"}'
+while True:
+    queue.append("logs", [(f"b{batch}-r{i}", body) for i in range(RECORDS_PER_BATCH)], now=batch)
+    print(batch, flush=True)
+    batch += 1
+""".replace("RECORDS_PER_BATCH", str(RECORDS_PER_BATCH))
+
+
+def run_and_kill(db: Path, first_batch: int, self_kill: SelfKill | None) -> list[int]:
+    """Start a writer at ``first_batch``, SIGKILL it mid-stream, return the batches it reported.
+
+    With ``self_kill`` the writer kills itself in batch ``first_batch + REPORTED_BEFORE_KILL``
+    when the statement is reached; otherwise this test kills it after that many reports.
+    """
+    die_on, die_at = self_kill or ("never", 0)
+    die_in_batch = first_batch + REPORTED_BEFORE_KILL if self_kill else -1
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            CHILD,
+            str(db),
+            str(first_batch),
+            str(die_in_batch),
+            die_on,
+            str(die_at),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None and child.stderr is not None
+    reported: list[int] = []
+    try:
+        while len(reported) < REPORTED_BEFORE_KILL:
+            line = child.stdout.readline()
+            assert line, f"writer exited early: {child.stderr.read()}"
+            reported.append(int(line))
+    finally:
+        if self_kill is None:
+            os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+    # Lines it printed between our last read and the kill were acknowledged too.
+    reported += [int(line) for line in child.stdout.read().split()]
+    assert child.returncode == -signal.SIGKILL, child.stderr.read()
+    child.stdout.close()
+    child.stderr.close()
+    return reported
+
+
+def batches_on_disk(db: Path) -> Counter[int]:
+    with DurableQueue(db) as q:
+        assert q.verify() == []
+        records = q.read("logs", after_seq=0, limit=1_000_000)
+        assert q.stats(now=0).kinds["logs"].queued_records == len(records)
+    assert [r.seq for r in records] == list(range(1, len(records) + 1))
+    return Counter(int(r.record_id.split("-")[0][1:]) for r in records)
+
+
+@pytest.mark.parametrize(
+    "self_kill",
+    [
+        None,
+        ("INSERT INTO queue", RECORDS_PER_BATCH // 2 + 50),
+        ("UPDATE kind_state", 1),
+        ("COMMIT", 1),
+    ],
+    ids=["killed-by-test", "mid-inserts", "before-counters", "before-commit"],
+)
+def test_sigkilled_writer_keeps_every_acknowledged_batch_and_no_partial_one(
+    tmp_path: Path, self_kill: SelfKill | None
+) -> None:
+    db = tmp_path / "shipper" / "queue.db"
+    acknowledged: list[int] = []
+    next_batch = 0
+    for kill in (self_kill, None):
+        acknowledged += run_and_kill(db, next_batch, kill)
+
+        on_disk = batches_on_disk(db)
+
+        assert set(acknowledged) <= set(on_disk), "an acknowledged batch was lost"
+        partial = {b: n for b, n in on_disk.items() if n != RECORDS_PER_BATCH}
+        assert partial == {}, "a batch is partially stored"
+        assert sorted(on_disk) == list(range(len(on_disk)))
+        if kill is None:
+            # At most the one batch in flight at the kill is there without being reported.
+            assert len(on_disk) - len(set(acknowledged)) <= 1
+        else:
+            # Killed inside its transaction: that batch is entirely absent.
+            assert sorted(on_disk) == sorted(acknowledged)
+        next_batch = len(on_disk)
