@@ -98,7 +98,7 @@ class DemoPods:
             self.lines_written += 1
 
 
-def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path) -> None:
+def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca_file: str) -> None:
     path.write_text(
         "# Written by scripts/run_local.py for `make run`.\n"
         "agent:\n"
@@ -111,6 +111,10 @@ def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path) ->
         f"    - {pods_root}/*/*/*.log\n"
         "  kubernetes:\n"
         "    enabled: false\n"
+        "  output:\n"
+        "    flush_interval: 1s\n"
+        "    tls:\n"
+        f"      ca_file: {ca_file}\n"
         "metrics:\n"
         "  enabled: false\n"
     )
@@ -167,7 +171,9 @@ def main() -> int:
             config = run_dir / "config.yaml"
             state_dir = run_dir / "state"
             state_dir.mkdir(parents=True, exist_ok=True)
-            write_config(config, pods.files[0].parent.parent.parent, ipc_dir, state_dir)
+            write_config(
+                config, pods.files[0].parent.parent.parent, ipc_dir, state_dir, receiver["ca_file"]
+            )
             env = {
                 **os.environ,
                 "KILLKRILL_CONFIG": str(config),
@@ -175,7 +181,6 @@ def main() -> int:
                 "KILLKRILL_LOG_RECEIVER_URL": receiver["https_url"],
                 "KILLKRILL_METRICS_RECEIVER_URL": receiver["https_url"],
                 "NODE_NAME": NODE_NAME,
-                "SSL_CERT_FILE": receiver["ca_file"],
             }
             check = subprocess.run(
                 [str(VENV_BIN / "killkrill-agent"), "validate"],

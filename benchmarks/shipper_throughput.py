@@ -1,0 +1,75 @@
+"""Shipper throughput and cost: records/s, CPU seconds and peak memory of the shipper
+process while it moves N log records from a producer to the reference receiver.
+
+    .venv/bin/python benchmarks/shipper_throughput.py [--records 100000] [--protocol http3]
+
+Everything runs on this machine (producer, shipper, receiver share the cores), so the
+numbers are for comparing versions of the shipper on one machine, not absolute capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "shipper"))
+
+from e2e_support import Producer, ShipperProcess, log_records
+
+from kk_receiver.testing import ReceiverProcess, wait_until
+
+TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def peak_rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="records per producer batch")
+    parser.add_argument("--protocol", choices=["http3", "http"], default="http3")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    args = parser.parse_args()
+
+    records = log_records(args.records, message="GET /api/items?page=3 200 12ms user=4711 " * 3)
+    with ReceiverProcess() as receiver:
+        output = {"type": args.protocol, "compression": args.compression}
+        with ShipperProcess(receiver, output=output) as shipper:
+            pid = shipper.process.pid
+            idle_cpu = cpu_seconds(pid)
+            with Producer(shipper.endpoint) as producer:
+                started = time.monotonic()
+                for start in range(0, args.records, args.batch):
+                    producer.send(records[start : start + args.batch])
+                wait_until(
+                    lambda: receiver.stats()["unique_ids"] == args.records,
+                    timeout=600,
+                    interval=0.2,
+                )
+                elapsed = time.monotonic() - started
+            cpu = cpu_seconds(pid) - idle_cpu
+            rss = peak_rss_mib(pid)
+        stats = receiver.stats()
+    body = len(records[0]["message"])
+    print(
+        f"{args.records} records (~{body + 330} bytes of JSON each), {args.protocol}, "
+        f"{args.compression}: {elapsed:.2f} s, {args.records / elapsed:,.0f} records/s; "
+        f"shipper CPU {cpu:.2f} s ({cpu / args.records * 1e6:.1f} µs/record), "
+        f"peak RSS {rss:.0f} MiB; receiver duplicates {stats['duplicates']}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""``killkrill-shipper``: run the shipper, or inspect and replay its dead letters.
+
+    killkrill-shipper [run]                      run until SIGTERM/SIGINT
+    killkrill-shipper dead-letters [--kind K]    list dead-lettered records (JSON lines)
+    killkrill-shipper replay [--kind K]          move dead letters back into the queue
+
+Configuration comes from the environment and the config file (``kk_common.config``).
+Exit status: 0 after a clean stop, 2 for a configuration problem, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping, Sequence
+
+import zmq.asyncio
+
+from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.ipc import IpcPathTooLong
+from kk_common.jsonlog import configure_logging, log_event
+from kk_shipper.app import build, queue_path
+from kk_shipper.storage import DurableQueue, QueueError
+
+_log = logging.getLogger("kk.shipper")
+
+
+def _secrets(config: AgentConfig) -> list[str]:
+    secrets = [config.credentials.license_key.get_secret_value()]
+    if config.credentials.api_key is not None:
+        secrets.append(config.credentials.api_key.get_secret_value())
+    return secrets
+
+
+async def _run(config: AgentConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    context = zmq.asyncio.Context()
+    try:
+        shipper = build(config, context=context)
+        await shipper.run(stop)
+    finally:
+        context.term()
+
+
+def _open_queue(config: AgentConfig) -> DurableQueue:
+    return DurableQueue(
+        queue_path(config), dead_letter_max_bytes=config.shipper.dead_letter_max_size
+    )
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="killkrill-shipper", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
+    )
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="run the shipper (the default)")
+    listing = commands.add_parser("dead-letters", help="list dead-lettered records")
+    listing.add_argument("--kind", choices=["logs", "metrics"])
+    listing.add_argument("--limit", type=int, default=1000)
+    replay = commands.add_parser("replay", help="move dead letters back into the queue")
+    replay.add_argument("--kind", choices=["logs", "metrics"])
+    args = parser.parse_args(argv)
+
+    try:
+        config = load_config(os.environ if environ is None else environ, config_path=args.config)
+    except ConfigError as error:
+        print(f"killkrill-shipper: invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    configure_logging(
+        component="shipper",
+        node=config.agent.node_name,
+        level=config.agent.log_level,
+        secrets=_secrets(config),
+    )
+    for note in config_notes(config):
+        log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
+
+    if args.command == "dead-letters":
+        with _open_queue(config) as queue:
+            for letter in queue.dead_letters(args.kind, limit=args.limit):
+                print(
+                    json.dumps(
+                        {
+                            "kind": letter.kind,
+                            "id": letter.record_id,
+                            "reason": letter.reason,
+                            "dead_lettered_at": letter.dead_lettered_at,
+                            "record": json.loads(letter.body),
+                        },
+                        ensure_ascii=False,
+                    )
+                )
+        return 0
+    if args.command == "replay":
+        with _open_queue(config) as queue:
+            moved = queue.replay_dead_letters(args.kind, now=time.time())
+        print(f"replayed {moved} dead-lettered records into the queue")
+        return 0
+    try:
+        asyncio.run(_run(config))
+    except IpcPathTooLong as error:
+        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
+        return 2
+    except QueueError as error:
+        log_event(_log, logging.ERROR, "queue_unusable", detail=str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+"""One output's delivery loop: the asyncio driver of `OutputDelivery`.
+
+The loop reads queued records (in seq order, each once) while the core has room, starts
+the attempts the core asks for on the transport of their protocol, feeds every answer or
+transport error back, and carries out the core's effects: delivered records leave the
+durable queue, dead-lettered ones move to the dead-letter store, the rest become metrics,
+log lines and health problems. It sleeps until the core's next deadline, new records, or
+an answer. Logs and metrics each have their own loop, so one never waits for the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from kk_common.jsonlog import log_event
+from kk_shipper.core import (
+    Attempt,
+    BatchSplit,
+    ContractMismatchDetected,
+    Http3ProbeFailed,
+    OutputDelivery,
+    OutputPaused,
+    OutputResumed,
+    ProtocolChanged,
+    RecordsDeadLettered,
+    RecordsDelivered,
+    RecordsRejectedByReceiver,
+    RetryScheduled,
+)
+from kk_shipper.ingest import StorageThread
+from kk_shipper.storage import DurableQueue
+from kk_shipper.telemetry import DURATION_BUCKETS, SIZE_BUCKETS, ShipperMetrics
+from kk_shipper.types import Kind, Protocol, Transport, TransportError
+
+__all__ = ["OutputPipeline"]
+
+_log = logging.getLogger("kk.shipper.delivery")
+
+
+class OutputPipeline:
+    """Delivers one output's queued records; see the module docstring."""
+
+    def __init__(
+        self,
+        kind: Kind,
+        delivery: OutputDelivery,
+        queue: DurableQueue,
+        storage: StorageThread,
+        transports: Mapping[Protocol, Transport],
+        *,
+        request_timeout_s: float,
+        metrics: ShipperMetrics,
+        clock: Callable[[], float],
+    ) -> None:
+        self.kind = kind
+        self.delivery = delivery
+        self._queue = queue
+        self._storage = storage
+        self._transports = transports
+        self._request_timeout_s = request_timeout_s
+        self._metrics = metrics
+        self._clock = clock
+        self._wake = asyncio.Event()
+        self._sending: set[asyncio.Task[None]] = set()
+        self._last_offered_seq = 0
+        self._queue_may_have_more = True
+        self.problems: dict[str, str] = {}
+        """Operator-facing problems by key, shown by health until they clear."""
+
+    def records_stored(self) -> None:
+        """New records are in the queue (called by ingest)."""
+        self._queue_may_have_more = True
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._sending)
+
+    async def run(self) -> None:
+        """Deliver until cancelled."""
+        while True:
+            self._wake.clear()
+            await self.step()
+            deadline = self.delivery.next_deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def step(self) -> None:
+        """Offer queued records, start due attempts, apply effects."""
+        await self._offer_queued()
+        for attempt in self.delivery.next_attempts(self._clock()):
+            task = asyncio.create_task(self._send(attempt))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+        await self._apply_effects()
+
+    async def _offer_queued(self) -> None:
+        while self._queue_may_have_more and self.delivery.room() > 0:
+            room = self.delivery.room()
+            records = await self._storage.call(
+                self._queue.read, self.kind, after_seq=self._last_offered_seq, limit=room
+            )
+            if records:
+                self._last_offered_seq = records[-1].seq
+                self.delivery.offer(records, self._clock())
+            if len(records) < room:
+                self._queue_may_have_more = False
+
+    async def _send(self, attempt: Attempt) -> None:
+        transport = self._transports[attempt.protocol]
+        started = time.monotonic()
+        try:
+            response = await transport.send(attempt.request, timeout=self._request_timeout_s)
+        except TransportError as error:
+            self._record_transport_error(attempt, error)
+            self.delivery.attempt_failed(attempt, error, self._clock())
+        else:
+            elapsed = time.monotonic() - started
+            labels = {"type": self.kind, "protocol": str(attempt.protocol)}
+            self._metrics.observe(
+                "killkrill_agent_send_duration_seconds", elapsed, DURATION_BUCKETS, **labels
+            )
+            status = "success" if 200 <= response.status < 300 else f"http_{response.status}"
+            self._metrics.inc(
+                "killkrill_agent_sent_bytes_total",
+                len(attempt.request.body),
+                type=self.kind,
+                status=status,
+            )
+            self.delivery.attempt_answered(attempt, response, self._clock())
+        self._wake.set()
+
+    def _record_transport_error(self, attempt: Attempt, error: TransportError) -> None:
+        self._metrics.inc(
+            "killkrill_agent_sent_bytes_total",
+            len(attempt.request.body),
+            type=self.kind,
+            status="transport_error",
+        )
+        level = logging.WARNING if attempt.protocol is Protocol.H3 else logging.ERROR
+        log_event(
+            _log,
+            level,
+            "transport_error",
+            output=self.kind,
+            protocol=str(attempt.protocol),
+            reason=error.reason,
+            detail=error.detail,
+            records=len(attempt.records),
+            probe=attempt.is_probe,
+        )
+        key = f"transport_{attempt.protocol}"
+        self.problems[key] = f"{self.kind} over {attempt.protocol}: {error.reason}: {error.detail}"
+
+    async def _apply_effects(self) -> None:
+        for effect in self.delivery.take_effects():
+            await self._apply(effect)
+
+    async def _apply(self, effect: object) -> None:
+        kind = self.kind
+        match effect:
+            case RecordsDelivered(seqs=seqs, protocol=protocol):
+                await self._storage.call(self._queue.complete, kind, seqs, now=self._clock())
+                self._metrics.inc(
+                    "killkrill_agent_sent_messages_total", len(seqs), type=kind, status="success"
+                )
+                self._metrics.observe(
+                    "killkrill_agent_batch_size", len(seqs), SIZE_BUCKETS, type=kind
+                )
+                for key in [k for k in self.problems if not k.startswith("dead_letter")]:
+                    del self.problems[key]
+                log_event(
+                    _log,
+                    5,
+                    "records_delivered",
+                    output=kind,
+                    records=len(seqs),
+                    protocol=str(protocol),
+                )
+            case RecordsDeadLettered(seqs=seqs, reason=reason, status=status, detail=detail):
+                moved = await self._storage.call(
+                    self._queue.dead_letter, kind, seqs, reason=reason, now=self._clock()
+                )
+                self._metrics.inc(
+                    "killkrill_agent_dead_letters_total", moved, type=kind, reason=reason
+                )
+                self._metrics.inc(
+                    "killkrill_agent_sent_messages_total", moved, type=kind, status="dead_letter"
+                )
+                self.problems["dead_letter"] = (
+                    f"{kind}: records dead-lettered ({reason}); list them with "
+                    "`killkrill-shipper dead-letters`, replay with `killkrill-shipper replay`"
+                )
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "records_dead_lettered",
+                    output=kind,
+                    records=moved,
+                    reason=reason,
+                    status=status,
+                    detail=detail,
+                )
+            case RecordsRejectedByReceiver(count=count, status=status, detail=detail):
+                self._metrics.inc(
+                    "killkrill_agent_rejected_total", count, type=kind, reason=f"http_{status}"
+                )
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "records_rejected_by_receiver",
+                    output=kind,
+                    records=count,
+                    status=status,
+                    detail=detail,
+                )
+            case RetryScheduled(reason=reason, at=at, record_count=count, status=status):
+                self._metrics.inc("killkrill_agent_retries_total", type=kind, reason=reason)
+                log_event(
+                    _log,
+                    logging.INFO,
+                    "retry_scheduled",
+                    output=kind,
+                    reason=reason,
+                    status=status,
+                    records=count,
+                    in_s=round(at - self._clock(), 3),
+                )
+            case ProtocolChanged(old=old, new=new, reason=reason):
+                if new is Protocol.H1:
+                    self._metrics.inc(
+                        "killkrill_agent_protocol_fallbacks_total", type=kind, reason=reason
+                    )
+                else:
+                    self.problems.pop(f"transport_{Protocol.H3}", None)
+                log_event(
+                    _log,
+                    logging.WARNING if new is Protocol.H1 else logging.INFO,
+                    "protocol_changed",
+                    output=kind,
+                    old=str(old),
+                    new=str(new),
+                    reason=reason,
+                )
+            case Http3ProbeFailed(reason=reason, next_probe_at=at):
+                log_event(
+                    _log,
+                    logging.INFO,
+                    "http3_probe_failed",
+                    output=kind,
+                    reason=reason,
+                    next_probe_in_s=round(at - self._clock(), 1),
+                )
+            case OutputPaused(reason=reason, status=status, until=until, detail=detail):
+                self.problems["paused"] = f"{kind} output paused: {reason} ({detail})"
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "output_paused",
+                    output=kind,
+                    reason=reason,
+                    status=status,
+                    detail=detail,
+                    for_s=round(until - self._clock(), 1),
+                )
+            case OutputResumed(reason=reason):
+                self.problems.pop("paused", None)
+                log_event(_log, logging.INFO, "output_resumed", output=kind, reason=reason)
+            case ContractMismatchDetected(detail=detail, suggestion=suggestion):
+                self.problems["contract"] = f"{kind}: {detail}; {suggestion}"
+                log_event(
+                    _log,
+                    logging.ERROR,
+                    "receiver_contract_mismatch",
+                    output=kind,
+                    detail=detail,
+                    suggestion=suggestion,
+                )
+            case BatchSplit(seqs=seqs, reason=reason):
+                log_event(
+                    _log, logging.INFO, "batch_split", output=kind, records=len(seqs), reason=reason
+                )
+
+    async def drain(self, budget_s: float) -> None:
+        """Stop taking new records; send what is held and finish in-flight requests within
+        ``budget_s``. Whatever is not delivered by then stays in the durable queue for the
+        next start (where it is re-sent and deduplicated by id)."""
+        self.delivery.stop_accepting()
+        deadline = time.monotonic() + budget_s
+        while time.monotonic() < deadline:
+            self._wake.clear()
+            await self.step()
+            if self.delivery.is_idle and not self._sending:
+                break
+            next_at = self.delivery.next_deadline()
+            wait = deadline - time.monotonic()
+            if next_at is not None:
+                wait = min(wait, max(0.0, next_at - self._clock()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
+        await self._apply_effects()
