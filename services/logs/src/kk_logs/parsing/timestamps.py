@@ -1,0 +1,81 @@
+"""Container runtime timestamps -> RFC 3339 UTC with ``Z``, keeping every digit of the fraction.
+
+The receiver wants RFC 3339 in UTC with a ``Z`` suffix and the runtime's own precision
+(receiver-api.md). Runtimes write:
+
+* containerd / CRI-O (CRI log format): Go's ``time.RFC3339Nano``, normally UTC
+  (``2026-11-26T10:00:00.123456789Z``), but an offset (``+01:00``) is legal and some
+  runtimes configured with a local zone write one. Go's RFC3339Nano drops trailing
+  zeros, so the fraction has 0 to 9 digits.
+* docker json-file: ``time`` in UTC with 9 digits (``...Z``).
+
+The fraction is carried as text and never goes through `datetime` (which stops at
+microseconds), so nanoseconds are never lost. Only the whole-second part is shifted to
+UTC when an offset is present. The common case (already UTC, ``Z``) costs one
+pre-compiled ``fullmatch`` and no allocation beyond the ``str``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+__all__ = ["normalize_timestamp"]
+
+# Anchored, no nested quantifiers: linear time on any input. Ranges are checked in the
+# pattern so that the UTC fast path needs no int() calls; day-of-month beyond 28 is
+# checked separately (February, 30-day months).
+_RFC3339 = re.compile(
+    r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
+    r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)"
+    r"(?:\.(\d+))?"
+    r"(?:([Zz])|([+-])([01]\d|2[0-3]):?([0-5]\d))",
+    re.ASCII,  # \d must not match other scripts' digits
+)
+_MAX_FRACTION_DIGITS = 9
+_DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _is_leap(year: int) -> bool:
+    return year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+
+
+def normalize_timestamp(raw: str) -> str | None:
+    """Return ``raw`` as RFC 3339 UTC with ``Z``, or None when it is not a valid timestamp.
+
+    The fraction keeps the digits the runtime wrote (up to 9; extra digits beyond
+    nanoseconds are cut, never rounded, so a value never moves into the next second).
+    Lower-case ``t``/``z`` and a space separator are accepted and written canonically.
+
+    >>> normalize_timestamp("2026-11-26T11:00:00.123456789+01:00")
+    '2026-11-26T10:00:00.123456789Z'
+    """
+    m = _RFC3339.fullmatch(raw)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = m.groups()
+    if day > "28":
+        y, mo, d = int(year), int(month), int(day)
+        if d > _DAYS_IN_MONTH[mo] or (mo == 2 and d == 29 and not _is_leap(y)):
+            return None
+    frac = ""
+    if fraction is not None:
+        frac = "." + fraction[:_MAX_FRACTION_DIGITS]
+    if zulu is not None or (off_h == "00" and off_m == "00"):
+        if zulu == "Z" and raw[10] == "T" and (fraction is None or len(fraction) <= 9):
+            return raw  # already canonical: the hot path for containerd and docker
+        return f"{year}-{month}-{day}T{hour}:{minute}:{second}{frac}Z"
+    # An offset: shift the whole seconds with datetime, then re-attach the fraction
+    # text untouched. A leap second (:60) is shifted as :59 and written back as :60.
+    leap = second == "60"
+    delta = timedelta(hours=int(off_h), minutes=int(off_m))
+    try:
+        local = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), 59 if leap else int(second)
+        )
+        utc = local - delta if sign == "+" else local + delta
+    except (ValueError, OverflowError):  # year 0000, or shifted out of 0001..9999
+        return None
+    sec = "60" if leap else f"{utc.second:02d}"
+    date = f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}"
+    return f"{date}T{utc.hour:02d}:{utc.minute:02d}:{sec}{frac}Z"

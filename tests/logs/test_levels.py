@@ -1,0 +1,114 @@
+"""Level extraction: every rule, in order, and every mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from kk_logs.parsing import detect_level, normalize_level
+
+
+@pytest.mark.parametrize(
+    ("message", "level"),
+    [
+        # 1. JSON keys, in order level, severity, lvl, log.level, nested log.level.
+        ('{"level":"error","msg":"boom"}', "error"),
+        ('{"severity":"WARNING","message":"disk 91%"}', "warn"),
+        ('{"lvl":"dbug"}', "info"),  # present but unknown -> info
+        ('{"lvl":"debug"}', "debug"),
+        ('{"log.level":"critical"}', "fatal"),
+        ('{"log":{"level":"panic"},"message":"ecs"}', "fatal"),
+        ('{"level":50,"msg":"pino"}', "error"),
+        ('{"level":10}', "trace"),
+        ('{"level":true}', "info"),
+        ('  {"level":"warn"}  ', "warn"),
+        # A JSON object without a level key is info even if its text has level words.
+        ('{"msg":"ERROR level=error [ERROR]"}', "info"),
+        # Not valid JSON: falls through to the text rules.
+        ('{"msg": broken [ERROR] x', "error"),
+        # 2. logfmt.
+        ('time=2026-11-26T10:00:00Z level=warning msg="slow"', "warn"),
+        ("ts=1 lvl=eror msg=x", "info"),
+        ('level="ERROR" msg=x', "error"),
+        ("msg=x severity=crit", "fatal"),
+        ("a=b,level=debug", "debug"),
+        ("GET /search?q=level=error 200", "info"),  # "level=" must start a field
+        ("[ERROR] level=info wins by order", "info"),
+        # 3. Bracketed words, anywhere in the first 256 characters.
+        ("[ERROR] db down", "error"),
+        ("2026-11-26 10:00:00,123 [warn] retrying", "warn"),
+        ("[ Info ] spaced", "info"),
+        ("[notice] nginx", "info"),
+        ("[err] short", "error"),
+        ("[emerg] nginx", "fatal"),
+        ("x" * 300 + " [ERROR] too far", "info"),
+        ("[ERRORS] not a level word", "info"),
+        # 4. Leading words.
+        ("ERROR could not connect", "error"),
+        ("WARN: deprecated flag", "warn"),
+        ("Warning: something", "warn"),
+        ("error: lowercase too", "error"),
+        ("  INFO indented", "info"),
+        ("DEBUG", "debug"),
+        ("TRACE|pipe separated", "trace"),
+        ("FATAL config missing", "fatal"),
+        ("panic: runtime error: index out of range", "fatal"),
+        ("CRITICAL:root:python logging", "fatal"),
+        ("WARN[0000] logrus text", "warn"),
+        ("Errors were found", "info"),  # a word that only starts with a level
+        ("debugger attached", "info"),
+        # 5. klog.
+        ("E1126 10:00:00.000000       1 reflector.go:123] failed", "error"),
+        ("I1126 10:00:00.000000       1 main.go:1] started", "info"),
+        ("W0101 00:00:00.123456 7 x.go:1] careful", "warn"),
+        ("F1126 10:00:00.000000 1 x.go:1] dead", "fatal"),
+        ("E1126 10:00:00 no microseconds", "info"),
+        ("X1126 10:00:00.000000 unknown letter", "info"),
+        # Nothing recognisable.
+        ("GET /api/items 200 12ms", "info"),
+        ("", "info"),
+    ],
+)
+def test_level_rules(message: str, level: str) -> None:
+    """Each rule finds the level it should, and no more."""
+    assert detect_level(message) == level
+
+
+@pytest.mark.parametrize(
+    ("value", "level"),
+    [
+        ("trace", "trace"),
+        ("debug", "debug"),
+        ("info", "info"),
+        ("notice", "info"),
+        ("warn", "warn"),
+        ("warning", "warn"),
+        ("WARNING", "warn"),
+        ("error", "error"),
+        ("err", "error"),
+        ("fatal", "fatal"),
+        ("critical", "fatal"),
+        ("panic", "fatal"),
+        (" Error ", "error"),
+        ("verbose", "info"),
+        (30, "info"),
+        (40, "warn"),
+        (60, "fatal"),
+        (99, "info"),
+        (None, "info"),
+        (4.0, "info"),
+    ],
+)
+def test_level_mapping(value: object, level: str) -> None:
+    """Values map per receiver-api.md; anything unknown is info."""
+    assert normalize_level(value) == level
+
+
+def test_stderr_is_not_a_level() -> None:
+    """Level comes from the text only: the function does not even see the stream."""
+    assert detect_level("Starting server on :8080") == "info"
+
+
+def test_no_backtracking_trap_on_long_adversarial_input() -> None:
+    """Long runs of near-matches stay linear (this would take minutes if they did not)."""
+    for message in ("[" * 200_000, "level" * 100_000, " " * 200_000 + "x", "[ERRO" * 50_000):
+        assert detect_level(message) == "info"
