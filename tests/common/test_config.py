@@ -52,6 +52,30 @@ DELIVERY_DEFAULTS: dict[str, Any] = {
     },
 }
 """The delivery keys shared by logs.output and metrics.output, at their defaults."""
+LOGS_READING_DEFAULTS: dict[str, Any] = {
+    "exclude_paths": (),
+    "ignore_older": None,
+    "max_line_size": 1024**2,
+    "partial_timeout": 5.0,
+    "read_slice": 256 * 1024,
+    "deleted_file_grace": 60.0,
+    "rescan_interval": 10.0,
+    "window": {"max_batches": 64, "max_bytes": 32 * 1024**2},
+    "batch_max_records": 1000,
+    "batch_max_wait": 0.2,
+    "system_logs": {"enabled": False, "paths": ("/var/log/syslog", "/var/log/messages")},
+}
+"""The logs keys about reading files and handing batches to the shipper, at their defaults."""
+METADATA_SOURCE_DEFAULTS: dict[str, Any] = {
+    "source": "api",
+    "kubelet_poll_interval": 10.0,
+    "token_file": TOKEN,
+    "ca_file": CA,
+    "deleted_pod_retention": 300.0,
+    "metadata_wait": 2.0,
+    "services": True,
+}
+"""The logs.kubernetes keys about the metadata source, at their defaults (but kubelet_url)."""
 SHIPPER_DEFAULTS: dict[str, Any] = {
     "queue_max_size": 1024**3,
     "dedup_window": 3600.0,
@@ -104,13 +128,13 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
     )
     assert logs.enabled and logs.kubernetes.enabled
     assert logs.paths == ("/var/log/pods/*/*/*.log", "/var/log/containers/*.log")
-    assert logs.kubernetes.pod_metadata == (
-        "namespace",
-        "pod_name",
-        "container_name",
-        "labels",
-        "annotations",
-    )
+    assert logs.model_dump(include=set(LOGS_READING_DEFAULTS)) == LOGS_READING_DEFAULTS
+    assert logs.kubernetes.model_dump() == {
+        "enabled": True,
+        "pod_metadata": ("namespace", "pod_name", "container_name", "labels", "annotations"),
+        **METADATA_SOURCE_DEFAULTS,
+        "kubelet_url": "https://10.1.2.3:10250",
+    }
     assert logs.output.model_dump() == {
         "type": "http3",
         "url": "https://logs:8443",
@@ -199,7 +223,13 @@ def test_the_full_fixture_sets_every_key() -> None:
         "logs": {
             "enabled": True,
             "paths": ("/var/log/pods/*/*/*.log",),
-            "kubernetes": {"enabled": True, "pod_metadata": ("namespace", "pod_name", "labels")},
+            **LOGS_READING_DEFAULTS,
+            "kubernetes": {
+                "enabled": True,
+                "pod_metadata": ("namespace", "pod_name", "labels"),
+                **METADATA_SOURCE_DEFAULTS,
+                "kubelet_url": "https://192.168.10.7:10250",
+            },
             "output": {
                 "type": "http",
                 "url": "https://logs.example.com:8443/ingest?tenant=a",
@@ -319,6 +349,39 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
     assert config.logs.output.effective_compression_level == 19
 
 
+def test_the_logs_fixture_sets_every_reading_and_metadata_source_key() -> None:
+    text = (FIXTURES / "good_logs.yaml").read_text(encoding="utf-8")
+    environ = required_env()
+    del environ["NODE_IP"]
+    logs = parse_config(text, environ).logs
+    assert logs.model_dump(include=set(LOGS_READING_DEFAULTS)) == {
+        "exclude_paths": (
+            "/var/log/pods/kube-system_*/*/*.log",
+            "/var/log/containers/*_istio-proxy-*.log",
+        ),
+        "ignore_older": 86400.0,
+        "max_line_size": 256 * 1024,
+        "partial_timeout": 2.0,
+        "read_slice": 64_000,
+        "deleted_file_grace": 300.0,
+        "rescan_interval": 30.0,
+        "window": {"max_batches": 16, "max_bytes": 8 * 1024**2},
+        "batch_max_records": 250,
+        "batch_max_wait": 0.05,
+        "system_logs": {"enabled": True, "paths": ("/var/log/syslog", "/var/log/kern.log")},
+    }
+    assert logs.kubernetes.model_dump(exclude={"enabled", "pod_metadata"}) == {
+        "source": "kubelet",
+        "kubelet_url": "https://node-a.internal:10250",
+        "kubelet_poll_interval": 15.0,
+        "token_file": "/var/run/secrets/kk/token",
+        "ca_file": "/etc/kk/kubelet-ca.crt",
+        "deleted_pod_retention": 600.0,
+        "metadata_wait": 0.0,
+        "services": False,
+    }
+
+
 def _leaf_paths(node: Any, prefix: str = "") -> set[str]:
     if isinstance(node, dict):
         return {p for key, value in node.items() for p in _leaf_paths(value, f"{prefix}{key}.")}
@@ -327,10 +390,10 @@ def _leaf_paths(node: Any, prefix: str = "") -> set[str]:
     return {prefix[:-1]}
 
 
-def test_the_full_and_shipper_fixtures_together_set_every_key() -> None:
-    """A new field must be added to one of the two fixtures (and compared above)."""
+def test_the_full_shipper_and_logs_fixtures_together_set_every_key() -> None:
+    """A new field must be added to one of the three fixtures (and compared above)."""
     written: set[str] = set()
-    for name in ("good_full.yaml", "good_shipper.yaml"):
+    for name in ("good_full.yaml", "good_shipper.yaml", "good_logs.yaml"):
         written |= _leaf_paths(yaml.safe_load((FIXTURES / name).read_text(encoding="utf-8")))
     schema = {p for p in _key_paths(AgentConfig) if not p.startswith("credentials.")}
     assert schema - written == set()
@@ -455,6 +518,86 @@ def test_an_enabled_pipeline_needs_something_to_read() -> None:
         "logs.paths: logs are enabled but no paths are listed",
         "metrics.sources: metrics are enabled but no sources are listed",
     ]
+
+
+def test_the_default_kubelet_url_puts_an_ipv6_node_ip_in_brackets() -> None:
+    config = parse_config(None, required_env(NODE_IP="fd00::7"))
+    assert config.logs.kubernetes.kubelet_url == "https://[fd00::7]:10250"
+
+
+def test_without_a_node_ip_there_is_no_default_kubelet_url() -> None:
+    environ = required_env()
+    del environ["NODE_IP"]
+    config = parse_config("metrics:\n  enabled: false\n", environ)
+    assert (config.logs.kubernetes.source, config.logs.kubernetes.kubelet_url) == ("api", None)
+
+
+def test_the_kubelet_source_uses_the_default_or_the_written_kubelet_url() -> None:
+    text = "logs:\n  kubernetes:\n    source: kubelet\n"
+    assert parse_config(text, required_env()).logs.kubernetes.kubelet_url == (
+        "https://10.1.2.3:10250"
+    )
+    written = text + "    kubelet_url: https://127.0.0.1:10250\n"
+    assert parse_config(written, required_env()).logs.kubernetes.kubelet_url == (
+        "https://127.0.0.1:10250"
+    )
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "logs:\n  enabled: false\n  kubernetes:\n    source: kubelet\n",
+        "logs:\n  kubernetes:\n    enabled: false\n    source: kubelet\n",
+    ],
+)
+def test_a_disabled_kubelet_source_needs_no_kubelet_url(text: str) -> None:
+    environ = required_env()
+    del environ["NODE_IP"]
+    config = parse_config(text + "metrics:\n  enabled: false\n", environ)
+    assert config.logs.kubernetes.kubelet_url is None
+
+
+def test_a_null_kubelet_url_with_the_kubelet_source_is_an_error() -> None:
+    text = "logs:\n  kubernetes:\n    source: kubelet\n    kubelet_url: null\n"
+    assert problems_of(text, required_env()) == [
+        "logs.kubernetes.kubelet_url: required when logs.kubernetes.source is kubelet: "
+        "set it, or remove it for the default https://<node IP>:10250, or use source api"
+    ]
+
+
+def test_an_invalid_node_ip_is_reported_once_not_again_as_a_missing_kubelet_url() -> None:
+    text = "logs:\n  kubernetes:\n    source: kubelet\n"
+    assert problems_of(text, required_env(NODE_IP="10.1.2")) == [
+        "NODE_IP: expected an IP address, got '10.1.2'"
+    ]
+
+
+def test_an_unknown_metadata_source_is_an_error() -> None:
+    text = "logs:\n  kubernetes:\n    source: apiserver\n"
+    assert problems_of(text, required_env()) == [
+        "logs.kubernetes.source: expected 'api' or 'kubelet', got 'apiserver'"
+    ]
+
+
+def test_metadata_wait_may_be_zero_but_other_durations_may_not() -> None:
+    text = "logs:\n  kubernetes:\n    metadata_wait: 0s\n"
+    assert parse_config(text, required_env()).logs.kubernetes.metadata_wait == 0.0
+    assert problems_of("logs:\n  ignore_older: 0s\n", required_env()) == [
+        "logs.ignore_older: expected a duration greater than zero, got '0s'"
+    ]
+    assert problems_of("logs:\n  kubernetes:\n    metadata_wait: 0\n", required_env()) == [
+        "logs.kubernetes.metadata_wait: expected a duration with a unit (ms, s, m or h), "
+        "got 0; write e.g. '0s'"
+    ]
+
+
+def test_enabled_system_logs_need_paths() -> None:
+    text = "logs:\n  system_logs:\n    enabled: true\n    paths: []\n"
+    assert problems_of(text, required_env()) == [
+        "logs.system_logs.paths: system logs are enabled but no paths are listed"
+    ]
+    disabled = text.replace("enabled: true", "enabled: false")
+    assert parse_config(disabled, required_env()).logs.system_logs.paths == ()
 
 
 def test_http3_with_an_http_url_is_a_note_not_an_error() -> None:

@@ -75,6 +75,10 @@ def test_there_is_a_fixture_for_every_required_case() -> None:
         "bad_compression_level_none.yaml",
         "bad_unknown_delivery_key.yaml",
         "bad_shipper_size.yaml",
+        "bad_kubelet_source.yaml",
+        "bad_exclude_path.yaml",
+        "bad_max_line_size.yaml",
+        "bad_window_key.yaml",
     } <= names
 
 

@@ -16,7 +16,7 @@ from .checks import config_notes
 from .environment import DEFAULT_CONFIG_PATH, ENVIRONMENT_VARIABLES, EnvironmentVariable
 from .errors import ConfigError, ConfigProblem
 from .load import config_file_path, load_config, parse_config
-from .metric_sources import default_metric_sources
+from .metric_sources import default_kubelet_url, default_metric_sources
 from .model import (
     COMPRESSION_LEVELS,
     AgentConfig,
@@ -25,8 +25,10 @@ from .model import (
     Credentials,
     Http3Config,
     KubernetesMetadataConfig,
+    KubernetesSource,
     LogsConfig,
     LogsOutputConfig,
+    LogsWindowConfig,
     MetricsConfig,
     MetricSourceConfig,
     MetricsOutputConfig,
@@ -37,6 +39,7 @@ from .model import (
     PodMetadataField,
     RetryConfig,
     ShipperConfig,
+    SystemLogsConfig,
     TlsConfig,
 )
 from .units import UnitError, format_duration, format_size, parse_duration, parse_size
@@ -54,8 +57,10 @@ __all__ = [
     "EnvironmentVariable",
     "Http3Config",
     "KubernetesMetadataConfig",
+    "KubernetesSource",
     "LogsConfig",
     "LogsOutputConfig",
+    "LogsWindowConfig",
     "MetricSourceConfig",
     "MetricsConfig",
     "MetricsOutputConfig",
@@ -66,10 +71,12 @@ __all__ = [
     "PodMetadataField",
     "RetryConfig",
     "ShipperConfig",
+    "SystemLogsConfig",
     "TlsConfig",
     "UnitError",
     "config_file_path",
     "config_notes",
+    "default_kubelet_url",
     "default_metric_sources",
     "format_duration",
     "format_size",

@@ -19,7 +19,14 @@ from ..urls import carries_http3
 from .environment import variable_for_path
 from .errors import ConfigProblem
 from .metric_sources import KUBELET_PORT, DefaultSources
-from .model import COMPRESSION_LEVELS, AgentConfig, Compression, OutputMode, RetryConfig
+from .model import (
+    COMPRESSION_LEVELS,
+    AgentConfig,
+    Compression,
+    KubernetesSource,
+    OutputMode,
+    RetryConfig,
+)
 from .paths import KeyPath, format_path
 from .units import format_duration
 from .value_types import PositiveInt, Seconds
@@ -35,6 +42,7 @@ def cross_field_problems(
     document: dict[str, Any],
     *,
     default_sources: DefaultSources,
+    default_kubelet_url: DefaultSources,
     skip: Collection[KeyPath] = (),
 ) -> list[ConfigProblem]:
     """Every cross-field problem of the merged document (before model validation)."""
@@ -51,6 +59,7 @@ def cross_field_problems(
         problems += _compression_level_problems(document, pipeline)
         problems += _backoff_problems(document, pipeline)
         problems += _client_certificate_problems(document, pipeline, skip)
+    problems += _logs_input_problems(document, default_kubelet_url, skip)
     problems += _duplicate_source_names(document)
     return problems
 
@@ -92,6 +101,48 @@ def _enabled_pipeline_problems(
             problems.append(
                 ConfigProblem("metrics.sources", "metrics are enabled but no sources are listed")
             )
+    return problems
+
+
+def _logs_input_problems(
+    document: dict[str, Any], default_kubelet_url: DefaultSources, skip: Collection[KeyPath]
+) -> list[ConfigProblem]:
+    # What the logs service reads besides the container logs: the system logs and the pod
+    # metadata. Like the output URL, only an enabled part needs its inputs.
+    if _read(document, ("logs", "enabled"), bool, default=True) is not True:
+        return []
+    problems = []
+    if (
+        _read(document, ("logs", "system_logs", "enabled"), bool, default=False) is True
+        and _get(document, ("logs", "system_logs", "paths")) == []
+    ):
+        problems.append(
+            ConfigProblem(
+                "logs.system_logs.paths", "system logs are enabled but no paths are listed"
+            )
+        )
+    url_path: KeyPath = ("logs", "kubernetes", "kubelet_url")
+    if (
+        _read(document, ("logs", "kubernetes", "enabled"), bool, default=True) is True
+        and _read(document, ("logs", "kubernetes", "source"), KubernetesSource, default="api")
+        == "kubelet"
+        and _get(document, url_path) in (None, _ABSENT)
+        and default_kubelet_url is not DefaultSources.NODE_IP_INVALID
+        and url_path not in skip
+    ):
+        default = f"https://<node IP>:{KUBELET_PORT}"
+        if default_kubelet_url is DefaultSources.NODE_IP_MISSING:
+            fix = (
+                f"set NODE_IP from the downward API (status.hostIP) or agent.node_ip for the "
+                f"default {default}, or set logs.kubernetes.kubelet_url, or use source api"
+            )
+        else:  # written as null
+            fix = f"set it, or remove it for the default {default}, or use source api"
+        problems.append(
+            ConfigProblem(
+                format_path(url_path), f"required when logs.kubernetes.source is kubelet: {fix}"
+            )
+        )
     return problems
 
 

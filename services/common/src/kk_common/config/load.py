@@ -5,7 +5,8 @@
 ``KILLKRILL_CONFIG`` or the default path.
 
 The steps, in order: parse the YAML; expand ``${VAR}`` in string values; overlay the
-environment variables; fill the node-specific default metric sources; validate with
+environment variables; fill the node-specific defaults (the metric sources and the kubelet
+URL); validate with
 pydantic; run the cross-field checks. Problems from every step are collected and raised
 together as one :class:`ConfigError`.
 """
@@ -28,7 +29,7 @@ from .environment import (
 )
 from .errors import ConfigError, ConfigProblem
 from .expand import expand_variables
-from .metric_sources import fill_default_metric_sources
+from .metric_sources import fill_default_kubelet_url, fill_default_metric_sources
 from .model import AgentConfig
 from .paths import KeyPath
 from .pydantic_errors import problems_from_validation_error
@@ -78,6 +79,7 @@ def parse_config(
         # ("agent.node_name: required") rather than as a missing section.
         document.setdefault(section, {})
     default_sources = fill_default_metric_sources(document)
+    default_kubelet_url = fill_default_kubelet_url(document)
 
     config: AgentConfig | None = None
     validation_error: ValidationError | None = None
@@ -92,7 +94,10 @@ def parse_config(
             validation_error, root=AgentConfig, origins=origins, skip=failed_expansions
         )
     problems += cross_field_problems(
-        document, default_sources=default_sources, skip=failed_expansions
+        document,
+        default_sources=default_sources,
+        default_kubelet_url=default_kubelet_url,
+        skip=failed_expansions,
     )
     problems += unknown_killkrill_variables(environ)
     if problems or config is None:

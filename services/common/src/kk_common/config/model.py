@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .metric_sources import SERVICE_ACCOUNT_CA_FILE, SERVICE_ACCOUNT_TOKEN_FILE
 from .value_types import (
     AbsolutePath,
     ApiKey,
@@ -31,6 +32,7 @@ from .value_types import (
     NonEmptyText,
     PositiveInt,
     Seconds,
+    SecondsOrZero,
     SizeBytes,
 )
 
@@ -42,8 +44,10 @@ __all__ = [
     "Credentials",
     "Http3Config",
     "KubernetesMetadataConfig",
+    "KubernetesSource",
     "LogsConfig",
     "LogsOutputConfig",
+    "LogsWindowConfig",
     "MetricSourceConfig",
     "MetricsConfig",
     "MetricsOutputConfig",
@@ -54,6 +58,7 @@ __all__ = [
     "PodMetadataField",
     "RetryConfig",
     "ShipperConfig",
+    "SystemLogsConfig",
     "TlsConfig",
 ]
 
@@ -61,8 +66,11 @@ OutputType = Literal["http3", "http"]
 Compression = Literal["gzip", "zstd", "none"]
 OutputMode = Literal["batch", "single"]
 PodMetadataField = Literal["namespace", "pod_name", "container_name", "labels", "annotations"]
+KubernetesSource = Literal["api", "kubelet"]
 
 MB = 1000 * 1000
+KiB = 1024
+MiB = 1024**2
 GiB = 1024**3
 
 COMPRESSION_LEVELS: dict[Compression, tuple[int, int, int]] = {
@@ -223,6 +231,40 @@ class KubernetesMetadataConfig(_Section):
     """Add Kubernetes metadata to each record."""
     pod_metadata: tuple[PodMetadataField, ...] = ALL_POD_METADATA
     """Which pod metadata to add: namespace, pod_name, container_name, labels, annotations."""
+    source: KubernetesSource = "api"
+    """``api``: list+watch the API server for this node's pods; ``kubelet``: poll its /pods."""
+    kubelet_url: HttpUrl | None = None
+    """Kubelet base URL for source kubelet; the loader's default is https://<node IP>:10250."""
+    kubelet_poll_interval: Seconds = 10.0
+    """Time between polls of the kubelet's /pods (source kubelet)."""
+    token_file: AbsolutePath = SERVICE_ACCOUNT_TOKEN_FILE
+    """Bearer token for the API server or the kubelet (re-read, as projected tokens rotate)."""
+    ca_file: AbsolutePath = SERVICE_ACCOUNT_CA_FILE
+    """CA bundle that verifies the API server's or the kubelet's certificate."""
+    deleted_pod_retention: Seconds = 300.0
+    """Deleted pods stay in the cache this long, so their last lines are still enriched."""
+    metadata_wait: SecondsOrZero = 2.0
+    """A new pod's lines wait this long for its metadata, then ship with path fields (0s: none)."""
+    services: bool = True
+    """Watch Services to add each pod's Services (needs cluster-wide list/watch on services)."""
+
+
+class LogsWindowConfig(_Section):
+    """``logs.window``: what may be sent to the shipper and not yet acknowledged."""
+
+    max_batches: PositiveInt = 64
+    """Unacknowledged batches to the shipper; reading pauses while the window is full."""
+    max_bytes: SizeBytes = 32 * MiB
+    """Unacknowledged bytes to the shipper; reading pauses while the window is full."""
+
+
+class SystemLogsConfig(_Section):
+    """``logs.system_logs``: the node's own system logs, read as plain text lines."""
+
+    enabled: bool = False
+    """Also collect the node's system logs (opt-in)."""
+    paths: tuple[AbsolutePath, ...] = ("/var/log/syslog", "/var/log/messages")
+    """System log files to read, each line a record."""
 
 
 class LogsConfig(_Section):
@@ -232,6 +274,28 @@ class LogsConfig(_Section):
     """Collect container logs."""
     paths: tuple[AbsolutePath, ...] = ("/var/log/pods/*/*/*.log", "/var/log/containers/*.log")
     """Glob patterns of the log files to tail."""
+    exclude_paths: tuple[AbsolutePath, ...] = ()
+    """Glob patterns of files not to read, even when ``paths`` matches them."""
+    ignore_older: Seconds | None = None
+    """Files not modified for this long are not read; none: every file is read."""
+    max_line_size: SizeBytes = MiB
+    """A merged line (CRI P...F parts, docker split lines) longer than this ships in pieces."""
+    partial_timeout: Seconds = 5.0
+    """An unterminated partial line (the writer died mid-line) is shipped after this long."""
+    read_slice: SizeBytes = 256 * KiB
+    """Bytes read from one file per round, so that one busy file cannot starve the others."""
+    deleted_file_grace: Seconds = 60.0
+    """A deleted file still open is read to its end for at most this long, then closed."""
+    rescan_interval: Seconds = 10.0
+    """Full rescan of the globs this often (inotify finds new files in between)."""
+    window: LogsWindowConfig = Field(default_factory=LogsWindowConfig)
+    """Batches and bytes sent to the shipper and not yet acknowledged (back-pressure)."""
+    batch_max_records: PositiveInt = 1000
+    """Records per batch handed to the shipper (not ``output.batch_size``: the receiver's)."""
+    batch_max_wait: Seconds = 0.2
+    """Hand a partial batch to the shipper after this long."""
+    system_logs: SystemLogsConfig = Field(default_factory=SystemLogsConfig)
+    """The node's system logs (opt-in)."""
     kubernetes: KubernetesMetadataConfig = Field(default_factory=KubernetesMetadataConfig)
     """Kubernetes metadata enrichment."""
     output: LogsOutputConfig = Field(default_factory=LogsOutputConfig)

@@ -32,6 +32,7 @@ __all__ = [
     "NonEmptyText",
     "PositiveInt",
     "Seconds",
+    "SecondsOrZero",
     "SizeBytes",
 ]
 
@@ -59,6 +60,13 @@ def _positive_int(value: Any) -> int:
 
 
 def _seconds(value: Any) -> float:
+    seconds = _duration(value)
+    if seconds <= 0:
+        raise _problem(f"expected a duration greater than zero, got {show_value(value)}")
+    return seconds
+
+
+def _duration(value: Any) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool):
         raise _problem(
             "expected a duration with a unit (ms, s, m or h), "
@@ -71,8 +79,6 @@ def _seconds(value: Any) -> float:
     except UnitError as error:
         hint = f"; {error.hint}" if error.hint else ""
         raise _problem(f"{error.expected}, got {show_value(value)}{hint}") from None
-    if seconds <= 0:
-        raise _problem(f"expected a duration greater than zero, got {show_value(value)}")
     return seconds
 
 
@@ -175,6 +181,8 @@ PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
 """A whole number > 0 (YAML int, or a digit string from ``${VAR}`` expansion)."""
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 """A duration > 0 written with units (``'5s'``, ``'1m30s'``), held as float seconds."""
+SecondsOrZero = Annotated[float, BeforeValidator(_duration)]
+"""A duration >= 0 written with units (``'0s'`` allowed), held as float seconds."""
 SizeBytes = Annotated[int, BeforeValidator(_size_bytes)]
 """A size > 0 written with units (``'32MB'`` = 32e6, ``'32MiB'`` = 32 * 2**20), in bytes."""
 HttpUrl = Annotated[str, BeforeValidator(_http_url)]
