@@ -1,0 +1,239 @@
+"""Finding the log files to tail: globs in, one entry per physical file out.
+
+`scan_paths` is the only IO here (``glob``, ``stat``, ``realpath``); `decide` is pure: it
+takes that scan result plus the time and returns what to tail and what was skipped, and
+why. Rules, in order:
+
+* A path ending in a compressed suffix (``.gz``; `COMPRESSED_SUFFIXES`) is never read:
+  kubelet gzips rotated files, and their bytes were already read from the original inode
+  (reading them again is open-telemetry/opentelemetry-collector-contrib#40523).
+* A path is dropped when it, or the file it resolves to, matches an exclude glob. The
+  test is per path, so excluding ``/var/log/containers/*.log`` keeps the files that the
+  pods glob reaches, while excluding ``/var/log/pods/kube-system_*/**`` also drops the
+  ``/var/log/containers`` symlinks that point there.
+* Every surviving path is resolved (symlinks followed) and files are deduplicated by
+  ``(st_dev, st_ino)``: ``/var/log/containers/*.log`` are symlinks to the files under
+  ``/var/log/pods``, and each physical file must be read exactly once.
+* A file not yet tracked whose modification time is older than ``ignore_older_s`` is
+  skipped; tracked files are never dropped by age.
+
+Exclude globs use shell syntax on whole paths: ``*``, ``?`` and ``[...]`` stay within one
+path component, ``**`` spans any number of components.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import stat
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+
+__all__ = [
+    "COMPRESSED_SUFFIXES",
+    "DEFAULT_GLOBS",
+    "Decision",
+    "FileKey",
+    "Found",
+    "ScanResult",
+    "compile_globs",
+    "decide",
+    "scan_paths",
+    "watch_dirs",
+]
+
+DEFAULT_GLOBS: tuple[str, ...] = ("/var/log/pods/*/*/*.log", "/var/log/containers/*.log")
+"""Where kubelet puts container logs, and the per-container symlinks to them."""
+
+COMPRESSED_SUFFIXES: tuple[str, ...] = (".gz",)
+"""Rotated, compressed files: their content was read before compression."""
+
+FileKey = tuple[int, int]
+"""``(st_dev, st_ino)``: which physical file, while it exists."""
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """One path a glob matched, resolved and stat-ed."""
+
+    path: str
+    """The path as the glob matched it (possibly a symlink)."""
+    real_path: str
+    """The path with symlinks resolved."""
+    dev: int
+    ino: int
+    size: int
+    mtime: float
+
+    @property
+    def key(self) -> FileKey:
+        """The physical file this path reaches."""
+        return (self.dev, self.ino)
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What one pass over the globs saw."""
+
+    found: list[Found] = field(default_factory=list)
+    errors: list[tuple[str, OSError]] = field(default_factory=list)
+    """Paths that matched but could not be stat-ed (other than vanishing)."""
+
+
+@dataclass(slots=True)
+class Decision:
+    """What to tail, and how many distinct files were skipped for each reason."""
+
+    files: dict[FileKey, Found] = field(default_factory=dict)
+    """One entry per physical file; the entry's ``real_path`` is its canonical path."""
+    paths: dict[FileKey, list[str]] = field(default_factory=dict)
+    """Every surviving path that reaches each file."""
+    compressed: int = 0
+    excluded: int = 0
+    too_old: int = 0
+
+
+_SEGMENT = re.compile(r"\*\*/|\*\*|\*|\?|\[[^/\]]*\]|[^*?\[]+|\[")
+
+
+def _glob_regex(pattern: str) -> str:
+    out: list[str] = []
+    for part in _SEGMENT.findall(pattern):
+        if part == "**/":
+            out.append("(?:.*/)?")  # zero or more whole directories
+        elif part == "**":
+            out.append(".*")
+        elif part == "*":
+            out.append("[^/]*")
+        elif part == "?":
+            out.append("[^/]")
+        elif part.startswith("[") and len(part) > 1:
+            body = part[1:-1]
+            if body.startswith("!"):
+                body = "^" + body[1:]
+            out.append(f"[{body}]" if body else re.escape(part))
+        else:
+            out.append(re.escape(part))
+    return "".join(out)
+
+
+def compile_globs(patterns: Iterable[str]) -> Callable[[str], bool]:
+    """A predicate that tells whether a path matches any of ``patterns``."""
+    parts = [_glob_regex(p) for p in patterns]
+    if not parts:
+        return lambda _path: False
+    matcher = re.compile("|".join(f"(?:{p})" for p in parts), re.DOTALL)
+    return lambda path: matcher.fullmatch(path) is not None
+
+
+def scan_paths(
+    patterns: Sequence[str],
+    *,
+    stat_fn: Callable[[str], os.stat_result] = os.stat,
+    realpath: Callable[[str], str] = os.path.realpath,
+) -> ScanResult:
+    """Expand ``patterns`` and stat every regular file they reach (following symlinks).
+
+    A path that vanishes between the glob and the stat (a pod being deleted, a dangling
+    ``/var/log/containers`` symlink) is simply absent; other stat errors are returned.
+    """
+    result = ScanResult()
+    seen: set[str] = set()
+    for pattern in patterns:
+        for path in glob.iglob(pattern, recursive=True):
+            if path in seen:
+                continue
+            seen.add(path)
+            try:
+                st = stat_fn(path)
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                result.errors.append((path, exc))
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            result.found.append(
+                Found(path, realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime)
+            )
+    return result
+
+
+def decide(
+    result: ScanResult,
+    *,
+    now: float,
+    exclude: Callable[[str], bool] = lambda _path: False,
+    ignore_older_s: float | None = None,
+    known: Collection[FileKey] = (),
+) -> Decision:
+    """Apply the skip rules (module docstring) to a scan; ``now`` is wall-clock seconds."""
+    decision = Decision()
+    compressed: set[FileKey] = set()
+    excluded: set[FileKey] = set()
+    too_old: set[FileKey] = set()
+    for found in result.found:
+        key = found.key
+        if found.path.endswith(COMPRESSED_SUFFIXES) or found.real_path.endswith(
+            COMPRESSED_SUFFIXES
+        ):
+            compressed.add(key)
+            continue
+        if exclude(found.path) or exclude(found.real_path):
+            excluded.add(key)
+            continue
+        if ignore_older_s is not None and key not in known and now - found.mtime > ignore_older_s:
+            too_old.add(key)
+            continue
+        decision.paths.setdefault(key, []).append(found.path)
+        current = decision.files.get(key)
+        # Prefer the entry found through its real path, so the canonical path is the
+        # /var/log/pods one that the metadata code parses, not a symlink.
+        if current is None or (current.path != current.real_path and found.path == found.real_path):
+            decision.files[key] = found
+    decision.compressed = len(compressed - decision.files.keys())
+    decision.excluded = len(excluded - decision.files.keys())
+    decision.too_old = len(too_old - decision.files.keys())
+    return decision
+
+
+def _static_prefix(pattern: str) -> tuple[str, list[str]]:
+    parts = pattern.split(os.sep)
+    for i, part in enumerate(parts):
+        if glob.has_magic(part):
+            return os.sep.join(parts[:i]) or os.sep, parts[i:]
+    return os.path.dirname(pattern) or os.sep, []
+
+
+def watch_dirs(patterns: Sequence[str]) -> set[str]:
+    """The directories whose entries decide what ``patterns`` match.
+
+    For ``/var/log/pods/*/*/*.log`` that is ``/var/log/pods``, every pod directory and
+    every container directory. A missing static prefix is replaced by its nearest
+    existing ancestor, so the creation of the directory itself is noticed. ``**`` means
+    every directory below that point.
+    """
+    dirs: set[str] = set()
+    for pattern in patterns:
+        root, rest = _static_prefix(pattern)
+        base = root
+        while not os.path.isdir(base) and os.path.dirname(base) != base:
+            base = os.path.dirname(base)
+        if not os.path.isdir(base):
+            continue
+        dirs.add(base)
+        if base != root:
+            continue
+        # Every directory level between the static prefix and the file name part.
+        for depth in range(1, len(rest)):
+            sub = rest[:depth]
+            if "**" in sub:
+                for top in glob.iglob(os.path.join(root, *sub[: sub.index("**")])):
+                    for walked, _dirnames, _files in os.walk(top):
+                        dirs.add(walked)
+                break
+            for match in glob.iglob(os.path.join(root, *sub)):
+                if os.path.isdir(match):
+                    dirs.add(match)
+    return dirs
