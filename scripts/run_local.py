@@ -225,11 +225,12 @@ def main() -> int:
                     break
                 time.sleep(0.5)
         finally:
+            # Producers first, then the shipper, then the receiver, each given time to
+            # drain: the way a pod's containers would be stopped.
             for proc in reversed(procs):
                 proc.terminate()
-            for proc in procs:
                 try:
-                    proc.wait(timeout=10)
+                    proc.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     proc.kill()
     return 0

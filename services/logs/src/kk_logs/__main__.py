@@ -1,0 +1,120 @@
+"""``killkrill-logs``: tail container logs and hand them to the shipper until SIGTERM.
+
+Configuration comes from the environment and the config file (``kk_common.config``).
+Exit status: 0 after a clean stop, 2 for a configuration problem, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import zmq.asyncio
+
+from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.ipc import IpcPathTooLong
+from kk_common.jsonlog import configure_logging, log_event
+from kk_logs.app import LogsService
+from kk_logs.metadata import PodCache, ServiceIndex
+from kk_logs.offsets import OffsetStoreError
+
+_log = logging.getLogger("kk.logs")
+
+
+def _api_client() -> Any:
+    """A client for the API server: in-cluster credentials, else $KUBECONFIG."""
+    from kubernetes import client, config
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    configuration = client.Configuration.get_default_copy()
+    # urllib3's own retries would sleep out Retry-After inside a call that stop() cannot
+    # interrupt; the watcher has its own backoff.
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def metadata_source(config: AgentConfig, pods: PodCache, services: ServiceIndex | None) -> Any:
+    """The configured source of pod metadata, or None when enrichment is off."""
+    kube = config.logs.kubernetes
+    if not kube.enabled:
+        return None
+    if kube.source == "kubelet":
+        from kk_logs.metadata.kubelet import KubeletPodSource, KubeletSettings
+
+        return KubeletPodSource(
+            KubeletSettings(
+                url=str(kube.kubelet_url).rstrip("/") + "/pods",
+                token_file=kube.token_file,
+                ca_file=kube.ca_file,
+                poll_interval_s=kube.kubelet_poll_interval,
+            ),
+            pods,
+        )
+    from kk_logs.metadata.watcher import PodWatcher
+
+    return PodWatcher(_api_client(), config.agent.node_name, pods, services)
+
+
+async def _run(config: AgentConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    context = zmq.asyncio.Context()
+    pods = PodCache(retention_s=config.logs.kubernetes.deleted_pod_retention)
+    services = ServiceIndex() if config.logs.kubernetes.services else None
+    try:
+        service = LogsService(
+            config,
+            context=context,
+            metadata_source=metadata_source(config, pods, services),
+            pods=pods,
+            services=services,
+        )
+        await service.run(stop)
+    finally:
+        context.term()
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="killkrill-logs", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
+    )
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(os.environ if environ is None else environ, config_path=args.config)
+    except ConfigError as error:
+        print(f"killkrill-logs: invalid configuration:\n{error}", file=sys.stderr)
+        return 2
+    secrets = [config.credentials.license_key.get_secret_value()]
+    configure_logging(
+        component="logs", node=config.agent.node_name, level=config.agent.log_level, secrets=secrets
+    )
+    for note in config_notes(config):
+        log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
+    if not config.logs.enabled:
+        log_event(_log, logging.WARNING, "logs_disabled", detail="logs.enabled is false")
+        return 0
+    try:
+        asyncio.run(_run(config))
+    except IpcPathTooLong as error:
+        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
+        return 2
+    except OffsetStoreError as error:
+        log_event(_log, logging.ERROR, "offset_store_unusable", detail=str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

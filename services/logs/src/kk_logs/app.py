@@ -1,0 +1,505 @@
+"""Wiring of the logs service: tail -> parse -> enrich -> batch -> shipper -> commit offsets.
+
+One asyncio loop does the work on every wake-up (inotify activity, an acknowledgement from
+the shipper, a deadline, or at least every second):
+
+1. ``Tailer.scan`` finds new, rotated, truncated and deleted files; their parsers are
+   created, flushed or dropped accordingly.
+2. While the window of unacknowledged batches to the shipper has room, ``read_round``
+   reads every file round-robin in bounded slices; chunks go through the file's parser.
+   When the window is full the tailer is paused (open files stay open, within their grace).
+3. Lines of a pod whose metadata has not arrived yet wait at most
+   ``kubernetes.metadata_wait`` (held in order, their offsets not advanced), then ship with
+   the path-derived fields. Excluded pods and containers produce no records, but their
+   offsets advance.
+4. Records and, per file, the parser's safe offset go into IPC batches; each batch is sent
+   with `BatchSender`, which keeps it until the shipper acknowledges it (re-sending after a
+   timeout or a shipper restart).
+5. Acknowledgements feed the `CheckpointTracker`; only offsets over the contiguous prefix of
+   acknowledged batches are written to the `OffsetStore`. A crash therefore re-sends (the
+   shipper drops repeated ids) but never skips.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import zmq.asyncio
+
+from kk_common.config import AgentConfig
+from kk_common.envelope import Ack, AckStatus, ComponentStatus, MetricSample, RecordBatch, Telemetry
+from kk_common.ipc import (
+    SHIPPER_INGEST_SOCKET,
+    TELEMETRY_SOCKET,
+    BatchSender,
+    PendingBatch,
+    PendingBatches,
+    TelemetryPublisher,
+    ipc_endpoint,
+)
+from kk_common.jsonlog import log_event
+from kk_logs.batching import BatchAssembler
+from kk_logs.metadata import (
+    EnrichSettings,
+    PathMeta,
+    PodCache,
+    PodMeta,
+    ServiceIndex,
+    Wait,
+    enrich,
+    is_excluded,
+    metadata_or_wait,
+    parse_log_path,
+)
+from kk_logs.offsets import CheckpointTracker, OffsetStore
+from kk_logs.parsing import make_parser
+from kk_logs.parsing.lines import Line
+from kk_logs.records import build_log_records
+from kk_logs.tailing import (
+    Chunk,
+    FileClosed,
+    FileIdentity,
+    FileOpened,
+    FileTruncated,
+    Tailer,
+    TailerConfig,
+    changes,
+)
+
+__all__ = ["LogsService", "offsets_path"]
+
+_log = logging.getLogger("kk.logs")
+
+
+def offsets_path(config: AgentConfig) -> Path:
+    return Path(config.agent.state_dir) / "logs" / "offsets.db"
+
+
+def _rfc3339(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass
+class _File:
+    """What the service knows about one tailed file."""
+
+    key: str
+    path: str
+    parser: Any
+    first_seen_mono: float
+    path_meta: PathMeta | None
+    held: list[tuple[list[Line], int]] = field(default_factory=list)
+    """Lines waiting for pod metadata, with the safe offset after them, in order."""
+
+
+@dataclass
+class LogsCounters:
+    records: int = 0
+    lines: int = 0
+    bytes_read: int = 0
+    batches_sent: int = 0
+    batches_rejected: int = 0
+    excluded_lines: int = 0
+    shipped_without_metadata: int = 0
+
+
+class LogsService:
+    """The logs container: see the module docstring."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        context: zmq.asyncio.Context,
+        metadata_source: Any = None,
+        pods: PodCache | None = None,
+        services: ServiceIndex | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        logs = config.logs
+        self.config = config
+        self._clock = clock
+        self._monotonic = monotonic
+        self._node = config.agent.node_name
+        self._kube = logs.kubernetes
+        self.pods = pods if pods is not None else PodCache(logs.kubernetes.deleted_pod_retention)
+        self.services = services
+        self.metadata_source = metadata_source
+        self._enrich = EnrichSettings.select(
+            config.agent.cluster_name, self._node, logs.kubernetes.pod_metadata
+        )
+        store_path = offsets_path(config)
+        store_path.parent.mkdir(parents=True, exist_ok=True)
+        self.offsets = OffsetStore(store_path)
+        committed = self.offsets.load()
+        self.tracker = CheckpointTracker({key: stored.offset for key, stored in committed.items()})
+        self._committed = {key: stored.offset for key, stored in committed.items()}
+        self.tailer = Tailer(
+            TailerConfig(
+                globs=tuple(logs.paths),
+                exclude=tuple(logs.exclude_paths),
+                ignore_older_s=logs.ignore_older,
+                slice_bytes=logs.read_slice,
+                deleted_grace_s=logs.deleted_file_grace,
+            ),
+            start_offset=self._start_offset,
+        )
+        self.files: dict[str, _File] = {}
+        self.assembler = BatchAssembler(
+            f"logs@{self._node}", max_records=logs.batch_max_records, max_wait_s=logs.batch_max_wait
+        )
+        ipc_dir = config.agent.ipc_dir
+        self.sender = BatchSender(
+            context,
+            ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET),
+            pending=PendingBatches(
+                resend_after_s=config.shipper.ack_timeout,
+                max_batches=logs.window.max_batches,
+                max_bytes=logs.window.max_bytes,
+            ),
+            on_ack=self._acknowledged,
+        )
+        self.telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+        self.counters = LogsCounters()
+        self._wake = asyncio.Event()
+        self._scan_due = True
+        self._last_scan = 0.0
+
+    # -- offsets -----------------------------------------------------------------------
+
+    def _start_offset(self, identity: FileIdentity) -> int | None:
+        return self._committed.get(identity.key)
+
+    def _acknowledged(self, ack: Ack, batch: PendingBatch) -> None:
+        rejected = ack.status is AckStatus.REJECTED
+        if rejected:
+            self.counters.batches_rejected += 1
+            log_event(
+                _log,
+                logging.ERROR,
+                "batch_rejected_by_shipper",
+                batch_id=ack.batch_id,
+                reason=ack.reason,
+                records=batch.records,
+            )
+        self.tracker.acknowledged(ack.batch_id, rejected=rejected)
+        self._wake.set()
+
+    def commit_offsets(self) -> None:
+        """Persist what the acknowledged prefix allows."""
+        committable = self.tracker.committable()
+        if not committable:
+            return
+        paths = {key: (self.files[key].path if key in self.files else "") for key in committable}
+        self.offsets.commit(
+            {key: (offset, paths[key]) for key, offset in committable.items()},
+            self._clock(),
+            reset=self.tracker.rewound(),
+        )
+        self.tracker.mark_committed(committable)
+        self._committed.update(committable)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def _file(self, identity: FileIdentity, path: str, offset: int) -> _File:
+        known = self.files.get(identity.key)
+        if known is None:
+            logs = self.config.logs
+            known = _File(
+                key=identity.key,
+                path=path,
+                parser=make_parser(
+                    "auto",
+                    offset=offset,
+                    max_line_bytes=logs.max_line_size,
+                    partial_timeout_s=logs.partial_timeout,
+                ),
+                first_seen_mono=self._monotonic(),
+                path_meta=parse_log_path(path),
+            )
+            self.files[identity.key] = known
+        return known
+
+    def handle_events(self, events: Iterable[object]) -> None:
+        for event in events:
+            match event:
+                case FileOpened(identity=identity, path=path, offset=offset):
+                    self._file(identity, path, offset)
+                    log_event(_log, logging.DEBUG, "file_opened", path=path, offset=offset)
+                case FileTruncated(
+                    identity=identity, path=path, offset=offset, missed_bytes=missed
+                ):
+                    known = self.files.pop(identity.key, None)
+                    if known is not None:
+                        self._finish(known)
+                    log_event(
+                        _log,
+                        logging.WARNING,
+                        "file_truncated",
+                        path=path,
+                        at_offset=offset,
+                        missed_bytes=missed,
+                    )
+                case FileClosed(identity=identity, path=path, reason=reason, missed_bytes=missed):
+                    known = self.files.pop(identity.key, None) if identity else None
+                    if known is not None:
+                        self._finish(known)
+                    level = logging.ERROR if missed else logging.DEBUG
+                    log_event(
+                        _log, level, "file_closed", path=path, reason=reason, missed_bytes=missed
+                    )
+
+    def handle_chunk(self, chunk: Chunk) -> None:
+        known = self._file(chunk.identity, chunk.path, chunk.offset)
+        known.path = chunk.path
+        self.counters.bytes_read += len(chunk.data)
+        lines = known.parser.feed(chunk.data, chunk.offset, now=self._clock())
+        self._emit(known, lines, known.parser.safe_offset)
+
+    def flush_partials(self) -> None:
+        now = self._clock()
+        for known in self.files.values():
+            deadline = known.parser.next_deadline()
+            if deadline is not None and deadline <= now:
+                self._emit(known, known.parser.flush(now), known.parser.safe_offset)
+
+    def _emit(self, known: _File, lines: list[Line], safe_offset: int) -> None:
+        """Turn lines into records (or hold them for metadata) and queue them for a batch."""
+        if known.held or (lines and self._must_wait(known)):
+            known.held.append((lines, safe_offset))
+            return
+        self._ship(known, lines, safe_offset)
+
+    def _finish(self, known: _File) -> None:
+        """The file will give no more bytes: ship everything it holds, metadata or not."""
+        held, known.held = known.held, []
+        for lines, offset in held:
+            self._ship(known, lines, offset)
+        self._ship(known, known.parser.flush_all(), known.parser.safe_offset)
+
+    def _must_wait(self, known: _File) -> bool:
+        meta = known.path_meta
+        if not self._kube.enabled or meta is None or not meta.pod_uid:
+            return False
+        decision = metadata_or_wait(
+            self.pods,
+            meta.pod_uid,
+            known.first_seen_mono,
+            self._monotonic(),
+            self._kube.metadata_wait,
+        )
+        return isinstance(decision, Wait)
+
+    def release_held(self) -> None:
+        for known in self.files.values():
+            if known.held and not self._must_wait(known):
+                held, known.held = known.held, []
+                for lines, offset in held:
+                    self._ship(known, lines, offset)
+
+    def _pod(self, meta: PathMeta) -> PodMeta | None:
+        if not self._kube.enabled:
+            return None
+        if meta.pod_uid:
+            return self.pods.get(meta.pod_uid, self._monotonic())
+        return self.pods.get_by_name(meta.namespace, meta.pod_name, self._monotonic())
+
+    def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
+        now = self._clock()
+        records: list[dict[str, Any]] = []
+        if lines:
+            self.counters.lines += len(lines)
+            meta = known.path_meta
+            if meta is None:
+                labels: dict[str, str] = {"k8s_node": self._node, "log_file": known.path}
+                service_name = Path(known.path).name
+            else:
+                pod = self._pod(meta)
+                if is_excluded(pod, meta.container):
+                    self.counters.excluded_lines += len(lines)
+                    self.assembler.add(known.key, [], safe_offset, now)
+                    return
+                if pod is None and self._kube.enabled:
+                    self.counters.shipped_without_metadata += len(lines)
+                names = self.services.services_for(pod) if (self.services and pod) else ()
+                enrichment = enrich(meta, pod, self._enrich, names)
+                labels, service_name = dict(enrichment.labels), enrichment.service_name
+            stamp = _rfc3339(now)
+            for line in lines:
+                records.extend(
+                    build_log_records(
+                        line,
+                        file_identity=known.key,
+                        meta=labels,
+                        service_name=service_name,
+                        hostname=self._node,
+                        max_message_chars=10_000,
+                        now_rfc3339=stamp,
+                    )
+                )
+            self.counters.records += len(records)
+        self.assembler.add(known.key, records, safe_offset, now)
+
+    async def send_due_batches(self, *, force: bool = False) -> None:
+        while True:
+            batch = self.assembler.take(self._clock(), force=force)
+            if batch is None:
+                return
+            self.tracker.emitted(batch.batch_id, batch.offsets)
+            if not batch.records:
+                self.tracker.acknowledged(batch.batch_id)
+                continue
+            await self.sender.send(
+                RecordBatch(
+                    batch_id=batch.batch_id,
+                    producer=f"logs@{self._node}",
+                    stream="logs",
+                    records=batch.records,
+                ),
+                context=batch.batch_id,
+            )
+            self.counters.batches_sent += 1
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def step(self) -> None:
+        """One round of the module docstring's steps."""
+        now = self._clock()
+        # Scanning globs and stat-ing every file is the expensive part: do it on file
+        # activity (inotify) or once a second, not on every catch-up round.
+        if self._scan_due or now - self._last_scan >= 1.0:
+            self._scan_due = False
+            self._last_scan = now
+            self.handle_events(self.tailer.scan(now))
+        if self.sender.pending.has_room():
+            self.tailer.resume()
+        else:
+            self.tailer.pause()
+        for chunk in self.tailer.read_round(now):
+            self.handle_chunk(chunk)
+        self.flush_partials()
+        self.release_held()
+        await self.send_due_batches()
+        self.commit_offsets()
+
+    def _next_timeout(self) -> float:
+        if self.tailer.more_to_read and not self.tailer.paused:
+            return 0.0  # a round left bytes behind: read on at once
+        deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None]
+        deadlines += [
+            d for d in (f.parser.next_deadline() for f in self.files.values()) if d is not None
+        ]
+        wait = 1.0
+        if deadlines:
+            wait = min(wait, max(0.0, min(deadlines) - self._clock()))
+        if any(f.held for f in self.files.values()):
+            wait = min(wait, 0.1)
+        return wait
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set; then send what is read and close."""
+        sender = asyncio.create_task(self.sender.run(), name="ipc-sender")
+        waker = asyncio.create_task(self._watch(), name="watch")
+        telemetry = asyncio.create_task(self._publish_telemetry(), name="telemetry")
+        if self.metadata_source is not None:
+            self.metadata_source.start()
+        log_event(
+            _log,
+            logging.INFO,
+            "logs_started",
+            globs=list(self.config.logs.paths),
+            files_known=len(self._committed),
+        )
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                await self.step()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._next_timeout())
+            await self.send_due_batches(force=True)
+            # Give the shipper a moment to acknowledge what is in flight; what is not
+            # acknowledged is simply read again at the next start.
+            deadline = self._monotonic() + 5.0
+            while len(self.sender.pending) and self._monotonic() < deadline:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 0.2)
+            self.commit_offsets()
+        finally:
+            for task in (sender, waker, telemetry):
+                task.cancel()
+            await asyncio.gather(sender, waker, telemetry, return_exceptions=True)
+            if self.metadata_source is not None:
+                self.metadata_source.stop()
+            self.tailer.close()
+            self.sender.close()
+            self.telemetry.close()
+            self.offsets.close()
+            log_event(_log, logging.INFO, "logs_stopped")
+
+    async def _watch(self) -> None:
+        async for _ in changes(
+            list(self.config.logs.paths),
+            rescan_interval_s=self.config.logs.rescan_interval,
+            extra_dirs=self.tailer.directories,
+        ):
+            self._scan_due = True
+            self._wake.set()
+
+    async def _publish_telemetry(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.shipper.telemetry_interval)
+            self.telemetry.publish(self.snapshot())
+
+    def snapshot(self) -> Telemetry:
+        stats = self.tailer.stats()
+        pending = self.sender.pending
+        problems = []
+        if not self.sender.connected:
+            problems.append("not connected to the shipper")
+        if stats.bytes_missed:
+            problems.append(f"{stats.bytes_missed} bytes of deleted files were not read in time")
+
+        def counter(name: str, value: float, **labels: str) -> MetricSample:
+            return MetricSample(name, "counter", float(value), labels)
+
+        def gauge(name: str, value: float, **labels: str) -> MetricSample:
+            return MetricSample(name, "gauge", float(value), labels)
+
+        samples = [
+            counter("killkrill_logs_records_read_total", self.counters.records),
+            counter("killkrill_logs_lines_read_total", self.counters.lines),
+            counter("killkrill_logs_bytes_read_total", self.counters.bytes_read),
+            counter("killkrill_logs_batches_sent_total", self.counters.batches_sent),
+            counter("killkrill_logs_batches_rejected_total", self.counters.batches_rejected),
+            counter("killkrill_logs_excluded_lines_total", self.counters.excluded_lines),
+            counter(
+                "killkrill_logs_without_metadata_total", self.counters.shipped_without_metadata
+            ),
+            counter("killkrill_logs_rotations_total", stats.rotations),
+            counter("killkrill_logs_truncations_total", stats.truncations),
+            counter("killkrill_logs_bytes_missed_total", stats.bytes_missed),
+            gauge("killkrill_logs_files_tailed", stats.files_open),
+            gauge("killkrill_logs_lag_bytes", stats.lag_bytes),
+            gauge("killkrill_logs_window_batches", len(pending)),
+            gauge("killkrill_logs_window_bytes", pending.bytes_pending),
+            gauge("killkrill_logs_metadata_cache_pods", len(self.pods.live_pods())),
+        ]
+        return Telemetry(
+            component="logs",
+            node=self._node,
+            sent_at_unix=self._clock(),
+            status=ComponentStatus(
+                ready=not problems, detail="; ".join(problems), problems=tuple(problems)
+            ),
+            samples=tuple(samples),
+        )

@@ -1,0 +1,178 @@
+"""The logs service as a real process, with the shipper, the reference receiver and a fake
+Kubernetes API server: files in the kubelet's layout are written, rotated, deleted and the
+logs process is SIGKILLed; every line must reach the receiver exactly once."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from agent_support import AgentPod, cri_line, pod_log_dir
+from fake_apiserver import FakeApiServer, make_pod, owner, write_kubeconfig
+
+from kk_receiver.testing import ReceiverProcess, wait_until
+
+UID = "6b1f0c2e-1111-2222-3333-444455556666"
+EXCLUDED_UID = "6b1f0c2e-9999-2222-3333-444455556666"
+
+
+@pytest.fixture
+def receiver() -> Iterator[ReceiverProcess]:
+    with ReceiverProcess() as running:
+        yield running
+
+
+@pytest.fixture
+def log_root(tmp_path: Path) -> Path:
+    return tmp_path / "var-log"
+
+
+def messages(receiver: ReceiverProcess) -> list[str]:
+    return [entry["record"]["message"] for entry in receiver.records("logs")]
+
+
+def test_lines_from_both_globs_arrive_once_with_pod_metadata(
+    receiver: ReceiverProcess, log_root: Path, tmp_path: Path
+) -> None:
+    api = FakeApiServer().start()
+    try:
+        api.add_pod(
+            make_pod(
+                "checkout-7d9f8b6c5d-x2x7k",
+                namespace="shop",
+                uid=UID,
+                labels={"app.kubernetes.io/name": "checkout", "pod-template-hash": "7d9f8b6c5d"},
+                owners=[owner("ReplicaSet", "checkout-7d9f8b6c5d")],
+            )
+        )
+        api.add_pod(
+            make_pod(
+                "noisy-1",
+                namespace="shop",
+                uid=EXCLUDED_UID,
+                annotations={"killkrill.io/exclude": "true"},
+            )
+        )
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", api)
+        app = pod_log_dir(log_root, "shop", "checkout-7d9f8b6c5d-x2x7k", UID, "app")
+        noisy = pod_log_dir(log_root, "shop", "noisy-1", EXCLUDED_UID, "app")
+        (app / "0.log").write_text("".join(cri_line(f"order {n} placed") for n in range(300)))
+        (noisy / "0.log").write_text("".join(cri_line(f"spam {n}") for n in range(50)))
+        with AgentPod(receiver, log_root, kubeconfig=kubeconfig) as agent:
+            wait_until(
+                lambda: receiver.stats()["unique_ids"] >= 300,
+                timeout=30,
+                message=agent.log_tail("logs"),
+            )
+            with (app / "0.log").open("a") as log:
+                log.write("".join(cri_line(f"order {n} placed") for n in range(300, 400)))
+            wait_until(lambda: receiver.stats()["unique_ids"] >= 400, timeout=20)
+        assert sorted(messages(receiver)) == sorted(f"order {n} placed" for n in range(400))
+        assert receiver.stats()["duplicates"] == 0
+        record = receiver.records("logs")[0]["record"]
+        labels = record["labels"]
+        assert record["service_name"] == "checkout"
+        assert (labels["k8s_namespace"], labels["k8s_pod"], labels["k8s_pod_uid"]) == (
+            "shop",
+            "checkout-7d9f8b6c5d-x2x7k",
+            UID,
+        )
+        assert (labels["k8s_workload"], labels["k8s_workload_kind"]) == ("checkout", "Deployment")
+        assert labels["label_app_kubernetes_io_name"] == "checkout"
+        assert labels["k8s_cluster"] == "e2e"
+    finally:
+        api.stop()
+
+
+class Writer(threading.Thread):
+    """Writes ``total`` numbered CRI lines at about ``rate`` lines/s, rotating the file
+    kubelet-style (rename, new 0.log) every ``rotate_every`` lines."""
+
+    def __init__(self, directory: Path, total: int, rate: int, rotate_every: int = 0) -> None:
+        super().__init__(daemon=True)
+        self.directory, self.total, self.rate, self.rotate_every = (
+            directory,
+            total,
+            rate,
+            rotate_every,
+        )
+        self.written = 0
+        self.rotations = 0
+
+    def run(self) -> None:
+        live = self.directory / "0.log"
+        step = max(1, self.rate // 100)
+        started = time.monotonic()
+        log = live.open("a")
+        while self.written < self.total:
+            count = min(step, self.total - self.written)
+            log.write("".join(cri_line(f"tick {self.written + i}") for i in range(count)))
+            log.flush()
+            self.written += count
+            if self.rotate_every and self.written % self.rotate_every == 0:
+                log.close()
+                self.rotations += 1
+                os.rename(live, self.directory / f"0.log.20261126-10000{self.rotations}")
+                log = live.open("a")
+            pause = started + self.written / self.rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)  # pacing the writer, not waiting for a condition
+        log.close()
+
+
+def test_rotation_at_ten_thousand_lines_per_second_loses_and_repeats_nothing(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    directory = pod_log_dir(log_root, "shop", "busy-1", UID, "app")
+    writer = Writer(directory, total=20_000, rate=10_000, rotate_every=5_000)
+    with AgentPod(receiver, log_root) as agent:
+        writer.start()
+        writer.join(30)
+        wait_until(
+            lambda: receiver.stats()["unique_ids"] >= 20_000,
+            timeout=60,
+            interval=0.25,
+            message=f"{receiver.stats()}\n{agent.log_tail('logs')}",
+        )
+    assert writer.rotations == 4
+    assert sorted(messages(receiver)) == sorted(f"tick {n}" for n in range(20_000))
+    assert receiver.stats()["duplicates"] == 0
+
+
+def test_logs_killed_mid_stream_lose_nothing_and_store_nothing_twice(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    directory = pod_log_dir(log_root, "shop", "steady-1", UID, "app")
+    writer = Writer(directory, total=15_000, rate=5_000)
+    with AgentPod(receiver, log_root) as agent:
+        writer.start()
+        wait_until(lambda: receiver.stats()["unique_ids"] >= 2_000, timeout=20)
+        agent.kill("logs")
+        agent.start("logs")
+        writer.join(30)
+        wait_until(
+            lambda: receiver.stats()["unique_ids"] >= 15_000,
+            timeout=60,
+            interval=0.25,
+            message=f"{receiver.stats()}\n{agent.log_tail('logs')}",
+        )
+    stored = messages(receiver)
+    assert len(stored) == 15_000
+    assert sorted(stored) == sorted(f"tick {n}" for n in range(15_000))
+
+
+def test_a_pod_that_logs_and_disappears_within_two_seconds_is_read_completely(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    with AgentPod(receiver, log_root) as agent:
+        directory = pod_log_dir(log_root, "jobs", "blink-1", UID, "main")
+        (directory / "0.log").write_text("".join(cri_line(f"blink {n}") for n in range(200)))
+        time.sleep(1.0)  # the pod lives one second: it exits and is deleted right after
+        shutil.rmtree(directory.parent)
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 200, 20, "200 records stored")
+    assert sorted(messages(receiver)) == sorted(f"blink {n}" for n in range(200))
