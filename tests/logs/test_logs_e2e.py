@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from agent_support import AgentPod, cri_line, pod_log_dir
+from e2e_support import TelemetryListener
 from fake_apiserver import FakeApiServer, make_pod, owner, write_kubeconfig
 
 from kk_receiver.testing import ReceiverProcess, wait_until
@@ -176,3 +177,51 @@ def test_a_pod_that_logs_and_disappears_within_two_seconds_is_read_completely(
         shutil.rmtree(directory.parent)
         agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 200, 20, "200 records stored")
     assert sorted(messages(receiver)) == sorted(f"blink {n}" for n in range(200))
+
+
+def test_logs_telemetry_reaches_the_health_channel(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    directory = pod_log_dir(log_root, "shop", "chatty-1", UID, "app")
+    lines = [cri_line(f"line {n}") for n in range(30)]
+    lines.insert(10, "this is not a CRI line\n")
+    (directory / "0.log").write_text("".join(lines))
+    agent = AgentPod(receiver, log_root)
+    health = TelemetryListener(agent.ipc_dir)
+    try:
+        with agent:
+            agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 31, 20, "records stored")
+            agent.wait_for(
+                lambda: health.sample("killkrill_logs_lines_read_total", component="logs") == 31,
+                10,
+                "logs telemetry",
+            )
+            assert health.sample("killkrill_logs_parse_errors_total", component="logs") == 1
+            assert health.sample("killkrill_logs_files_tailed", component="logs") == 1
+            assert health.by_component["logs"].status.ready
+    finally:
+        health.close()
+
+
+def test_node_system_logs_are_an_opt_in_source(
+    receiver: ReceiverProcess, log_root: Path, tmp_path: Path
+) -> None:
+    syslog = tmp_path / "syslog"
+    syslog.write_text("".join(f"Nov 26 10:00:0{n} node-a kernel: event {n}\n" for n in range(5)))
+    directory = pod_log_dir(log_root, "shop", "app-1", UID, "app")
+    (directory / "0.log").write_text(cri_line("container line"))
+    logs = {"system_logs": {"enabled": True, "paths": [str(syslog)]}}
+    with AgentPod(receiver, log_root, logs=logs) as agent:
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 6, 20, "6 records stored")
+    records = [entry["record"] for entry in receiver.records("logs")]
+    system = sorted(
+        (r for r in records if r["labels"].get("source") == "system"), key=lambda r: r["message"]
+    )
+    assert [r["message"] for r in system] == [
+        f"Nov 26 10:00:0{n} node-a kernel: event {n}" for n in range(5)
+    ]
+    assert system[0]["labels"]["log_file"] == str(syslog)
+    assert system[0]["labels"]["timestamp_source"] == "read_time"
+    assert system[0]["service_name"] == "syslog"
+    assert "bad_timestamp" not in system[0]["tags"]
+    assert [r["message"] for r in records if "source" not in r["labels"]] == ["container line"]

@@ -281,6 +281,7 @@ class TelemetryListener:
         from kk_common.ipc import TELEMETRY_SOCKET, TelemetrySubscriber
 
         self.latest: Any = None
+        self.by_component: dict[str, Any] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
@@ -291,15 +292,18 @@ class TelemetryListener:
             try:
                 while True:
                     self.latest = await subscriber.receive()
+                    self.by_component[self.latest.component] = self.latest
             finally:
                 subscriber.close()
 
         self._task = asyncio.run_coroutine_threadsafe(listen(), self._loop)
 
-    def sample(self, name: str, **labels: str) -> float | None:
-        if self.latest is None:
+    def sample(self, name: str, *, component: str | None = None, **labels: str) -> float | None:
+        """The value of ``name`` with ``labels`` in the latest telemetry (of ``component``)."""
+        latest = self.latest if component is None else self.by_component.get(component)
+        if latest is None:
             return None
-        for sample in self.latest.samples:
+        for sample in latest.samples:
             if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
                 return sample.value
         return None

@@ -26,8 +26,9 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ from kk_logs.metadata import (
 from kk_logs.offsets import CheckpointTracker, OffsetStore
 from kk_logs.parsing import make_parser
 from kk_logs.parsing.lines import Line
-from kk_logs.records import build_log_records
+from kk_logs.records import TAG_BAD_TIMESTAMP, build_log_records
 from kk_logs.tailing import (
     Chunk,
     FileClosed,
@@ -96,6 +97,8 @@ class _File:
     parser: Any
     first_seen_mono: float
     path_meta: PathMeta | None
+    system: bool = False
+    """A node system log (plain text), not a container log."""
     held: list[tuple[list[Line], int]] = field(default_factory=list)
     """Lines waiting for pod metadata, with the safe offset after them, in order."""
 
@@ -153,6 +156,18 @@ class LogsService:
             ),
             start_offset=self._start_offset,
         )
+        self.system_tailer = (
+            Tailer(
+                TailerConfig(
+                    globs=tuple(logs.system_logs.paths),
+                    slice_bytes=logs.read_slice,
+                    deleted_grace_s=logs.deleted_file_grace,
+                ),
+                start_offset=self._start_offset,
+            )
+            if logs.system_logs.enabled
+            else None
+        )
         self.files: dict[str, _File] = {}
         self.assembler = BatchAssembler(
             f"logs@{self._node}", max_records=logs.batch_max_records, max_wait_s=logs.batch_max_wait
@@ -173,6 +188,7 @@ class LogsService:
         self._wake = asyncio.Event()
         self._scan_due = True
         self._last_scan = 0.0
+        self._retired_parser_stats: Counter[str] = Counter()
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -210,30 +226,31 @@ class LogsService:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _file(self, identity: FileIdentity, path: str, offset: int) -> _File:
+    def _file(self, identity: FileIdentity, path: str, offset: int, *, system: bool) -> _File:
         known = self.files.get(identity.key)
         if known is None:
             logs = self.config.logs
             known = _File(
                 key=identity.key,
                 path=path,
+                system=system,
                 parser=make_parser(
-                    "auto",
+                    "plain" if system else "auto",
                     offset=offset,
                     max_line_bytes=logs.max_line_size,
                     partial_timeout_s=logs.partial_timeout,
                 ),
                 first_seen_mono=self._monotonic(),
-                path_meta=parse_log_path(path),
+                path_meta=None if system else parse_log_path(path),
             )
             self.files[identity.key] = known
         return known
 
-    def handle_events(self, events: Iterable[object]) -> None:
+    def handle_events(self, events: Iterable[object], *, system: bool = False) -> None:
         for event in events:
             match event:
                 case FileOpened(identity=identity, path=path, offset=offset):
-                    self._file(identity, path, offset)
+                    self._file(identity, path, offset, system=system)
                     log_event(_log, logging.DEBUG, "file_opened", path=path, offset=offset)
                 case FileTruncated(
                     identity=identity, path=path, offset=offset, missed_bytes=missed
@@ -258,8 +275,8 @@ class LogsService:
                         _log, level, "file_closed", path=path, reason=reason, missed_bytes=missed
                     )
 
-    def handle_chunk(self, chunk: Chunk) -> None:
-        known = self._file(chunk.identity, chunk.path, chunk.offset)
+    def handle_chunk(self, chunk: Chunk, *, system: bool = False) -> None:
+        known = self._file(chunk.identity, chunk.path, chunk.offset, system=system)
         known.path = chunk.path
         self.counters.bytes_read += len(chunk.data)
         lines = known.parser.feed(chunk.data, chunk.offset, now=self._clock())
@@ -285,6 +302,14 @@ class LogsService:
         for lines, offset in held:
             self._ship(known, lines, offset)
         self._ship(known, known.parser.flush_all(), known.parser.safe_offset)
+        self._retired_parser_stats.update(asdict(known.parser.stats))
+
+    def parser_totals(self) -> Counter[str]:
+        """Parser counters over every file read by this process (open and closed)."""
+        totals = Counter(self._retired_parser_stats)
+        for known in self.files.values():
+            totals.update(asdict(known.parser.stats))
+        return totals
 
     def _must_wait(self, known: _File) -> bool:
         meta = known.path_meta
@@ -320,8 +345,13 @@ class LogsService:
             self.counters.lines += len(lines)
             meta = known.path_meta
             if meta is None:
-                labels: dict[str, str] = {"k8s_node": self._node, "log_file": known.path}
-                service_name = Path(known.path).name
+                labels: dict[str, str] = {
+                    "k8s_cluster": self.config.agent.cluster_name,
+                    "k8s_node": self._node,
+                    "log_file": known.path,
+                    "source": "system" if known.system else "file",
+                }
+                service_name = Path(known.path).name.split(".")[0]
             else:
                 pod = self._pod(meta)
                 if is_excluded(pod, meta.container):
@@ -346,6 +376,12 @@ class LogsService:
                         now_rfc3339=stamp,
                     )
                 )
+            if known.system:
+                # Plain text has no runtime timestamp: the read time is the norm there,
+                # not a defect, so it is labelled instead of tagged as bad.
+                for record in records:
+                    record["tags"] = [t for t in record["tags"] if t != TAG_BAD_TIMESTAMP]
+                    record["labels"]["timestamp_source"] = "read_time"
             self.counters.records += len(records)
         self.assembler.add(known.key, records, safe_offset, now)
 
@@ -376,23 +412,30 @@ class LogsService:
         now = self._clock()
         # Scanning globs and stat-ing every file is the expensive part: do it on file
         # activity (inotify) or once a second, not on every catch-up round.
+        tailers = [t for t in (self.tailer, self.system_tailer) if t is not None]
         if self._scan_due or now - self._last_scan >= 1.0:
             self._scan_due = False
             self._last_scan = now
+            if self.system_tailer is not None:
+                self.handle_events(self.system_tailer.scan(now), system=True)
             self.handle_events(self.tailer.scan(now))
-        if self.sender.pending.has_room():
-            self.tailer.resume()
-        else:
-            self.tailer.pause()
-        for chunk in self.tailer.read_round(now):
-            self.handle_chunk(chunk)
+        room = self.sender.pending.has_room()
+        for tailer in tailers:
+            if room:
+                tailer.resume()
+            else:
+                tailer.pause()
+            system = tailer is self.system_tailer
+            for chunk in tailer.read_round(now):
+                self.handle_chunk(chunk, system=system)
         self.flush_partials()
         self.release_held()
         await self.send_due_batches()
         self.commit_offsets()
 
     def _next_timeout(self) -> float:
-        if self.tailer.more_to_read and not self.tailer.paused:
+        tailers = (self.tailer, self.system_tailer)
+        if any(t is not None and t.more_to_read and not t.paused for t in tailers):
             return 0.0  # a round left bytes behind: read on at once
         deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None]
         deadlines += [
@@ -441,6 +484,8 @@ class LogsService:
             if self.metadata_source is not None:
                 self.metadata_source.stop()
             self.tailer.close()
+            if self.system_tailer is not None:
+                self.system_tailer.close()
             self.sender.close()
             self.telemetry.close()
             self.offsets.close()
@@ -461,13 +506,15 @@ class LogsService:
             self.telemetry.publish(self.snapshot())
 
     def snapshot(self) -> Telemetry:
+        """The service's metrics and status for the health container."""
         stats = self.tailer.stats()
         pending = self.sender.pending
+        parsed = self.parser_totals()
         problems = []
         if not self.sender.connected:
             problems.append("not connected to the shipper")
         if stats.bytes_missed:
-            problems.append(f"{stats.bytes_missed} bytes of deleted files were not read in time")
+            problems.append(f"{stats.bytes_missed} bytes of log files were lost before being read")
 
         def counter(name: str, value: float, **labels: str) -> MetricSample:
             return MetricSample(name, "counter", float(value), labels)
@@ -488,12 +535,44 @@ class LogsService:
             counter("killkrill_logs_rotations_total", stats.rotations),
             counter("killkrill_logs_truncations_total", stats.truncations),
             counter("killkrill_logs_bytes_missed_total", stats.bytes_missed),
+            counter("killkrill_logs_parse_errors_total", parsed["parse_errors"]),
+            counter("killkrill_logs_joined_lines_total", parsed["joined_lines"]),
+            counter("killkrill_logs_invalid_utf8_lines_total", parsed["invalid_utf8"]),
+            counter("killkrill_logs_oversize_pieces_total", parsed["oversize_pieces"]),
+            counter("killkrill_logs_unterminated_partials_total", parsed["unterminated_partials"]),
             gauge("killkrill_logs_files_tailed", stats.files_open),
             gauge("killkrill_logs_lag_bytes", stats.lag_bytes),
             gauge("killkrill_logs_window_batches", len(pending)),
             gauge("killkrill_logs_window_bytes", pending.bytes_pending),
             gauge("killkrill_logs_metadata_cache_pods", len(self.pods.live_pods())),
         ]
+        for kind, count in stats.errors.items():
+            samples.append(counter("killkrill_logs_file_errors_total", count, reason=kind))
+        samples.extend(
+            gauge("killkrill_logs_pod_lag_bytes", lag, namespace=namespace, pod=pod)
+            for (namespace, pod), lag in self._lag_by_pod(stats.files)
+        )
+        if self.metadata_source is not None:
+            for resource, status in self._metadata_status().items():
+                samples.append(
+                    gauge("killkrill_logs_metadata_synced", status.synced, resource=resource)
+                )
+                samples.append(
+                    counter(
+                        "killkrill_logs_metadata_relists_total", status.relists, resource=resource
+                    )
+                )
+                samples.extend(
+                    counter(
+                        "killkrill_logs_metadata_api_errors_total",
+                        count,
+                        resource=resource,
+                        reason=reason,
+                    )
+                    for reason, count in status.api_errors.items()
+                )
+                if not status.synced and status.last_error:
+                    problems.append(f"pod metadata ({resource}): {status.last_error}")
         return Telemetry(
             component="logs",
             node=self._node,
@@ -503,3 +582,17 @@ class LogsService:
             ),
             samples=tuple(samples),
         )
+
+    def _metadata_status(self) -> dict[str, Any]:
+        status = self.metadata_source.status()
+        return status if isinstance(status, dict) else {"pods": status}
+
+    @staticmethod
+    def _lag_by_pod(files: Iterable[Any], top: int = 10) -> list[tuple[tuple[str, str], int]]:
+        """The ``top`` pods with the most bytes written but not read yet."""
+        lag: Counter[tuple[str, str]] = Counter()
+        for status in files:
+            meta = parse_log_path(status.path)
+            if meta is not None and status.lag_bytes:
+                lag[(meta.namespace, meta.pod_name)] += status.lag_bytes
+        return lag.most_common(top)

@@ -24,6 +24,7 @@ from kk_logs.parsing.cri import (
 )
 from kk_logs.parsing.docker import DockerJsonParser, _str_join, _str_text, decode_docker_line
 from kk_logs.parsing.lines import LogFormat
+from kk_logs.parsing.plain import PlainTextParser
 
 __all__ = ["AutoLineParser", "detect_format", "make_parser"]
 
@@ -70,14 +71,15 @@ class AutoLineParser(LineParser):
 
 
 def make_parser(
-    log_format: Literal["auto", "cri", "docker"] | LogFormat = "auto",
+    log_format: Literal["auto", "cri", "docker", "plain"] | LogFormat = "auto",
     *,
     offset: int = 0,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
 ) -> LineParser:
-    """A parser for one file: ``auto`` detects, ``cri``/``docker`` force the format."""
+    """A parser for one file: ``auto`` detects CRI or docker, the others force a format."""
     kinds: dict[str, type[LineParser]] = {
+        "plain": PlainTextParser,
         "auto": AutoLineParser,
         "cri": CriLineParser,
         "docker": DockerJsonParser,

@@ -44,6 +44,8 @@ class LogFormat(StrEnum):
     """``<RFC3339Nano> <stdout|stderr> <P|F> <content>`` (containerd, CRI-O)."""
     DOCKER = "docker"
     """docker json-file: ``{"log":"...\\n","stream":"stdout","time":"..."}``."""
+    PLAIN = "plain"
+    """Plain text lines (node system logs): no stream, no timestamp."""
 
 
 @dataclass(frozen=True, slots=True)
