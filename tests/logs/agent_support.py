@@ -105,6 +105,8 @@ class AgentPod:
 
     def log_tail(self, name: str, count: int = 30) -> str:
         path = self.dir / f"{name}.log"
+        if not path.exists():
+            return f"({name} was not started)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> None:

@@ -13,13 +13,28 @@ def test_batch_closes_when_full_and_carries_the_latest_safe_offset_per_file() ->
     assembler = BatchAssembler("logs@n1", max_records=3, max_wait_s=1.0)
     assembler.add("fileA", [record(1), record(2)], safe_offset=100, now=0.0)
     assert assembler.take(now=0.1) is None
+    assembler.add("fileA", [], safe_offset=110, now=0.1)
     assembler.add("fileB", [record(3)], safe_offset=40, now=0.1)
     assembler.add("fileA", [], safe_offset=120, now=0.1)
     batch = assembler.take(now=0.1)
     assert batch is not None
     assert [r["id"] for r in batch.records] == ["r1", "r2", "r3"]
-    assert batch.offsets == {"fileA": 120, "fileB": 40}
+    assert batch.offsets == {"fileA": 110, "fileB": 40}
+    offsets_only = assembler.take(now=0.1)
+    assert (offsets_only.records, offsets_only.offsets) == ([], {"fileA": 120})
     assert assembler.take(now=5.0) is None
+
+
+def test_a_full_batch_is_queued_and_later_records_open_the_next() -> None:
+    assembler = BatchAssembler("logs@n1", max_records=2, max_wait_s=10.0)
+    assembler.add("fileA", [record(1), record(2)], safe_offset=20, now=0.0)
+    assembler.add("fileA", [record(3)], safe_offset=30, now=0.0)
+    assert assembler.next_deadline() == 0.0
+    first = assembler.take(now=0.0)
+    assert ([r["id"] for r in first.records], first.offsets) == (["r1", "r2"], {"fileA": 20})
+    assert assembler.take(now=0.0) is None
+    second = assembler.take(now=10.0)
+    assert ([r["id"] for r in second.records], second.offsets) == (["r3"], {"fileA": 30})
 
 
 def test_partial_batch_closes_after_max_wait() -> None:

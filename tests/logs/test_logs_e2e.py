@@ -225,3 +225,33 @@ def test_node_system_logs_are_an_opt_in_source(
     assert system[0]["service_name"] == "syslog"
     assert "bad_timestamp" not in system[0]["tags"]
     assert [r["message"] for r in records if "source" not in r["labels"]] == ["container line"]
+
+
+def test_reading_pauses_while_the_shipper_is_away_and_nothing_is_lost(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    """The logs service starts before the shipper: its window of unacknowledged batches
+    fills, reading stops (telemetry shows the full window), and once the shipper is up
+    everything arrives exactly once."""
+    directory = pod_log_dir(log_root, "shop", "early-1", UID, "app")
+    # About 1 MB: more than one read slice (256 KiB), so a blocked reader stops early.
+    (directory / "0.log").write_text("".join(cri_line(f"early {n}") for n in range(20_000)))
+    logs = {"window": {"max_batches": 2}, "batch_max_records": 100}
+    agent = AgentPod(receiver, log_root, logs=logs)
+    health = TelemetryListener(agent.ipc_dir)
+    try:
+        agent.start("logs")
+        agent.wait_for(
+            lambda: health.sample("killkrill_logs_window_batches", component="logs") == 2,
+            15,
+            "a full window",
+        )
+        read_while_blocked = health.sample("killkrill_logs_records_read_total", component="logs")
+        assert read_while_blocked is not None and read_while_blocked < 20_000
+        agent.start("shipper")
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 20_000, 30, "all records")
+    finally:
+        agent.__exit__(None, None, None)
+        health.close()
+    assert sorted(messages(receiver)) == sorted(f"early {n}" for n in range(20_000))
+    assert receiver.stats()["duplicates"] == 0

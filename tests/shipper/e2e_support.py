@@ -275,7 +275,7 @@ def free_udp_port() -> int:
 
 class TelemetryListener:
     """Plays the health container: binds the telemetry socket and keeps the latest
-    `Telemetry` from the shipper (on its own event loop thread)."""
+    `Telemetry` of each component (on its own event loop thread)."""
 
     def __init__(self, ipc_dir: Path) -> None:
         from kk_common.ipc import TELEMETRY_SOCKET, TelemetrySubscriber
@@ -286,15 +286,16 @@ class TelemetryListener:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
-        async def listen() -> None:
+        async def create() -> TelemetrySubscriber:
             self._context = zmq.asyncio.Context()
-            subscriber = TelemetrySubscriber(self._context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
-            try:
-                while True:
-                    self.latest = await subscriber.receive()
-                    self.by_component[self.latest.component] = self.latest
-            finally:
-                subscriber.close()
+            return TelemetrySubscriber(self._context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+
+        self._subscriber = asyncio.run_coroutine_threadsafe(create(), self._loop).result(10)
+
+        async def listen() -> None:
+            while True:
+                self.latest = await self._subscriber.receive()
+                self.by_component[self.latest.component] = self.latest
 
         self._task = asyncio.run_coroutine_threadsafe(listen(), self._loop)
 
@@ -309,6 +310,14 @@ class TelemetryListener:
         return None
 
     def close(self) -> None:
+        """Stop listening and release the socket and its context (a ZeroMQ context left to
+        the garbage collector blocks in term() while a socket is open)."""
         self._task.cancel()
+
+        async def shut() -> None:
+            self._subscriber.close()
+            self._context.term()
+
+        asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)

@@ -340,31 +340,42 @@ class LogsService:
 
     def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
         now = self._clock()
-        records: list[dict[str, Any]] = []
-        if lines:
-            self.counters.lines += len(lines)
-            meta = known.path_meta
-            if meta is None:
-                labels: dict[str, str] = {
-                    "k8s_cluster": self.config.agent.cluster_name,
-                    "k8s_node": self._node,
-                    "log_file": known.path,
-                    "source": "system" if known.system else "file",
-                }
-                service_name = Path(known.path).name.split(".")[0]
-            else:
-                pod = self._pod(meta)
-                if is_excluded(pod, meta.container):
-                    self.counters.excluded_lines += len(lines)
-                    self.assembler.add(known.key, [], safe_offset, now)
-                    return
-                if pod is None and self._kube.enabled:
-                    self.counters.shipped_without_metadata += len(lines)
-                names = self.services.services_for(pod) if (self.services and pod) else ()
-                enrichment = enrich(meta, pod, self._enrich, names)
-                labels, service_name = dict(enrichment.labels), enrichment.service_name
-            stamp = _rfc3339(now)
-            for line in lines:
+        if not lines:
+            self.assembler.add(known.key, [], safe_offset, now)
+            return
+        self.counters.lines += len(lines)
+        meta = known.path_meta
+        if meta is None:
+            labels: dict[str, str] = {
+                "k8s_cluster": self.config.agent.cluster_name,
+                "k8s_node": self._node,
+                "log_file": known.path,
+                "source": "system" if known.system else "file",
+            }
+            service_name = Path(known.path).name.split(".")[0]
+        else:
+            pod = self._pod(meta)
+            if is_excluded(pod, meta.container):
+                self.counters.excluded_lines += len(lines)
+                self.assembler.add(known.key, [], safe_offset, now)
+                return
+            if pod is None and self._kube.enabled:
+                self.counters.shipped_without_metadata += len(lines)
+            names = self.services.services_for(pod) if (self.services and pod) else ()
+            enrichment = enrich(meta, pod, self._enrich, names)
+            labels, service_name = dict(enrichment.labels), enrichment.service_name
+        stamp = _rfc3339(now)
+        limit = self.assembler.max_records
+        # Where to resume after a group of lines: before the first line not in it.
+        # Lines of the other stream can start before the ones emitted ahead of them
+        # end, hence the minimum over all later lines.
+        resume_before = [safe_offset] * (len(lines) + 1)
+        for index in range(len(lines) - 1, -1, -1):
+            resume_before[index] = min(resume_before[index + 1], lines[index].start_offset)
+        for start in range(0, len(lines), limit):
+            group = lines[start : start + limit]
+            records = []
+            for line in group:
                 records.extend(
                     build_log_records(
                         line,
@@ -377,13 +388,14 @@ class LogsService:
                     )
                 )
             if known.system:
-                # Plain text has no runtime timestamp: the read time is the norm there,
-                # not a defect, so it is labelled instead of tagged as bad.
+                # Plain text has no runtime timestamp: the read time is the norm
+                # there, not a defect, so it is labelled instead of tagged as bad.
                 for record in records:
                     record["tags"] = [t for t in record["tags"] if t != TAG_BAD_TIMESTAMP]
                     record["labels"]["timestamp_source"] = "read_time"
             self.counters.records += len(records)
-        self.assembler.add(known.key, records, safe_offset, now)
+            end = min(start + limit, len(lines))
+            self.assembler.add(known.key, records, resume_before[end], now)
 
     async def send_due_batches(self, *, force: bool = False) -> None:
         while True:

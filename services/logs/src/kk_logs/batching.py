@@ -42,6 +42,7 @@ class BatchAssembler:
         self._max_wait_s = max_wait_s
         self._sequence = 0
         self._open: OutgoingBatch | None = None
+        self._ready: list[OutgoingBatch] = []
 
     def _batch(self, now: float) -> OutgoingBatch:
         if self._open is None:
@@ -54,21 +55,31 @@ class BatchAssembler:
     def add(
         self, file_key: str, records: list[dict[str, Any]], safe_offset: int, now: float
     ) -> None:
-        """Records read from ``file_key``; ``safe_offset`` is where to resume after them."""
+        """Records read from ``file_key``; ``safe_offset`` is where to resume after them.
+
+        A batch that reaches ``max_records`` is closed and queued; later records open the
+        next one. Callers add at most ``max_records`` records at a time, so a batch holds
+        less than twice that.
+        """
         batch = self._batch(now)
         batch.records.extend(records)
         batch.offsets[file_key] = safe_offset
+        if len(batch.records) >= self._max_records:
+            self._ready.append(batch)
+            self._open = None
 
     @property
-    def full(self) -> bool:
-        return self._open is not None and len(self._open.records) >= self._max_records
+    def max_records(self) -> int:
+        return self._max_records
 
     def take(self, now: float, *, force: bool = False) -> OutgoingBatch | None:
-        """The open batch if it is due (full, old enough, or ``force``), else None."""
+        """The next due batch (full, old enough, or ``force``), oldest first; else None."""
+        if self._ready:
+            return self._ready.pop(0)
         batch = self._open
         if batch is None:
             return None
-        due = force or self.full or now >= batch.opened_at + self._max_wait_s
+        due = force or now >= batch.opened_at + self._max_wait_s
         if not batch.records and batch.offsets:
             due = True  # offsets alone need no batching delay
         if not due:
@@ -77,6 +88,8 @@ class BatchAssembler:
         return batch
 
     def next_deadline(self) -> float | None:
+        if self._ready:
+            return self._ready[0].opened_at
         if self._open is None:
             return None
         return self._open.opened_at + self._max_wait_s
