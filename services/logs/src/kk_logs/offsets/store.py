@@ -41,11 +41,13 @@ writers. The file must be on a local filesystem (WAL needs shared memory).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Set
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Set
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+
+from kk_common import sqlite_files
 
 __all__ = [
     "APPLICATION_ID",
@@ -130,9 +132,7 @@ class CommitResult:
 
 def _translate(exc: sqlite3.Error, path: Path) -> OffsetStoreError:
     """Map a :mod:`sqlite3` exception to the store's error tree."""
-    # Python exposes the extended result code; the primary code is its low byte.
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
+    primary = sqlite_files.primary_code(exc)
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return _corrupt(path, str(exc))
     return OffsetStoreError(f"offset store {path}: SQLite error: {exc}", path=path)
@@ -148,35 +148,20 @@ def _corrupt(path: Path, detail: str) -> OffsetCorruptError:
 
 def _check_header(conn: sqlite3.Connection, path: Path) -> int:
     """The file's format version (0: new and empty), or `OffsetFormatError`. Reads only."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    if version == 0 and app_id == 0:
-        if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
-            raise OffsetFormatError(
-                f"{path} is an SQLite database but not a logs offset store (no format version)",
-                path=path,
-                found_version=None,
-                supported_version=CURRENT_VERSION,
-            )
-        return 0
-    if app_id != APPLICATION_ID:
-        raise OffsetFormatError(
-            f"{path} is an SQLite database but not a logs offset store "
-            f"(application_id {app_id:#x}, expected {APPLICATION_ID:#x})",
-            path=path,
-            found_version=None,
-            supported_version=CURRENT_VERSION,
+
+    def refuse(problem: str, found: int | None) -> OffsetFormatError:
+        return OffsetFormatError(
+            f"{path} {problem}", path=path, found_version=found, supported_version=CURRENT_VERSION
         )
-    if version > CURRENT_VERSION:
-        raise OffsetFormatError(
-            f"{path} has offset format version {version}, written by a newer agent; this "
-            f"agent reads versions up to {CURRENT_VERSION}. The file was left untouched: run "
-            "the newer image, or move the file aside to start every file afresh",
-            path=path,
-            found_version=version,
-            supported_version=CURRENT_VERSION,
-        )
-    return version
+
+    return sqlite_files.check_header(
+        conn,
+        application_id=APPLICATION_ID,
+        supported_version=CURRENT_VERSION,
+        refuse=refuse,
+        what="a logs offset store",
+        newer_hint="run the newer agent image, or move the file aside to start every file afresh",
+    )
 
 
 def _check_offset(identity: str, offset: int) -> None:
@@ -254,41 +239,19 @@ class OffsetStore:
             # inside this transaction, so an upgrade happens completely or not at all.
             conn.execute("COMMIT")
         except BaseException:
-            self._rollback(conn)
+            sqlite_files.rollback(conn)
             raise
 
     # -- plumbing --------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction; sqlite3 errors leave as `OffsetStoreError` after a rollback."""
         conn = self._conn
         if conn is None:
             raise OffsetStoreError(f"offset store {self.path} is closed", path=self.path)
-        try:
-            # IMMEDIATE takes the write lock up front, so a concurrent writer makes us wait at
-            # BEGIN rather than fail halfway through.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise _translate(exc, self.path) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback(conn)
-            raise _translate(exc, self.path) from exc
-        except BaseException:
-            self._rollback(conn)
-            raise
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        # A failed COMMIT may already have rolled back; never mask the original error.
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        return sqlite_files.transaction(
+            conn, write=write, translate=lambda exc: _translate(exc, self.path)
+        )
 
     # -- API -------------------------------------------------------------------------------
 

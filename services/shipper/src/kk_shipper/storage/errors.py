@@ -19,6 +19,8 @@ import sqlite3
 from pathlib import Path
 from typing import Literal
 
+from kk_common import sqlite_files
+
 __all__ = [
     "QueueCorruptError",
     "QueueError",
@@ -90,9 +92,7 @@ class QueueCorruptError(QueueError):
 
 def translate(exc: sqlite3.Error, path: Path) -> QueueError:
     """Map a :mod:`sqlite3` exception to the queue's error tree (raise the result ``from exc``)."""
-    # Python exposes the extended result code; the primary code is its low byte.
-    code = getattr(exc, "sqlite_errorcode", None)
-    primary = code & 0xFF if isinstance(code, int) else None
+    primary = sqlite_files.primary_code(exc)
     if primary == sqlite3.SQLITE_FULL:
         return QueueFull(
             f"durable queue {path}: the filesystem is full ({exc})", path=path, reason="disk_full"

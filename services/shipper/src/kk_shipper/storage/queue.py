@@ -69,11 +69,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from types import TracebackType
 
+from kk_common import sqlite_files
 from kk_shipper.storage.errors import QueueError, QueueFull, translate
 from kk_shipper.storage.model import AppendResult, DeadLetter, KindStats, QueueStats
 from kk_shipper.storage.schema import KINDS, check_header, ensure_schema
@@ -239,36 +240,14 @@ class DurableQueue:
 
     # -- plumbing ------------------------------------------------------------------------
 
-    @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, write: bool = True) -> AbstractContextManager[sqlite3.Connection]:
         """One transaction; sqlite3 errors leave as `QueueError` after a rollback."""
         conn = self._conn
         if conn is None:
             raise QueueError(f"durable queue {self.path} is closed", path=self.path)
-        try:
-            # IMMEDIATE takes the write lock up front, so a concurrent writer (another
-            # process) makes us wait at BEGIN rather than fail halfway through.
-            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        except sqlite3.Error as exc:
-            raise translate(exc, self.path) from exc
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._rollback(conn)
-            raise translate(exc, self.path) from exc
-        except BaseException:
-            self._rollback(conn)
-            raise
-
-    @staticmethod
-    def _rollback(conn: sqlite3.Connection) -> None:
-        # A failed COMMIT may already have rolled back; never mask the original error.
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        except sqlite3.Error:
-            pass
+        return sqlite_files.transaction(
+            conn, write=write, translate=lambda exc: translate(exc, self.path)
+        )
 
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         return int(

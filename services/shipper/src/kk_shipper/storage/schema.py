@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import get_args
 
+from kk_common import sqlite_files
 from kk_shipper.storage.errors import QueueError, QueueFormatError
 from kk_shipper.types import Kind
 
@@ -122,36 +123,23 @@ def check_header(conn: sqlite3.Connection, path: Path) -> int:
 
     Reads only; call it before anything that could write to the file.
     """
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
-    if version == 0 and app_id == 0:
-        has_tables = conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None
-        if has_tables:
-            raise QueueFormatError(
-                f"{path} is an SQLite database but not a shipper queue (no format version)",
-                path=path,
-                found_version=None,
-                supported_version=CURRENT_VERSION,
-            )
-        return 0
-    if app_id != APPLICATION_ID:
-        raise QueueFormatError(
-            f"{path} is an SQLite database but not a shipper queue "
-            f"(application_id {app_id:#x}, expected {APPLICATION_ID:#x})",
+
+    def refuse(problem: str, found: int | None) -> QueueFormatError:
+        return QueueFormatError(
+            f"{path} {problem}",
             path=path,
-            found_version=None,
+            found_version=found,
             supported_version=CURRENT_VERSION,
         )
-    if version > CURRENT_VERSION:
-        raise QueueFormatError(
-            f"{path} has queue format version {version}, written by a newer shipper; this "
-            f"shipper reads versions up to {CURRENT_VERSION}. The file was left untouched: "
-            "run the newer shipper image, or move the file aside to start an empty queue",
-            path=path,
-            found_version=version,
-            supported_version=CURRENT_VERSION,
-        )
-    return version
+
+    return sqlite_files.check_header(
+        conn,
+        application_id=APPLICATION_ID,
+        supported_version=CURRENT_VERSION,
+        refuse=refuse,
+        what="a shipper queue",
+        newer_hint="run the newer shipper image, or move the file aside to start an empty queue",
+    )
 
 
 def ensure_schema(conn: sqlite3.Connection, path: Path) -> None:

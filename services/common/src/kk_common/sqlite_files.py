@@ -1,0 +1,95 @@
+"""Plumbing shared by the agent's SQLite files (the shipper's queue, the logs' offsets).
+
+Each file marks itself with ``PRAGMA application_id`` (whose file it is) and
+``PRAGMA user_version`` (its format version); `check_header` reads both before anything
+writes, so a file from a newer image, or someone else's database, is refused and left
+untouched. `transaction` runs one ``BEGIN IMMEDIATE … COMMIT`` and turns sqlite3 errors
+into the caller's own error type after a rollback. Each store keeps its own schema,
+migrations and messages; only the mechanism lives here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+__all__ = ["check_header", "primary_code", "rollback", "transaction"]
+
+
+def primary_code(exc: sqlite3.Error) -> int | None:
+    """The primary SQLite result code of ``exc`` (Python exposes the extended one)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def rollback(conn: sqlite3.Connection) -> None:
+    """Roll back if a transaction is open; a failed COMMIT may already have rolled back, and
+    this must never mask the original error."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass
+
+
+@contextmanager
+def transaction(
+    conn: sqlite3.Connection,
+    *,
+    translate: Callable[[sqlite3.Error], Exception],
+    write: bool = True,
+) -> Iterator[sqlite3.Connection]:
+    """One transaction on an autocommit connection; sqlite3 errors leave as
+    ``translate(error)`` (raised ``from`` the original) after a rollback."""
+    try:
+        # IMMEDIATE takes the write lock up front, so a concurrent writer (another process)
+        # makes us wait at BEGIN rather than fail halfway through.
+        conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        rollback(conn)
+        raise translate(exc) from exc
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+def check_header(
+    conn: sqlite3.Connection,
+    *,
+    application_id: int,
+    supported_version: int,
+    refuse: Callable[[str, int | None], Exception],
+    what: str,
+    newer_hint: str,
+) -> int:
+    """The file's format version (0: a new, empty file), reading only.
+
+    Raises ``refuse(message, found_version)`` for a database that is not ``what`` (no
+    version, or another application id) or whose version is newer than
+    ``supported_version``; ``newer_hint`` tells the operator what to do then.
+    """
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    app_id = int(conn.execute("PRAGMA application_id").fetchone()[0])
+    if version == 0 and app_id == 0:
+        if conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone() is not None:
+            raise refuse(f"is an SQLite database but not {what} (no format version)", None)
+        return 0
+    if app_id != application_id:
+        raise refuse(
+            f"is an SQLite database but not {what} "
+            f"(application_id {app_id:#x}, expected {application_id:#x})",
+            None,
+        )
+    if version > supported_version:
+        raise refuse(
+            f"has format version {version}, written by a newer image; this one reads "
+            f"versions up to {supported_version}. The file was left untouched: {newer_hint}",
+            version,
+        )
+    return version
