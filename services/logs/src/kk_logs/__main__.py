@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
@@ -17,9 +16,10 @@ from typing import Any
 
 import zmq.asyncio
 
-from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.config import AgentConfig
 from kk_common.ipc import IpcPathTooLong
-from kk_common.jsonlog import configure_logging, log_event
+from kk_common.jsonlog import log_event
+from kk_common.startup import CONFIG_EXIT_STATUS, add_config_argument, start_service
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache, ServiceIndex
 from kk_logs.offsets import OffsetStoreError
@@ -87,21 +87,12 @@ async def _run(config: AgentConfig) -> None:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="killkrill-logs", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
-    )
+    add_config_argument(parser)
     args = parser.parse_args(argv)
     try:
-        config = load_config(os.environ if environ is None else environ, config_path=args.config)
-    except ConfigError as error:
-        print(f"killkrill-logs: invalid configuration:\n{error}", file=sys.stderr)
-        return 2
-    secrets = [config.credentials.license_key.get_secret_value()]
-    configure_logging(
-        component="logs", node=config.agent.node_name, level=config.agent.log_level, secrets=secrets
-    )
-    for note in config_notes(config):
-        log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
+        config = start_service("logs", config_path=args.config, environ=environ)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
     if not config.logs.enabled:
         log_event(_log, logging.WARNING, "logs_disabled", detail="logs.enabled is false")
         return 0
@@ -109,7 +100,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         asyncio.run(_run(config))
     except IpcPathTooLong as error:
         log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
-        return 2
+        return CONFIG_EXIT_STATUS
     except OffsetStoreError as error:
         log_event(_log, logging.ERROR, "offset_store_unusable", detail=str(error))
         return 1

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import signal
 import sys
 import time
@@ -22,20 +21,14 @@ from collections.abc import Mapping, Sequence
 
 import zmq.asyncio
 
-from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.config import AgentConfig
 from kk_common.ipc import IpcPathTooLong
-from kk_common.jsonlog import configure_logging, log_event
+from kk_common.jsonlog import log_event
+from kk_common.startup import CONFIG_EXIT_STATUS, add_config_argument, start_service
 from kk_shipper.app import build, queue_path
 from kk_shipper.storage import DurableQueue, QueueError
 
 _log = logging.getLogger("kk.shipper")
-
-
-def _secrets(config: AgentConfig) -> list[str]:
-    secrets = [config.credentials.license_key.get_secret_value()]
-    if config.credentials.api_key is not None:
-        secrets.append(config.credentials.api_key.get_secret_value())
-    return secrets
 
 
 async def _run(config: AgentConfig) -> None:
@@ -59,9 +52,7 @@ def _open_queue(config: AgentConfig) -> DurableQueue:
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="killkrill-shipper", description=__doc__.split("\n")[0])
-    parser.add_argument(
-        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
-    )
+    add_config_argument(parser)
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="run the shipper (the default)")
     listing = commands.add_parser("dead-letters", help="list dead-lettered records")
@@ -72,18 +63,9 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     args = parser.parse_args(argv)
 
     try:
-        config = load_config(os.environ if environ is None else environ, config_path=args.config)
-    except ConfigError as error:
-        print(f"killkrill-shipper: invalid configuration:\n{error}", file=sys.stderr)
-        return 2
-    configure_logging(
-        component="shipper",
-        node=config.agent.node_name,
-        level=config.agent.log_level,
-        secrets=_secrets(config),
-    )
-    for note in config_notes(config):
-        log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
+        config = start_service("shipper", config_path=args.config, environ=environ)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
 
     if args.command == "dead-letters":
         with _open_queue(config) as queue:
@@ -110,7 +92,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         asyncio.run(_run(config))
     except IpcPathTooLong as error:
         log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
-        return 2
+        return CONFIG_EXIT_STATUS
     except QueueError as error:
         log_event(_log, logging.ERROR, "queue_unusable", detail=str(error))
         return 1

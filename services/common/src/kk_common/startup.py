@@ -1,0 +1,57 @@
+"""What every service's entry point does first: read the configuration, set up logging.
+
+Kept here so each container starts the same way: every configuration problem is printed at
+once (no secret in it) with exit status 2; logs are JSON with the license key and API key
+registered for redaction; configuration notes (warnings) are logged once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping
+
+from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.jsonlog import configure_logging, log_event
+
+__all__ = ["CONFIG_EXIT_STATUS", "add_config_argument", "start_service"]
+
+CONFIG_EXIT_STATUS = 2
+"""Exit status of a service whose configuration is invalid."""
+
+_log = logging.getLogger("kk.startup")
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    """The ``--config`` option every service has."""
+    parser.add_argument(
+        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
+    )
+
+
+def start_service(
+    component: str, *, config_path: str | None, environ: Mapping[str, str] | None = None
+) -> AgentConfig:
+    """Load and validate the configuration and configure logging for ``component``.
+
+    Raises ``SystemExit(2)`` after printing every problem when the configuration is invalid.
+    """
+    try:
+        config = load_config(os.environ if environ is None else environ, config_path=config_path)
+    except ConfigError as error:
+        print(f"killkrill-{component}: invalid configuration:\n{error}", file=sys.stderr)
+        raise SystemExit(CONFIG_EXIT_STATUS) from None
+    secrets = [config.credentials.license_key.get_secret_value()]
+    if config.credentials.api_key is not None:
+        secrets.append(config.credentials.api_key.get_secret_value())
+    configure_logging(
+        component=component,
+        node=config.agent.node_name,
+        level=config.agent.log_level,
+        secrets=secrets,
+    )
+    for note in config_notes(config):
+        log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
+    return config

@@ -1,0 +1,58 @@
+"""Every service starts the same way: all config problems at once (exit 2), JSON logging
+with the secrets redacted."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from kk_common.startup import CONFIG_EXIT_STATUS, start_service
+
+KEY = "PENG-AB12-CD34-EF56-GH78-IJ90"
+GOOD = {
+    "NODE_NAME": "node-a",
+    "KILLKRILL_LICENSE_KEY": KEY,
+    "KILLKRILL_LOG_RECEIVER_URL": "https://logs:8443",
+    "KILLKRILL_METRICS_RECEIVER_URL": "https://metrics:8443",
+    "NODE_IP": "10.1.2.3",
+    "KILLKRILL_CONFIG": "/nonexistent/default-is-fine.yaml",
+}
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
+def test_invalid_configuration_exits_2_listing_every_problem(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environ = {"KILLKRILL_LICENSE_KEY": "PENG-nope", "KILLKRILL_LOG_RECIEVER_URL": "x"}
+    with pytest.raises(SystemExit) as stopped:
+        start_service("shipper", config_path=None, environ=environ)
+    assert stopped.value.code == CONFIG_EXIT_STATUS
+    err = capsys.readouterr().err
+    assert err.startswith("killkrill-shipper: invalid configuration:")
+    assert "NODE_NAME" in err
+    assert "KILLKRILL_LOG_RECIEVER_URL" in err
+    assert "KILLKRILL_LICENSE_KEY" in err
+    assert "PENG-nope" not in err
+
+
+def test_valid_configuration_sets_up_redacting_json_logs(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environ = {**GOOD, "KILLKRILL_CONFIG": ""}
+    config = start_service("logs", config_path=None, environ=environ)
+    assert config.agent.node_name == "node-a"
+    logging.getLogger("kk.test").error("leaked %s", KEY)
+    out = capsys.readouterr().out
+    assert '"component": "logs"' in out
+    assert KEY not in out
+    assert "[REDACTED]" in out
