@@ -186,10 +186,18 @@ def test_a_poison_record_is_dead_lettered_and_every_other_record_arrives() -> No
                 "retry": {"attempts_before_split": 1, "record_retry_budget": 2},
             },
         )
+        health = TelemetryListener(shipper.ipc_dir)
         with shipper, Producer(shipper.endpoint) as producer:
             producer.send(records)
             wait_until(lambda: receiver.stats()["unique_ids"] == 15, timeout=30)
             wait_until(lambda: shipper.events("records_dead_lettered"), timeout=30)
+            # Shown to the operator, but delivery goes on: still ready.
+            wait_until(
+                lambda: health.sample("killkrill_agent_dead_letters", type="logs") == 1, timeout=10
+            )
+            assert health.latest.status.ready
+            assert any("dead-lettered" in p for p in health.latest.status.problems)
+            health.close()
         assert records[5]["id"] not in receiver.record_ids("logs")
         listed = [line for line in shipper.cli("dead-letters").stdout.splitlines() if line]
         assert len(listed) == 1

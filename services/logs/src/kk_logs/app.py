@@ -525,7 +525,9 @@ class LogsService:
         problems = []
         if not self.sender.connected:
             problems.append("not connected to the shipper")
+        ready = not problems
         if stats.bytes_missed:
+            # Reported, but not a reason to be unready: the counter never goes back down.
             problems.append(f"{stats.bytes_missed} bytes of log files were lost before being read")
 
         def counter(name: str, value: float, **labels: str) -> MetricSample:
@@ -585,12 +587,13 @@ class LogsService:
                 )
                 if not status.synced and status.last_error:
                     problems.append(f"pod metadata ({resource}): {status.last_error}")
+                    ready = False
         return Telemetry(
             component="logs",
             node=self._node,
             sent_at_unix=self._clock(),
             status=ComponentStatus(
-                ready=not problems, detail="; ".join(problems), problems=tuple(problems)
+                ready=ready, detail="; ".join(problems), problems=tuple(problems)
             ),
             samples=tuple(samples),
         )

@@ -34,7 +34,7 @@ from kk_common.jsonlog import log_event
 from kk_shipper.core import OutputDelivery, OutputSettings
 from kk_shipper.ingest import Ingest, StorageThread
 from kk_shipper.pipeline import OutputPipeline
-from kk_shipper.storage import DurableQueue
+from kk_shipper.storage import DurableQueue, QueueStats
 from kk_shipper.telemetry import OutputGauges, ShipperMetrics
 from kk_shipper.transport import H1Transport, H3Transport, verification_skipped
 from kk_shipper.types import Kind, Protocol, TlsSettings, Transport
@@ -42,6 +42,11 @@ from kk_shipper.types import Kind, Protocol, TlsSettings, Transport
 __all__ = ["Shipper", "build", "queue_path"]
 
 _log = logging.getLogger("kk.shipper")
+
+
+NOT_BLOCKING = frozenset({"dead_letter"})
+"""Problems an operator should see that do not make the shipper unready: dead letters are
+kept and counted, and delivery goes on."""
 
 
 def queue_path(config: AgentConfig) -> Path:
@@ -174,11 +179,12 @@ class Shipper:
         with contextlib.suppress(Exception):
             self.telemetry.publish(self._telemetry(self.queue.stats(now=self.clock())))
 
-    def _telemetry(self, stats: object) -> Telemetry:
+    def _telemetry(self, stats: QueueStats) -> Telemetry:
         outputs = {}
         problems: list[str] = []
+        blocking = False
         for kind, pipeline in self.pipelines.items():
-            kind_stats = stats.kinds[kind]  # type: ignore[attr-defined]
+            kind_stats = stats.kinds[kind]
             outputs[kind] = OutputGauges(
                 queued_records=kind_stats.queued_records,
                 oldest_age_s=kind_stats.oldest_age_s or 0.0,
@@ -188,19 +194,21 @@ class Shipper:
                 http3_enabled=pipeline.delivery.status().http3_enabled,
             )
             problems.extend(pipeline.problems.values())
+            blocking = blocking or any(k not in NOT_BLOCKING for k in pipeline.problems)
         if self.ingest.queue_full:
             problems.append("durable queue full: producers are not acknowledged")
+            blocking = True
         samples = self.metrics.samples(
             outputs=outputs,
-            buffer_size=stats.used_bytes,  # type: ignore[attr-defined]
-            buffer_capacity=stats.max_bytes,  # type: ignore[attr-defined]
+            buffer_size=stats.used_bytes,
+            buffer_capacity=stats.max_bytes,
         )
         return Telemetry(
             component="shipper",
             node=self.config.agent.node_name,
             sent_at_unix=self.clock(),
             status=ComponentStatus(
-                ready=not problems, detail="; ".join(problems[:3]), problems=tuple(problems)
+                ready=not blocking, detail="; ".join(problems[:3]), problems=tuple(problems)
             ),
             samples=tuple(samples),
         )
