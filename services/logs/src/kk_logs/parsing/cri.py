@@ -201,23 +201,26 @@ class LineParser:
     format: LogFormat | None = None
     """The file's format, once known."""
 
+    codec: tuple[
+        Callable[[bytes], Decoded],
+        Callable[[Any], tuple[str, bool]],
+        Callable[[Sequence[Any]], tuple[str, bool]],
+    ]
+    """How a subclass reads its format: (decode a physical line, content to text, join
+    partial contents). Set by every concrete subclass."""
+
     def __init__(
         self,
         *,
         offset: int = 0,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
-        decode: Callable[[bytes], Decoded],
-        text: Callable[[Any], tuple[str, bool]] = _bytes_text,
-        join: Callable[[Sequence[Any]], tuple[str, bool]] = _bytes_join,
     ) -> None:
         if max_line_bytes < 1:
             raise ValueError("max_line_bytes must be positive")
         self._max = max_line_bytes
         self._timeout = partial_timeout_s
-        self._decode = decode
-        self._text = text
-        self._join = join
+        self._decode, self._text, self._join = type(self).codec
         self._next = offset  # offset the next feed must start at
         self._tail: list[bytes] = []
         self._tail_start = offset  # also: end of the last complete physical line
@@ -488,17 +491,4 @@ class CriLineParser(LineParser):
     """`LineParser` for CRI log files (containerd, CRI-O): ``<ts> <stream> <P|F> <content>``."""
 
     format = LogFormat.CRI
-
-    def __init__(
-        self,
-        *,
-        offset: int = 0,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
-    ) -> None:
-        super().__init__(
-            offset=offset,
-            max_line_bytes=max_line_bytes,
-            partial_timeout_s=partial_timeout_s,
-            decode=decode_cri_line,
-        )
+    codec = (decode_cri_line, _bytes_text, _bytes_join)

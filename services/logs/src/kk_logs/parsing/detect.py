@@ -18,11 +18,9 @@ from kk_logs.parsing.cri import (
     CriLineParser,
     Decoded,
     LineParser,
-    _bytes_join,
-    _bytes_text,
     decode_cri_line,
 )
-from kk_logs.parsing.docker import DockerJsonParser, _str_join, _str_text, decode_docker_line
+from kk_logs.parsing.docker import DockerJsonParser, decode_docker_line
 from kk_logs.parsing.lines import LogFormat
 from kk_logs.parsing.plain import PlainTextParser
 
@@ -42,6 +40,9 @@ class AutoLineParser(LineParser):
     `format` is None until then.
     """
 
+    # Until the first good line decides, every line goes through `_detect`.
+    codec = CriLineParser.codec
+
     def __init__(
         self,
         *,
@@ -50,12 +51,10 @@ class AutoLineParser(LineParser):
         partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
     ) -> None:
         super().__init__(
-            offset=offset,
-            max_line_bytes=max_line_bytes,
-            partial_timeout_s=partial_timeout_s,
-            decode=self._detect,
+            offset=offset, max_line_bytes=max_line_bytes, partial_timeout_s=partial_timeout_s
         )
         self.format = None
+        self._decode = self._detect
 
     def _detect(self, raw: bytes) -> Decoded:
         if self.format is None:
@@ -63,10 +62,8 @@ class AutoLineParser(LineParser):
             if found is None:
                 return ("", "", "", False, b"", "unknown_format", False)
             self.format = found
-            if found is LogFormat.DOCKER:
-                self._decode, self._text, self._join = decode_docker_line, _str_text, _str_join
-            else:
-                self._decode, self._text, self._join = decode_cri_line, _bytes_text, _bytes_join
+            chosen = DockerJsonParser if found is LogFormat.DOCKER else CriLineParser
+            self._decode, self._text, self._join = chosen.codec
         return self._decode(raw)
 
 

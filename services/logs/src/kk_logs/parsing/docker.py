@@ -26,8 +26,6 @@ import json
 from collections.abc import Sequence
 
 from kk_logs.parsing.cri import (
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_PARTIAL_TIMEOUT_S,
     Decoded,
     LineParser,
 )
@@ -103,19 +101,4 @@ class DockerJsonParser(LineParser):
     """`LineParser` for docker json-file logs; entries without a trailing ``\\n`` are joined."""
 
     format = LogFormat.DOCKER
-
-    def __init__(
-        self,
-        *,
-        offset: int = 0,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
-    ) -> None:
-        super().__init__(
-            offset=offset,
-            max_line_bytes=max_line_bytes,
-            partial_timeout_s=partial_timeout_s,
-            decode=decode_docker_line,
-            text=_str_text,
-            join=_str_join,
-        )
+    codec = (decode_docker_line, _str_text, _str_join)

@@ -8,12 +8,7 @@ oversize-piece rule.
 
 from __future__ import annotations
 
-from kk_logs.parsing.cri import (
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_PARTIAL_TIMEOUT_S,
-    Decoded,
-    LineParser,
-)
+from kk_logs.parsing.cri import Decoded, LineParser, _bytes_join, _bytes_text
 from kk_logs.parsing.lines import LogFormat
 
 __all__ = ["PlainTextParser", "decode_plain_line"]
@@ -28,17 +23,4 @@ class PlainTextParser(LineParser):
     """A `LineParser` for plain text files."""
 
     format = LogFormat.PLAIN
-
-    def __init__(
-        self,
-        *,
-        offset: int = 0,
-        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        partial_timeout_s: float = DEFAULT_PARTIAL_TIMEOUT_S,
-    ) -> None:
-        super().__init__(
-            offset=offset,
-            max_line_bytes=max_line_bytes,
-            partial_timeout_s=partial_timeout_s,
-            decode=decode_plain_line,
-        )
+    codec = (decode_plain_line, _bytes_text, _bytes_join)
