@@ -13,8 +13,40 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-__all__ = ["check_header", "primary_code", "rollback", "transaction"]
+__all__ = ["check_header", "connect", "primary_code", "rollback", "transaction"]
+
+
+def connect(
+    path: Path,
+    *,
+    busy_timeout_s: float,
+    translate: Callable[[sqlite3.Error], Exception],
+    prepare: Callable[[sqlite3.Connection], None],
+) -> sqlite3.Connection:
+    """Open ``path`` for one-transaction-per-call use and run the store's ``prepare``.
+
+    The connection is in autocommit mode (the store issues BEGIN/COMMIT through
+    `transaction`) and usable from one thread other than its creator. ``prepare`` checks the
+    header, sets pragmas and creates or migrates the schema; if it fails the connection is
+    closed, and sqlite3 errors leave as ``translate(error)``.
+    """
+    try:
+        conn = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc) from exc
+    try:
+        prepare(conn)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise translate(exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def primary_code(exc: sqlite3.Error) -> int | None:

@@ -194,37 +194,28 @@ class OffsetStore:
         self._conn = self._open(busy_timeout_s)
 
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        return sqlite_files.connect(
+            self.path,
+            busy_timeout_s=busy_timeout_s,
+            translate=lambda exc: _translate(exc, self.path),
+            prepare=self._prepare,
+        )
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         path = self.path
-        try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
-            conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-            )
-        except sqlite3.Error as exc:
-            raise _translate(exc, path) from exc
-        try:
-            # Read-only checks first: a newer or foreign file must not be touched, and even
-            # switching the journal mode writes to its header.
-            _check_header(conn, path)
-            # The file is small (one row per file), so a full check costs little and turns
-            # damage into a clear error at startup rather than a wrong offset later.
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-            if problems != ["ok"]:
-                raise _corrupt(path, "; ".join(map(str, problems[:3])))
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise OffsetStoreError(
-                    f"offset store {path}: cannot use WAL (got {mode})", path=path
-                )
-            conn.execute("PRAGMA synchronous = NORMAL")  # per connection; see module docstring
-            self._ensure_schema(conn)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise _translate(exc, path) from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        # Read-only checks first: a newer or foreign file must not be touched, and even
+        # switching the journal mode writes to its header.
+        _check_header(conn, path)
+        # The file is small (one row per file), so a full check costs little and turns
+        # damage into a clear error at startup rather than a wrong offset later.
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise _corrupt(path, "; ".join(map(str, problems[:3])))
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise OffsetStoreError(f"offset store {path}: cannot use WAL (got {mode})", path=path)
+        conn.execute("PRAGMA synchronous = NORMAL")  # per connection; see module docstring
+        self._ensure_schema(conn)
 
     def _ensure_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")

@@ -203,40 +203,33 @@ class DurableQueue:
         self._conn = self._open(busy_timeout_s)
 
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
+        return sqlite_files.connect(
+            self.path,
+            busy_timeout_s=busy_timeout_s,
+            translate=lambda exc: translate(exc, self.path),
+            prepare=self._prepare,
+        )
+
+    def _prepare(self, conn: sqlite3.Connection) -> None:
         path = self.path
+        # Read-only checks first: a newer or foreign file must not be touched, and even
+        # switching the journal mode would write to its header.
+        check_header(conn, path)
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise QueueError(f"durable queue {path}: cannot use WAL (got {mode})", path=path)
+        conn.execute("PRAGMA synchronous = FULL")  # per connection, not persisted
+        # Truncate the WAL after checkpoints so one large batch doesn't leave it big.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
         try:
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves, one transaction per call.
-            conn = sqlite3.connect(
-                path, isolation_level=None, check_same_thread=False, timeout=busy_timeout_s
-            )
-        except sqlite3.Error as exc:
-            raise translate(exc, path) from exc
-        try:
-            # Read-only checks first: a newer or foreign file must not be touched, and even
-            # switching the journal mode would write to its header.
-            check_header(conn, path)
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise QueueError(f"durable queue {path}: cannot use WAL (got {mode})", path=path)
-            conn.execute("PRAGMA synchronous = FULL")  # per connection, not persisted
-            # Truncate the WAL after checkpoints so one large batch doesn't leave it big.
-            conn.execute("PRAGMA journal_size_limit = 67108864")
-            try:
-                conn.execute("SELECT count(*) FROM json_each('[]')").fetchone()
-            except sqlite3.OperationalError as exc:
-                raise QueueError(
-                    f"durable queue {path}: SQLite {sqlite3.sqlite_version} lacks the JSON "
-                    "functions (3.38+ has them built in)",
-                    path=path,
-                ) from exc
-            ensure_schema(conn, path)
-        except sqlite3.Error as exc:
-            conn.close()
-            raise translate(exc, path) from exc
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+            conn.execute("SELECT count(*) FROM json_each('[]')").fetchone()
+        except sqlite3.OperationalError as exc:
+            raise QueueError(
+                f"durable queue {path}: SQLite {sqlite3.sqlite_version} lacks the JSON "
+                "functions (3.38+ has them built in)",
+                path=path,
+            ) from exc
+        ensure_schema(conn, path)
 
     # -- plumbing ------------------------------------------------------------------------
 
