@@ -8,15 +8,19 @@ registered for redaction; configuration notes (warnings) are logged once.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+
+import zmq.asyncio
 
 from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
 from kk_common.jsonlog import configure_logging, log_event
 
-__all__ = ["CONFIG_EXIT_STATUS", "add_config_argument", "start_service"]
+__all__ = ["CONFIG_EXIT_STATUS", "add_config_argument", "run_until_signalled", "start_service"]
 
 CONFIG_EXIT_STATUS = 2
 """Exit status of a service whose configuration is invalid."""
@@ -55,3 +59,27 @@ def start_service(
     for note in config_notes(config):
         log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
     return config
+
+
+ServiceBody = Callable[[zmq.asyncio.Context, asyncio.Event], Awaitable[None]]
+
+
+def run_until_signalled(body: ServiceBody) -> None:
+    """Run ``body(context, stop)`` on a new event loop; SIGTERM/SIGINT set ``stop``.
+
+    ``body`` owns its drain; the ZeroMQ context is terminated after it returns, so every
+    socket it opened must be closed by then.
+    """
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        context = zmq.asyncio.Context()
+        try:
+            await body(context, stop)
+        finally:
+            context.term()
+
+    asyncio.run(main())

@@ -9,9 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
 import zmq.asyncio
@@ -19,7 +19,12 @@ import zmq.asyncio
 from kk_common.config import AgentConfig
 from kk_common.ipc import IpcPathTooLong
 from kk_common.jsonlog import log_event
-from kk_common.startup import CONFIG_EXIT_STATUS, add_config_argument, start_service
+from kk_common.startup import (
+    CONFIG_EXIT_STATUS,
+    add_config_argument,
+    run_until_signalled,
+    start_service,
+)
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache, ServiceIndex
 from kk_logs.offsets import OffsetStoreError
@@ -64,25 +69,17 @@ def metadata_source(config: AgentConfig, pods: PodCache, services: ServiceIndex 
     return PodWatcher(_api_client(), config.agent.node_name, pods, services)
 
 
-async def _run(config: AgentConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    context = zmq.asyncio.Context()
+async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.Event) -> None:
     pods = PodCache(retention_s=config.logs.kubernetes.deleted_pod_retention)
     services = ServiceIndex() if config.logs.kubernetes.services else None
-    try:
-        service = LogsService(
-            config,
-            context=context,
-            metadata_source=metadata_source(config, pods, services),
-            pods=pods,
-            services=services,
-        )
-        await service.run(stop)
-    finally:
-        context.term()
+    service = LogsService(
+        config,
+        context=context,
+        metadata_source=metadata_source(config, pods, services),
+        pods=pods,
+        services=services,
+    )
+    await service.run(stop)
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -97,7 +94,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         log_event(_log, logging.WARNING, "logs_disabled", detail="logs.enabled is false")
         return 0
     try:
-        asyncio.run(_run(config))
+        run_until_signalled(partial(_run, config))
     except IpcPathTooLong as error:
         log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
         return CONFIG_EXIT_STATUS

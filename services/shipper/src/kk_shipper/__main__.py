@@ -14,34 +14,30 @@ import argparse
 import asyncio
 import json
 import logging
-import signal
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 
 import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.ipc import IpcPathTooLong
 from kk_common.jsonlog import log_event
-from kk_common.startup import CONFIG_EXIT_STATUS, add_config_argument, start_service
+from kk_common.startup import (
+    CONFIG_EXIT_STATUS,
+    add_config_argument,
+    run_until_signalled,
+    start_service,
+)
 from kk_shipper.app import build, queue_path
 from kk_shipper.storage import DurableQueue, QueueError
 
 _log = logging.getLogger("kk.shipper")
 
 
-async def _run(config: AgentConfig) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    context = zmq.asyncio.Context()
-    try:
-        shipper = build(config, context=context)
-        await shipper.run(stop)
-    finally:
-        context.term()
+async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.Event) -> None:
+    await build(config, context=context).run(stop)
 
 
 def _open_queue(config: AgentConfig) -> DurableQueue:
@@ -89,7 +85,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"replayed {moved} dead-lettered records into the queue")
         return 0
     try:
-        asyncio.run(_run(config))
+        run_until_signalled(partial(_run, config))
     except IpcPathTooLong as error:
         log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
         return CONFIG_EXIT_STATUS

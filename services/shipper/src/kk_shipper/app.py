@@ -104,7 +104,8 @@ class Shipper:
     metrics: ShipperMetrics
     ingest: Ingest
     clock: Callable[[], float] = time.time
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    tls_skipped: dict[Kind, bool] = field(default_factory=dict)
+    """Outputs whose TLS verification is switched off (insecure_skip_verify)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain and close."""
@@ -119,7 +120,7 @@ class Shipper:
                     detail="the receiver URL or output type allows HTTP/1.1 only",
                 )
         for kind in self.pipelines:
-            if verification_skipped(_tls_settings(self.config, kind)):
+            if self.tls_skipped[kind]:
                 log_event(
                     _log,
                     logging.WARNING,
@@ -190,7 +191,7 @@ class Shipper:
                 oldest_age_s=kind_stats.oldest_age_s or 0.0,
                 current_protocol=str(pipeline.delivery.protocol),
                 dead_letters=kind_stats.dead_letters,
-                tls_verification_skipped=verification_skipped(_tls_settings(self.config, kind)),
+                tls_verification_skipped=self.tls_skipped[kind],
                 http3_enabled=pipeline.delivery.status().http3_enabled,
             )
             problems.extend(pipeline.problems.values())
@@ -288,4 +289,5 @@ def build(
         metrics=metrics,
         ingest=ingest,
         clock=clock,
+        tls_skipped={kind: verification_skipped(_tls_settings(config, kind)) for kind in pipelines},
     )

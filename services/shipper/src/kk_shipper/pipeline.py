@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 
-from kk_common.jsonlog import log_event
+from kk_common.jsonlog import TRACE, log_event
 from kk_shipper.core import (
     Attempt,
     BatchSplit,
@@ -176,7 +176,7 @@ class OutputPipeline:
                     del self.problems[key]
                 log_event(
                     _log,
-                    5,
+                    TRACE,
                     "records_delivered",
                     output=kind,
                     records=len(seqs),
