@@ -79,7 +79,7 @@ METADATA_SOURCE_DEFAULTS: dict[str, Any] = {
 SHIPPER_DEFAULTS: dict[str, Any] = {
     "queue_max_size": 1024**3,
     "dedup_window": 3600.0,
-    "dedup_max_ids": 1_000_000,
+    "dedup_max_sources": 100_000,
     "dead_letter_max_size": 100_000_000,
     "drain_timeout": 20.0,
     "telemetry_interval": 10.0,
@@ -333,7 +333,7 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
     assert config.shipper.model_dump() == {
         "queue_max_size": 512 * 1024**2,
         "dedup_window": 1800.0,
-        "dedup_max_ids": 250_000,
+        "dedup_max_sources": 25_000,
         "dead_letter_max_size": 1_000_000_000,
         "drain_timeout": 25.0,
         "telemetry_interval": 60.0,

@@ -10,6 +10,7 @@ from kk_common.envelope import (
     Ack,
     AckStatus,
     ComponentStatus,
+    EncodedRecords,
     MalformedMessage,
     MetricSample,
     RecordBatch,
@@ -17,7 +18,9 @@ from kk_common.envelope import (
     UnsupportedVersion,
     decode,
     encode,
+    from_record_batch,
     log_record_id,
+    log_record_id_prefix,
     metric_record_id,
     stable_id,
 )
@@ -63,7 +66,7 @@ def test_reader_ignores_unknown_fields_and_minor_versions() -> None:
     assert decode([header, json.dumps(extended).encode()]) == a_batch(2)
 
 
-@pytest.mark.parametrize("header", [b"kk.v2", b"kk.v0", b"kk.v17"])
+@pytest.mark.parametrize("header", [b"kk.v3", b"kk.v0", b"kk.v17"])
 def test_unknown_major_version_is_refused(header: bytes) -> None:
     _, payload = encode(a_batch())
     with pytest.raises(UnsupportedVersion) as refused:
@@ -146,3 +149,72 @@ def test_metric_id_ignores_label_order_but_not_values() -> None:
     assert one == metric_record_id("m", {"b": "2", "a": "1"}, "2026-11-26T10:00:00Z")
     assert one != metric_record_id("m", {"a": "1", "b": "3"}, "2026-11-26T10:00:00Z")
     assert one != metric_record_id("m", {"a": "1", "b": "2"}, "2026-11-26T10:00:30Z")
+
+
+# -- v2: records encoded once -------------------------------------------------------------
+
+
+def encoded(n: int = 3) -> EncodedRecords:
+    ids = [log_record_id("f1", i * 10) for i in range(n)]
+    return EncodedRecords(
+        batch_id="logs@n1:r:1",
+        producer="logs@n1",
+        stream="logs",
+        ids=ids,
+        bodies=b"".join(b'{"id":"%s","message":"line"}\n' % i.encode() for i in ids),
+        sources=["f1"],
+        positions=[(0, i * 10) for i in range(n)],
+        claims=[(0, 0, n * 10)],
+    )
+
+
+def test_encoded_records_round_trip_with_their_bytes_untouched() -> None:
+    """The records frame is carried as is: the shipper never re-encodes a record."""
+    batch = encoded()
+    frames = encode(batch)
+    assert frames[0] == b"kk.v2"
+    assert frames[2] is batch.bodies
+    assert decode(frames) == batch
+    assert decode(frames).record_bodies() == batch.bodies[:-1].split(b"\n")
+
+
+def test_a_v1_batch_becomes_its_own_dedup_source() -> None:
+    """A previous producer's batch is converted, its re-send recognisable by its batch id."""
+    converted = from_record_batch(a_batch(3))
+    assert converted.ids == a_batch(3).record_ids()
+    assert [json.loads(b) for b in converted.record_bodies()] == list(a_batch(3).records)
+    assert converted.sources == ["batch:logs@n1:logs@n1:1"]
+    assert converted.positions == [(0, 0), (0, 1), (0, 2)]
+    assert converted.claims == [(0, 0, 3)]
+
+
+@pytest.mark.parametrize(
+    ("change", "complaint"),
+    [
+        ({"ids": ["a", "b"], "positions": [0, 0, 0, 10]}, "newline-terminated records for 2 ids"),
+        ({"ids": ["a\nb", "c", "d"]}, "without newlines"),
+        ({"positions": [0, 0, 0, 10]}, "2 positions for 3 records"),
+        ({"positions": [0, 0, 0, 10, 5, 20]}, "unknown source"),
+        ({"claims": [0, 30, 0]}, "empty range"),
+        ({"claims": [0, -1, 3]}, "non-negative"),
+    ],
+)
+def test_inconsistent_v2_batches_are_refused(change: dict, complaint: str) -> None:
+    header, payload, bodies = encode(encoded())
+    broken = {**json.loads(payload), **change}
+    with pytest.raises(MalformedMessage) as refused:
+        decode([header, json.dumps(broken).encode(), bodies])
+    assert complaint in str(refused.value)
+
+
+def test_a_v2_message_without_its_records_frame_is_refused() -> None:
+    header, payload, _ = encode(encoded())
+    with pytest.raises(MalformedMessage, match="needs 3 frames"):
+        decode([header, payload])
+
+
+def test_log_ids_share_a_per_file_prefix() -> None:
+    prefix = log_record_id_prefix("f1")
+    assert log_record_id("f1", 255) == f"{prefix}-ff"
+    assert log_record_id("f1", 255, 2, prefix=prefix) == f"{prefix}-ff-2"
+    assert log_record_id_prefix("f2") != prefix

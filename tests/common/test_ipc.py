@@ -241,7 +241,7 @@ def test_unknown_major_version_is_counted_and_the_reader_carries_on(ipc_dir: Pat
         raw = ctx.socket(zmq.DEALER)
         raw.connect(endpoint)
         _, payload = encode(batch(1))
-        await raw.send_multipart([b"kk.v2", payload])
+        await raw.send_multipart([b"kk.v3", payload])
         await raw.send_multipart([b"garbage"])
         await raw.send_multipart(encode(batch(2)))
         incoming = await asyncio.wait_for(receiver.receive(), 10)

@@ -72,4 +72,4 @@ def test_future_minor_telemetry_is_read() -> None:
 def test_golden_payload_under_unknown_major_is_refused() -> None:
     """The same bytes under a v2 header are refused: a v1 reader must not guess."""
     with pytest.raises(UnsupportedVersion, match=r"kk\.v2"):
-        decode([b"kk.v2", (GOLDEN / "records_logs.json").read_bytes()])
+        decode([b"kk.v3", (GOLDEN / "records_logs.json").read_bytes()])

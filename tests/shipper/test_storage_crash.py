@@ -4,8 +4,9 @@ no partial one.
 A child process appends batches in a loop and prints each batch number once `append` has
 returned, i.e. once the shipper would acknowledge it. It is killed with SIGKILL (no cleanup,
 no close()): either by this test at whatever point it has reached, or by itself at a chosen
-statement inside a batch's transaction (in the middle of its INSERTs, before its counter
-update, right before COMMIT), so the dangerous moments are hit every run rather than by luck.
+statement inside a batch's transaction (at its row's INSERT, before its counter update,
+before its dedup state is written, right before COMMIT), so the dangerous moments are hit
+every run rather than by luck.
 Then the file is reopened and checked: every reported batch is fully there, every batch there
 is complete, and the counters match the rows. A second writer then continues on the file the
 killed one left (recovering its WAL) and is killed in turn.
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from kk_common.envelope import EncodedRecords
 from kk_shipper.storage import DurableQueue
 
 SelfKill = tuple[str, int]
@@ -35,6 +37,7 @@ import os, signal, sys
 from pathlib import Path
 import pytest
 
+from kk_common.envelope import EncodedRecords
 from kk_shipper.storage import DurableQueue
 
 queue = DurableQueue(Path(sys.argv[1]))
@@ -54,7 +57,15 @@ def trace(sql):
 queue._conn.set_trace_callback(trace)
 body = b'{"message":"' + b"x" * 280 + b'"}'
 while True:
-    queue.append("logs", [(f"b{batch}-r{i}", body) for i in range(RECORDS_PER_BATCH)], now=batch)
+    first = batch * RECORDS_PER_BATCH
+    queue.append("logs", EncodedRecords(
+        batch_id=str(batch), producer="p", stream="logs",
+        ids=[f"b{batch}-r{i}" for i in range(RECORDS_PER_BATCH)],
+        bodies=(body + b"\\n") * RECORDS_PER_BATCH,
+        sources=["file"],
+        positions=[(0, first + i) for i in range(RECORDS_PER_BATCH)],
+        claims=[(0, first, first + RECORDS_PER_BATCH)],
+    ), now=batch)
     print(batch, flush=True)
     batch += 1
 """.replace("RECORDS_PER_BATCH", str(RECORDS_PER_BATCH))
@@ -115,11 +126,12 @@ def batches_on_disk(db: Path) -> Counter[int]:
     "self_kill",
     [
         None,
-        ("INSERT INTO queue", RECORDS_PER_BATCH // 2 + 50),
+        ("INSERT INTO batches", 1),
         ("UPDATE kind_state", 1),
+        ("INSERT INTO coverage", 1),
         ("COMMIT", 1),
     ],
-    ids=["killed-by-test", "mid-inserts", "before-counters", "before-commit"],
+    ids=["killed-by-test", "mid-insert", "before-counters", "before-dedup-state", "before-commit"],
 )
 def test_sigkilled_writer_keeps_every_acknowledged_batch_and_no_partial_one(
     tmp_path: Path, self_kill: SelfKill | None
@@ -143,3 +155,28 @@ def test_sigkilled_writer_keeps_every_acknowledged_batch_and_no_partial_one(
             # Killed inside its transaction: that batch is entirely absent.
             assert sorted(on_disk) == sorted(acknowledged)
         next_batch = len(on_disk)
+    assert_dedup_state_matches_the_batches(db, next_batch)
+
+
+def assert_dedup_state_matches_the_batches(db: Path, stored_batches: int) -> None:
+    """A re-send of a stored batch is a duplicate; the batch after them is not (the dedup
+    state was committed with, and only with, the batches it describes)."""
+    with DurableQueue(db) as q:
+        body = b'{"message":"again"}'
+        for batch, expect_stored in ((stored_batches - 1, 0), (stored_batches, RECORDS_PER_BATCH)):
+            first = batch * RECORDS_PER_BATCH
+            result = q.append(
+                "logs",
+                EncodedRecords(
+                    batch_id=str(batch),
+                    producer="p",
+                    stream="logs",
+                    ids=[f"b{batch}-r{i}" for i in range(RECORDS_PER_BATCH)],
+                    bodies=(body + b"\n") * RECORDS_PER_BATCH,
+                    sources=["file"],
+                    positions=[(0, first + i) for i in range(RECORDS_PER_BATCH)],
+                    claims=[(0, first, first + RECORDS_PER_BATCH)],
+                ),
+                now=0,
+            )
+            assert result.stored == expect_stored, f"batch {batch}"

@@ -38,12 +38,14 @@ def test_refused_records_move_to_the_dead_letter_store_with_their_reason(db: Pat
             DeadLetter("logs", "c", BODY, "rejected: 400 bad field", T0 + 1),
         ]
         stats = q.stats(now=T0 + 1)
-        assert stats.used_bytes == record_size("b", BODY)
+        # The batch's row keeps its bytes until its last record leaves.
+        assert stats.used_bytes == 3 * record_size("b", BODY)
         assert stats.dead_letters == 2
         assert stats.kinds["logs"].dead_letters == 2
-        # Moved, not delivered: their ids are not in the dedup window.
-        assert stats.kinds["logs"].delivered_ids == 0
+        assert stats.kinds["logs"].queued_records == 1
         assert q.verify() == []
+        q.complete("logs", [2], now=T0 + 2)
+        assert q.stats(now=T0 + 2).used_bytes == 0
 
 
 def test_dead_letters_are_listed_per_output_oldest_first_with_a_limit(db: Path) -> None:
@@ -92,27 +94,25 @@ def test_replay_of_one_output_leaves_the_other_alone(db: Path) -> None:
         assert [d.record_id for d in q.dead_letters()] == ["l"]
 
 
-def test_replay_drops_a_dead_letter_whose_id_was_resent_and_delivered_meanwhile(
-    db: Path,
-) -> None:
-    """The producer re-sent "a" after it was dead-lettered and that copy went through:
-    replaying the old copy would deliver it twice, so it is dropped as a duplicate."""
+def test_a_record_dead_lettered_twice_is_replayed_once(db: Path) -> None:
+    """The producer re-sent "a" and that copy was refused too: one replay is enough."""
     with DurableQueue(db) as q:
         q.append("logs", records("a", "b"), now=T0)
         q.dead_letter("logs", [1, 2], reason="retries exhausted", now=T0)
         q.append("logs", records("a"), now=T0 + 1)  # seq 3
-        q.complete("logs", [3], now=T0 + 2)
+        q.dead_letter("logs", [3], reason="retries exhausted", now=T0 + 2)
 
-        assert q.replay_dead_letters(now=T0 + 3) == 1
+        assert q.replay_dead_letters(now=T0 + 3) == 2
 
-        assert queued(q) == [(4, "b")]
+        assert queued(q) == [(4, "a"), (5, "b")]
         assert q.stats(now=T0 + 3).kinds["logs"].duplicates_dropped == 1
         assert q.verify() == []
 
 
 def test_replay_that_does_not_fit_changes_nothing(db: Path) -> None:
     with DurableQueue(db, other_output_reserve=0, max_bytes=2 * record_size("a", BODY)) as q:
-        q.append("logs", records("a", "b"), now=T0)
+        q.append("logs", records("a"), now=T0)
+        q.append("logs", records("b"), now=T0)
         q.dead_letter("logs", [1], reason="r", now=T0)
         q.append("logs", records("c"), now=T0)
 

@@ -45,6 +45,14 @@ def user_version(path: Path) -> int:
         conn.close()
 
 
+def tables(path: Path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    finally:
+        conn.close()
+
+
 def table_columns(path: Path, table: str) -> list[str]:
     conn = sqlite3.connect(path)
     try:
@@ -54,35 +62,42 @@ def table_columns(path: Path, table: str) -> list[str]:
 
 
 def test_queue_left_by_a_version_1_shipper_opens_with_everything_in_it(tmp_path: Path) -> None:
+    """Version 1 kept a row per record; version 2 a row per batch. The records come back in
+    order with new seqs; dead letters and counters are kept; the id window is dropped."""
     db = build_v1(tmp_path / "queue.db")
     with DurableQueue(db) as q:
         logs = q.read("logs", after_seq=0, limit=10)
         assert [(r.seq, r.record_id, r.body, r.queued_at) for r in logs] == [
-            (3, "log-3", b'{"msg":"third"}', 1_700_000_000.0)
+            (4, "log-3", b'{"msg":"third"}', 1_700_000_000.0)
         ]
-        assert [(r.seq, r.record_id) for r in q.read("metrics", after_seq=0, limit=10)] == [
-            (1, "metric-1")
-        ]
+        assert [r.record_id for r in q.read("metrics", after_seq=0, limit=10)] == ["metric-1"]
         [dead] = q.dead_letters()
         assert (dead.record_id, dead.reason) == ("log-2", "rejected: 400 invalid record")
 
         stats = q.stats(now=T1)
         assert stats.kinds["logs"].duplicates_dropped == 1
-        assert stats.kinds["logs"].last_seq == 3
+        assert stats.kinds["logs"].last_seq == 4
         assert q.verify() == []
 
-        # It keeps working: dedup remembers log-1, seqs continue, dead letters replay.
-        assert q.append("logs", [("log-1", b"{}")], now=T1).duplicates == 1
+        # It keeps working: seqs continue and dead letters replay. The delivered-id window
+        # could not be carried over: a re-sent log-1 is stored again (the receiver drops it).
+        assert q.append("logs", [("log-1", b"{}")], now=T1).stored == 1
         q.append("logs", [("log-4", b"{}")], now=T1)
         assert q.replay_dead_letters(now=T1) == 1
-        assert [r.record_id for r in q.read("logs", after_seq=3, limit=10)] == ["log-4", "log-2"]
+        assert [r.record_id for r in q.read("logs", after_seq=4, limit=10)] == [
+            "log-1",
+            "log-4",
+            "log-2",
+        ]
     assert user_version(db) == CURRENT_VERSION
+    assert "queue" not in tables(db)
+    assert "delivered" not in tables(db)
 
 
 def test_new_queue_is_stamped_with_the_current_version(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     DurableQueue(db).close()
-    assert user_version(db) == CURRENT_VERSION == 1
+    assert user_version(db) == CURRENT_VERSION == 2
 
 
 def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -97,7 +112,7 @@ def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path
         DurableQueue(db)
 
     error = caught.value
-    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 1)
+    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 2)
     assert f"version {CURRENT_VERSION + 1}" in str(error)
     assert f"up to {CURRENT_VERSION}" in str(error)
     assert str(db) in str(error)
@@ -143,37 +158,41 @@ def test_damaged_pages_are_reported_as_corruption_naming_the_file(tmp_path: Path
 def test_registered_migrations_take_an_old_queue_to_the_current_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The v2 path: CURRENT_VERSION moves to 2 and MIGRATIONS gains ``1: migrate_1_to_2``."""
+    """The v3 path: CURRENT_VERSION moves to 3 and MIGRATIONS gains ``2: migrate_2_to_3``;
+    a version 1 file takes both steps."""
 
-    def migrate_1_to_2(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, migrate_1_to_2)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 3)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, migrate_2_to_3)
     db = build_v1(tmp_path / "queue.db")
 
     with DurableQueue(db) as q:
         assert [r.record_id for r in q.read("logs", after_seq=0, limit=10)] == ["log-3"]
-    assert "priority" in table_columns(db, "queue")
-    assert user_version(db) == 2
+    assert "priority" in table_columns(db, "batches")
+    assert user_version(db) == 3
 
 
 def test_failed_migration_leaves_the_old_queue_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def migrate_1_to_2(conn: sqlite3.Connection) -> None:
-        conn.execute("ALTER TABLE queue ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
+    def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+        conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         conn.execute("SELECT no_such_function()")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 2)
-    monkeypatch.setitem(schema.MIGRATIONS, 1, migrate_1_to_2)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 3)
+    monkeypatch.setitem(schema.MIGRATIONS, 2, migrate_2_to_3)
     db = build_v1(tmp_path / "queue.db")
 
     with pytest.raises(QueueError):
         DurableQueue(db)
 
+    # The whole chain is one transaction: not even the 1 -> 2 step stayed.
     assert user_version(db) == 1
-    assert "priority" not in table_columns(db, "queue")
+    assert "queue" in tables(db)
+    assert "batches" not in tables(db)
     monkeypatch.undo()
-    with DurableQueue(db) as q:  # still a healthy v1 queue
+    with DurableQueue(db) as q:  # still a healthy queue, now migrated for real
         assert q.verify() == []
+        assert [r.record_id for r in q.read("logs", after_seq=0, limit=10)] == ["log-3"]

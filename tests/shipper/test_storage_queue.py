@@ -1,13 +1,13 @@
-"""The durable queue: append, read, complete, dedup, bounds and durability across reopen."""
+"""The durable queue: append, read, complete, dedup by position, bounds and durability."""
 
 from __future__ import annotations
 
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from kk_common.envelope import EncodedRecords
 from kk_shipper.storage import (
     AppendResult,
     DurableQueue,
@@ -15,6 +15,7 @@ from kk_shipper.storage import (
     QueueFull,
     record_size,
 )
+from kk_shipper.storage.schema import MAX_BATCH_RECORDS
 
 T0 = 1_700_000_000.0
 BODY = b'{"message":"hello"}'
@@ -27,7 +28,27 @@ def db(tmp_path: Path) -> Path:
 
 
 def records(*ids: str, body: bytes = BODY) -> list[tuple[str, bytes]]:
+    """Records without a position: stored as they are."""
     return [(record_id, body) for record_id in ids]
+
+
+def lines(*offsets: int, source: str = "f", length: int = 10) -> EncodedRecords:
+    """A producer's batch of one-physical-line records of ``source`` at ``offsets``.
+
+    Record ids are ``<source>@<offset>``; each record claims its own line,
+    ``[offset, offset + length)``.
+    """
+    ids = [f"{source}@{offset}" for offset in offsets]
+    return EncodedRecords(
+        batch_id=f"{source}:{offsets[0] if offsets else 0}",
+        producer="p",
+        stream="logs",
+        ids=ids,
+        bodies=b"".join(b'{"id":"%s"}\n' % i.encode() for i in ids),
+        sources=[source],
+        positions=[(0, offset) for offset in offsets],
+        claims=[(0, offset, offset + length) for offset in offsets],
+    )
 
 
 def queued(q: DurableQueue, kind: str = "logs") -> list[tuple[int, str]]:
@@ -55,10 +76,15 @@ def test_appended_batch_is_read_back_in_order_and_removed_when_completed(db: Pat
 
         assert queued(q) == [(3, "c")]
         stats = q.stats(now=T0 + 5)
-        assert stats.used_bytes == record_size("c", b"C")
+        # A batch's bytes are freed with its last record.
+        assert stats.used_bytes == sum(
+            record_size(i, b) for i, b in [("a", b"A"), ("b", b"B"), ("c", b"C")]
+        )
         logs = stats.kinds["logs"]
         assert (logs.queued_records, logs.oldest_queued_at, logs.oldest_age_s) == (1, T0, 5.0)
-        assert logs.delivered_ids == 2
+        assert q.verify() == []
+        q.complete("logs", [3], now=T0 + 6)
+        assert q.stats(now=T0 + 6).used_bytes == 0
         assert q.verify() == []
 
 
@@ -78,8 +104,9 @@ def test_logs_and_metrics_have_independent_seqs_positions_and_dedup(db: Path) ->
         assert stats.kinds["metrics"].queued_records == 2
         assert stats.kinds["metrics"].oldest_queued_at == T0
         assert stats.kinds["logs"].oldest_queued_at is None
-        # "x" delivered as a log is not a duplicate for metrics, nor the other way round.
-        assert q.append("metrics", records("y"), now=T0).stored == 1
+        # Positions are per output: the same source's lines are new to metrics.
+        q.append("logs", lines(0, 10), now=T0)
+        assert q.append("metrics", lines(0, 10), now=T0).stored == 2
 
 
 def test_completion_may_arrive_out_of_order_and_unknown_seqs_are_ignored(db: Path) -> None:
@@ -90,7 +117,7 @@ def test_completion_may_arrive_out_of_order_and_unknown_seqs_are_ignored(db: Pat
         assert queued(q) == [(1, "a"), (3, "c"), (5, "e")]
         q.complete("logs", [5, 99, 2], now=T0)  # 99 never existed, 2 already completed
         assert queued(q) == [(1, "a"), (3, "c")]
-        assert q.stats(now=T0).kinds["logs"].delivered_ids == 3
+        assert q.stats(now=T0).kinds["logs"].queued_records == 2
         assert q.verify() == []
 
 
@@ -109,18 +136,18 @@ def test_seqs_are_never_reused_after_completion_or_reopen(db: Path) -> None:
 def test_reopened_queue_has_every_record_and_counter(db: Path) -> None:
     """What was committed before close() is all there after a reopen."""
     with DurableQueue(db) as q:
-        q.append("logs", records("a", "b", "c"), now=T0)
+        q.append("logs", lines(0, 10, 20), now=T0)
         q.append("metrics", records("m"), now=T0 + 1)
         q.complete("logs", [2], now=T0 + 2)
-        q.append("logs", records("a", "b"), now=T0 + 3)  # both duplicates
+        q.append("logs", lines(0, 10), now=T0 + 3)  # both duplicates
         before = q.stats(now=T0 + 4)
     with DurableQueue(db) as q:
-        assert queued(q) == [(1, "a"), (3, "c")]
+        assert queued(q) == [(1, "f@0"), (3, "f@20")]
         assert queued(q, "metrics") == [(1, "m")]
         assert q.stats(now=T0 + 4) == before
         assert before.kinds["logs"].duplicates_dropped == 2
-        # The delivered window survived too: "b" is still a duplicate.
-        assert q.append("logs", records("b"), now=T0 + 5) == AppendResult(0, 1)
+        # The dedup state survived too: the delivered line 10 is still a duplicate.
+        assert q.append("logs", lines(10), now=T0 + 5) == AppendResult(0, 1)
 
 
 def test_empty_inputs_are_no_ops(db: Path) -> None:
@@ -131,103 +158,163 @@ def test_empty_inputs_are_no_ops(db: Path) -> None:
         assert q.stats(now=T0).kinds["logs"].last_seq == 0
 
 
-# -- dedup ----------------------------------------------------------------------------------
+# -- dedup by position -----------------------------------------------------------------------
 
 
-def test_repeats_within_one_batch_are_stored_once_and_the_first_copy_wins(db: Path) -> None:
-    with DurableQueue(db) as q:
-        result = q.append("logs", [("a", b"first"), ("b", b"B"), ("a", b"second")], now=T0)
-        assert result == AppendResult(stored=2, duplicates=1)
-        assert [(r.record_id, r.body) for r in q.read("logs", after_seq=0, limit=9)] == [
-            ("a", b"first"),
-            ("b", b"B"),
-        ]
-
-
-def test_id_already_queued_is_not_queued_again(db: Path) -> None:
+def test_a_resent_batch_is_dropped_whole(db: Path) -> None:
     """A producer re-sending an unacknowledged batch doesn't double it."""
     with DurableQueue(db) as q:
-        q.append("logs", records("a", "b"), now=T0)
-        assert q.append("logs", records("b", "c"), now=T0 + 1) == AppendResult(1, 1)
-        assert queued(q) == [(1, "a"), (2, "b"), (3, "c")]
+        assert q.append("logs", lines(0, 10, 20), now=T0) == AppendResult(3, 0)
+        assert q.append("logs", lines(0, 10, 20), now=T0 + 1) == AppendResult(0, 3)
+        assert queued(q) == [(1, "f@0"), (2, "f@10"), (3, "f@20")]
 
 
-def test_delivered_id_is_a_duplicate_until_the_window_ends(db: Path) -> None:
-    """Delivered at T0+10 with a 60 s window: refused through T0+69.9, accepted at T0+70."""
-    with DurableQueue(db, dedup_window_s=60) as q:
+def test_a_batch_overlapping_what_was_stored_keeps_only_the_new_records(db: Path) -> None:
+    """After a restart the producer re-reads from its committed offset: the overlap goes."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20), now=T0)
+        assert q.append("logs", lines(10, 20, 30, 40), now=T0 + 1) == AppendResult(2, 2)
+        assert [rid for _, rid in queued(q)] == ["f@0", "f@10", "f@20", "f@30", "f@40"]
+        assert q.coverage.ranges(("logs", "f")).dumps() == "0-50"
+
+
+def test_an_older_batch_resent_after_a_newer_one_is_stored(db: Path) -> None:
+    """Two batches in flight, the first lost: its re-send must not look like a duplicate
+    of the second (a high-water mark per source would drop it: a silent loss)."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(30, 40), now=T0)
+        assert q.append("logs", lines(0, 10, 20), now=T0 + 1) == AppendResult(3, 0)
+        assert sorted(rid for _, rid in queued(q)) == ["f@0", "f@10", "f@20", "f@30", "f@40"]
+
+
+def test_a_line_between_claimed_ranges_is_not_a_duplicate(db: Path) -> None:
+    """A stdout line still being written (CRI partial) while stderr lines around it ship:
+    the ranges around it are stored, the gap stays open until its line arrives."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 20), now=T0)
+        assert q.coverage.ranges(("logs", "f")).dumps() == "0-10,20-30"
+        assert q.append("logs", lines(10), now=T0 + 1) == AppendResult(1, 0)
+        assert q.coverage.ranges(("logs", "f")).dumps() == "0-30"
+
+
+def test_split_parts_of_one_line_share_its_position(db: Path) -> None:
+    """A long message's continuation records are all stored, and re-sent together dropped."""
+    parts = EncodedRecords(
+        batch_id="b",
+        producer="p",
+        stream="logs",
+        ids=["l@0", "l@0.1", "l@0.2"],
+        bodies=b'{"p":0}\n{"p":1}\n{"p":2}\n',
+        sources=["f"],
+        positions=[(0, 0)] * 3,
+        claims=[(0, 0, 30_000)],
+    )
+    with DurableQueue(db) as q:
+        assert q.append("logs", parts, now=T0) == AppendResult(3, 0)
+        assert q.append("logs", parts, now=T0) == AppendResult(0, 3)
+
+
+def test_sources_are_independent(db: Path) -> None:
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, source="a"), now=T0)
+        assert q.append("logs", lines(0, 10, source="b"), now=T0).stored == 2
+        assert q.stats(now=T0).kinds["logs"].dedup_sources == 2
+
+
+def test_records_without_a_position_are_never_dropped(db: Path) -> None:
+    with DurableQueue(db) as q:
         q.append("logs", records("a"), now=T0)
-        q.complete("logs", [1], now=T0 + 10)
-        assert q.append("logs", records("a"), now=T0 + 69.9) == AppendResult(0, 1)
-        assert q.stats(now=T0 + 69.9).kinds["logs"].delivered_ids == 1
-
-        assert q.append("logs", records("a"), now=T0 + 70) == AppendResult(1, 0)
-        # The expired id was pruned from disk, not just ignored.
-        assert q.stats(now=T0 + 70).kinds["logs"].delivered_ids == 0
-        assert queued(q) == [(2, "a")]
+        assert q.append("logs", records("a"), now=T0) == AppendResult(1, 0)
 
 
-def test_delivered_window_forgets_the_oldest_ids_beyond_its_count(db: Path) -> None:
-    with DurableQueue(db, dedup_max_ids=3) as q:
-        for i, record_id in enumerate("abcde"):
-            q.append("logs", records(record_id), now=T0 + i)
-            q.complete("logs", [i + 1], now=T0 + i)
-        assert q.stats(now=T0 + 5).kinds["logs"].delivered_ids == 3
+def test_a_source_is_forgotten_after_the_window(db: Path) -> None:
+    """Stored at T0 with a 60 s window: a re-send at T0+59 is a duplicate; once the source
+    has been idle for the window it is forgotten (on disk too), and a re-send goes through
+    to the receiver, which drops it by id."""
+    with DurableQueue(db, dedup_window_s=60) as q:
+        q.append("logs", lines(0), now=T0)
+        assert q.append("logs", lines(0), now=T0 + 59).duplicates == 1
+        q.append("logs", lines(0, source="other"), now=T0 + 120)
+        assert q.stats(now=T0 + 120).kinds["logs"].dedup_sources == 1
+    with DurableQueue(db, dedup_window_s=60) as q:
+        assert q.append("logs", lines(0), now=T0 + 121) == AppendResult(1, 0)
 
-        # c, d, e are remembered; a and b, the oldest, were forgotten.
-        result = q.append("logs", records("a", "b", "c", "d", "e"), now=T0 + 5)
-        assert result == AppendResult(stored=2, duplicates=3)
-        assert [rid for _, rid in queued(q)] == ["a", "b"]
-        assert q.verify() == []
+
+def test_the_least_recently_used_sources_beyond_the_bound_are_forgotten(db: Path) -> None:
+    with DurableQueue(db, dedup_max_sources=2) as q:
+        for i, source in enumerate("abc"):
+            q.append("logs", lines(0, source=source), now=T0 + i)
+        q.append("logs", lines(10, source="d"), now=T0 + 100)  # prunes: a and b go
+        assert q.stats(now=T0 + 100).kinds["logs"].dedup_sources == 2
+        assert q.append("logs", lines(0, source="c"), now=T0 + 101).duplicates == 1
+        assert q.append("logs", lines(0, source="a"), now=T0 + 101).stored == 1
 
 
-def test_count_bound_of_the_window_is_per_output(db: Path) -> None:
-    """A flood of delivered metrics doesn't push logs ids out of the window."""
-    with DurableQueue(db, dedup_max_ids=2) as q:
-        q.append("logs", records("log"), now=T0)
-        q.complete("logs", [1], now=T0)
-        q.append("metrics", records("m1", "m2", "m3", "m4"), now=T0 + 1)
-        q.complete("metrics", [1, 2, 3, 4], now=T0 + 1)
-        assert q.append("logs", records("log"), now=T0 + 2).duplicates == 1
-        assert q.stats(now=T0 + 2).kinds["metrics"].delivered_ids == 2
+def test_dedup_state_grows_with_sources_not_records(db: Path) -> None:
+    """Ten thousand consecutive lines of one file leave one stored range."""
+    with DurableQueue(db) as q:
+        for start in range(0, 10_000, 1000):
+            q.append("logs", lines(*range(start * 10, (start + 1000) * 10, 10)), now=T0)
+        assert q.coverage.ranges(("logs", "f")).dumps() == "0-100000"
 
 
 def test_duplicate_counts_are_per_output_and_survive_reopen(db: Path) -> None:
     with DurableQueue(db) as q:
-        q.append("logs", records("a", "a", "a"), now=T0)
-        q.append("metrics", records("m", "m"), now=T0)
+        q.append("logs", lines(0, 10, 20), now=T0)
+        q.append("logs", lines(0, 10), now=T0)
+        q.append("metrics", lines(0), now=T0)
+        q.append("metrics", lines(0), now=T0)
     with DurableQueue(db) as q:
-        q.append("logs", records("a"), now=T0)
+        q.append("logs", lines(20), now=T0)
         stats = q.stats(now=T0)
         assert stats.kinds["logs"].duplicates_dropped == 3
         assert stats.kinds["metrics"].duplicates_dropped == 1
         assert stats.duplicates_dropped == 4
 
 
+def test_a_batch_larger_than_a_row_takes_several_rows_with_consecutive_seqs(db: Path) -> None:
+    count = MAX_BATCH_RECORDS + 5
+    with DurableQueue(db) as q:
+        q.append("logs", records(*(f"r{i}" for i in range(count))), now=T0)
+        got = q.read("logs", after_seq=MAX_BATCH_RECORDS - 2, limit=10)
+        assert [(r.seq, r.record_id) for r in got] == [
+            (MAX_BATCH_RECORDS - 1 + i, f"r{MAX_BATCH_RECORDS - 2 + i}") for i in range(7)
+        ]
+        q.complete("logs", range(1, count + 1), now=T0)
+        assert q.stats(now=T0).used_bytes == 0
+        assert q.verify() == []
+
+
 # -- bounds ---------------------------------------------------------------------------------
 
 
 def test_batch_that_does_not_fit_raises_queue_full_and_stores_nothing(db: Path) -> None:
-    size = record_size("r1", BODY)
-    with DurableQueue(db, other_output_reserve=0, max_bytes=3 * size) as q:
-        q.append("logs", records("r1", "r2"), now=T0)
+    def size(offset: int) -> int:
+        return record_size(f"f@{offset}", b'{"id":"f@%d"}' % offset)
+
+    limit = size(0) + size(10) + size(20)
+    with DurableQueue(db, other_output_reserve=0, max_bytes=limit) as q:
+        q.append("logs", lines(0, 10), now=T0)
 
         with pytest.raises(QueueFull) as caught:
-            q.append("logs", records("r2", "r3", "r4"), now=T0)  # r2 a duplicate, 2 new
+            q.append("logs", lines(10, 20, 30), now=T0)  # 10 a duplicate, 2 new
 
         full = caught.value
         assert (full.reason, full.needed_bytes, full.used_bytes, full.max_bytes) == (
             "max_bytes",
-            2 * size,
-            2 * size,
-            3 * size,
+            size(20) + size(30),
+            size(0) + size(10),
+            limit,
         )
         assert str(db) in str(full)
-        assert queued(q) == [(1, "r1"), (2, "r2")]
+        assert queued(q) == [(1, "f@0"), (2, "f@10")]
         stats = q.stats(now=T0).kinds["logs"]
         # Nothing of the refused batch counted either: the producer will send it again.
         assert (stats.duplicates_dropped, stats.last_seq) == (0, 2)
-        assert q.append("logs", records("r3"), now=T0).stored == 1
-        assert queued(q)[-1] == (3, "r3")
+        # ... and its claims were not remembered: its lines are still new.
+        assert q.coverage.ranges(("logs", "f")).dumps() == "0-20"
+        assert q.append("logs", lines(20), now=T0).stored == 1
+        assert queued(q)[-1] == (3, "f@20")
 
 
 def test_batch_that_fills_the_bound_exactly_fits_and_one_byte_more_does_not(db: Path) -> None:
@@ -246,14 +333,16 @@ def test_batch_that_fills_the_bound_exactly_fits_and_one_byte_more_does_not(db: 
 
 def test_a_full_queue_still_accepts_a_batch_of_duplicates(db: Path) -> None:
     """Duplicates need no room, so a re-sent batch is acknowledged even when full."""
-    with DurableQueue(db, other_output_reserve=0, max_bytes=record_size("a", BODY)) as q:
-        q.append("logs", records("a"), now=T0)
-        assert q.append("logs", records("a"), now=T0) == AppendResult(0, 1)
+    size = record_size("f@0", b'{"id":"f@0"}')
+    with DurableQueue(db, other_output_reserve=0, max_bytes=size) as q:
+        q.append("logs", lines(0), now=T0)
+        assert q.append("logs", lines(0), now=T0) == AppendResult(0, 1)
 
 
 def test_completing_records_makes_room_again(db: Path) -> None:
     with DurableQueue(db, other_output_reserve=0, max_bytes=2 * record_size("a", BODY)) as q:
-        q.append("logs", records("a", "b"), now=T0)
+        q.append("logs", records("a"), now=T0)
+        q.append("logs", records("b"), now=T0)
         with pytest.raises(QueueFull):
             q.append("logs", records("c"), now=T0)
         q.complete("logs", [1], now=T0)
@@ -305,25 +394,3 @@ def test_unknown_kind_and_bad_bounds_are_refused(db: Path) -> None:
         DurableQueue(db, other_output_reserve=0, max_bytes=0)
     with DurableQueue(db) as q, pytest.raises(ValueError, match="traces"):
         q.append("traces", records("a"), now=T0)  # type: ignore[arg-type]
-
-
-def test_dedup_lookup_probes_ids_instead_of_scanning_the_window(db: Path) -> None:
-    """Checking a batch costs O(batch), not O(window): with a million delivered ids in the
-    window, a scan by age would make every append slow."""
-    from kk_shipper.storage.queue import _KNOWN_IDS
-
-    with DurableQueue(db):
-        pass
-    conn = sqlite3.connect(db)
-    try:
-        plan = " | ".join(
-            row[3]
-            for row in conn.execute(
-                f"EXPLAIN QUERY PLAN {_KNOWN_IDS}",
-                {"kind": "logs", "ids": '["a"]', "cutoff": 0.0},
-            )
-        )
-    finally:
-        conn.close()
-    assert "SEARCH delivered USING PRIMARY KEY (kind=? AND record_id=?)" in plan
-    assert "SEARCH queue USING COVERING INDEX queue_by_record (kind=? AND record_id=?)" in plan

@@ -2,8 +2,8 @@
 
 Theory of operation
 -------------------
-Every message between the agent's containers is a ZeroMQ multipart message of two
-frames: a header frame ``b"kk.v<major>"`` and a UTF-8 JSON payload. The header is
+Every message between the agent's containers is a ZeroMQ multipart message: a header
+frame ``b"kk.v<major>"``, a UTF-8 JSON payload and, for major 2, a records frame. The header is
 read before the payload so a reader can refuse a major version it does not know
 without parsing anything else (`UnsupportedVersion`), which is what lets one
 container's image be upgraded while the others keep running the previous one:
@@ -13,13 +13,22 @@ container's image be upgraded while the others keep running the previous one:
   know, so a v1.0 reader reads a v1.3 message.
 * A breaking change adds major 2; the shipper then accepts N and N-1 for a release.
 
-Three message types exist in v1:
+Message types:
 
-* ``records`` (`RecordBatch`): producer -> shipper. Many records per message, never
-  one message per line. Every record is a JSON object in the receiver's shape (see
-  ``receiver-api.md``) and carries a deterministic ``id``.
-* ``ack`` (`Ack`): shipper -> producer, naming the batch it answers.
-* ``telemetry`` (`Telemetry`): any container -> health, metric samples and a status.
+* ``records``, v2 (`EncodedRecords`): producer -> shipper, what producers write. The
+  records are encoded once, by the producer, as the JSON objects that go into a request
+  body (receiver-api.md), one per line (``\n`` never occurs inside compact JSON) in a
+  third frame. The shipper stores and sends those bytes as they are: it never parses or
+  re-encodes a record. The JSON payload says what the shipper needs without reading the
+  records: their ``ids`` (for the receiver's dedup and the idempotency key), the
+  *position* of each record in its source, and the *claims* that let the shipper drop
+  re-sent records without an index over every id (see `EncodedRecords`).
+* ``records``, v1 (`RecordBatch`): the previous producers' form, records as JSON objects
+  inside the payload. The shipper still reads it (N-1), so a logs or metrics container of
+  the previous release keeps working beside a new shipper. Upgrade the shipper first: a
+  v1 shipper does not read v2.
+* ``ack`` (`Ack`, v1): shipper -> producer, naming the batch it answers.
+* ``telemetry`` (`Telemetry`, v1): any container -> health, metric samples and a status.
 
 This module is pure: no sockets, files or clocks. Timestamps are passed in.
 """
@@ -43,6 +52,7 @@ __all__ = [
     "Ack",
     "AckStatus",
     "ComponentStatus",
+    "EncodedRecords",
     "EnvelopeError",
     "MalformedMessage",
     "Message",
@@ -52,18 +62,24 @@ __all__ = [
     "UnsupportedVersion",
     "decode",
     "encode",
+    "encode_record_json",
+    "from_record_batch",
     "log_record_id",
+    "log_record_id_prefix",
     "metric_record_id",
     "stable_id",
 ]
 
 WIRE_MAJOR = 1
-"""The major version this code writes."""
+"""The major version this code writes for acks and telemetry."""
+
+RECORDS_MAJOR = 2
+"""The major version this code writes for records (`EncodedRecords`)."""
 
 WIRE_MINOR = 0
-"""The minor version this code writes; readers of any v1 minor read it."""
+"""The minor version this code writes; readers of any minor of the same major read it."""
 
-SUPPORTED_MAJORS = frozenset({1})
+SUPPORTED_MAJORS = frozenset({1, 2})
 """Major versions this code reads."""
 
 _HEADER_PREFIX = b"kk.v"
@@ -127,6 +143,50 @@ class RecordBatch:
 
 
 @dataclass(frozen=True, slots=True)
+class EncodedRecords:
+    """Records from one producer, encoded once (envelope major 2).
+
+    ``bodies`` holds the records' compact JSON objects, each followed by ``\n``, exactly
+    as they go into a request body; ``ids[i]`` is the ``id`` inside record ``i``.
+
+    Dedup by position. Each record has a position in a *source*: ``sources[s]`` names the
+    source (for logs, a file identity) and ``positions[i] = (s, p)`` says record ``i``
+    starts at ``p`` in it (a byte offset; the records a long message was split into share
+    one). ``claims`` are ``(s, start, end)`` ranges with a promise: **every** record of
+    source ``s`` whose position lies in ``[start, end)`` is in this batch. For logs these
+    are the byte ranges of the physical lines the batch's records were made of: a
+    physical line belongs to exactly one logical line, so no other record can start
+    there. The shipper remembers the ranges of what it stored and drops a re-sent record
+    whose position one of them covers; since a claim speaks only for its own batch, an
+    older batch re-sent after a newer one is never mistaken for a duplicate (a single
+    high-water mark per source would drop it).
+    """
+
+    batch_id: str
+    producer: str
+    stream: Stream
+    ids: Sequence[str]
+    bodies: bytes
+    sources: Sequence[str]
+    positions: Sequence[tuple[int, int]]
+    claims: Sequence[tuple[int, int, int]]
+    type: Literal["records"] = field(default="records", init=False)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def record_ids(self) -> list[str]:
+        """The ids of the records, in order."""
+        return list(self.ids)
+
+    def record_bodies(self) -> list[bytes]:
+        """Each record's JSON bytes, in order (split at the newlines)."""
+        if not self.bodies:
+            return []
+        return self.bodies[:-1].split(b"\n")
+
+
+@dataclass(frozen=True, slots=True)
 class Ack:
     """The shipper's answer to one `RecordBatch`."""
 
@@ -176,12 +236,14 @@ class Telemetry:
     type: Literal["telemetry"] = field(default="telemetry", init=False)
 
 
-Message = RecordBatch | Ack | Telemetry
+Message = RecordBatch | EncodedRecords | Ack | Telemetry
 
 
 def encode(message: Message, *, minor: int = WIRE_MINOR) -> list[bytes]:
     """Return the frames of ``message`` as written by this version."""
     payload: dict[str, Any] = {"minor": minor, "type": message.type}
+    if isinstance(message, EncodedRecords):
+        return _encode_records_v2(message, minor)
     if isinstance(message, RecordBatch):
         payload.update(
             batch_id=message.batch_id,
@@ -221,6 +283,27 @@ def encode(message: Message, *, minor: int = WIRE_MINOR) -> list[bytes]:
     return [_HEADER_PREFIX + str(WIRE_MAJOR).encode("ascii"), body.encode("utf-8")]
 
 
+def _encode_records_v2(message: EncodedRecords, minor: int) -> list[bytes]:
+    payload = {
+        "minor": minor,
+        "type": "records",
+        "batch_id": message.batch_id,
+        "producer": message.producer,
+        "stream": message.stream,
+        "ids": list(message.ids),
+        "sources": list(message.sources),
+        # Flat [s0, p0, s1, p1, ...] and [s, start, end, ...]: one list of ints each, the
+        # cheapest shape to write and read for a thousand records.
+        "positions": [n for pair in message.positions for n in pair],
+        "claims": [n for claim in message.claims for n in claim],
+    }
+    return [
+        _HEADER_PREFIX + str(RECORDS_MAJOR).encode("ascii"),
+        orjson.dumps(payload),
+        message.bodies,
+    ]
+
+
 def decode(frames: Sequence[bytes]) -> Message:
     """Read a message written by any v1 writer.
 
@@ -239,16 +322,14 @@ def decode(frames: Sequence[bytes]) -> Message:
         raise MalformedMessage(f"unreadable envelope version in header {header[:16]!r}") from None
     if major not in SUPPORTED_MAJORS:
         raise UnsupportedVersion(header)
-    try:
-        # orjson: the shipper decodes every batch it receives; the C parser is about three
-        # times faster than json.loads here and just as strict (its error subclasses
-        # json.JSONDecodeError; invalid UTF-8 and NaN are refused).
-        payload = orjson.loads(frames[1])
-    except orjson.JSONDecodeError as exc:
-        raise MalformedMessage(f"payload is not UTF-8 JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise MalformedMessage("payload is not a JSON object")
+    payload = _payload(frames[1])
     kind = payload.get("type")
+    if major == RECORDS_MAJOR:
+        if kind != "records":
+            raise MalformedMessage(f"unknown v2 message type {kind!r}")
+        if len(frames) < 3:
+            raise MalformedMessage("a v2 records message needs 3 frames, got 2")
+        return _read_encoded_records(payload, bytes(frames[2]))
     if kind == "records":
         return _read_record_batch(payload)
     if kind == "ack":
@@ -256,6 +337,19 @@ def decode(frames: Sequence[bytes]) -> Message:
     if kind == "telemetry":
         return _read_telemetry(payload)
     raise MalformedMessage(f"unknown message type {kind!r}")
+
+
+def _payload(frame: bytes) -> dict[str, Any]:
+    try:
+        # orjson: the shipper decodes every batch it receives; the C parser is about three
+        # times faster than json.loads here and just as strict (its error subclasses
+        # json.JSONDecodeError; invalid UTF-8 and NaN are refused).
+        payload = orjson.loads(frame)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessage(f"payload is not UTF-8 JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise MalformedMessage("payload is not a JSON object")
+    return payload
 
 
 def _require(payload: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -266,20 +360,67 @@ def _require(payload: Mapping[str, Any], key: str, kind: type | tuple[type, ...]
     return value
 
 
-def _read_record_batch(payload: Mapping[str, Any]) -> RecordBatch:
+def _batch_header(payload: Mapping[str, Any]) -> tuple[str, str, Stream]:
+    """``batch_id``, ``producer`` and ``stream``: what every records message starts with."""
     batch_id = _require(payload, "batch_id", str)
     producer = _require(payload, "producer", str)
     stream = payload.get("stream")
     if stream not in ("logs", "metrics"):
         raise MalformedMessage(f"field 'stream': expected 'logs' or 'metrics', got {stream!r}")
+    return batch_id, producer, stream
+
+
+def _read_record_batch(payload: Mapping[str, Any]) -> RecordBatch:
+    batch_id, producer, stream = _batch_header(payload)
     records = _require(payload, "records", list)
     for index, record in enumerate(records):
         if not isinstance(record, dict):
             raise MalformedMessage(f"records[{index}]: expected an object")
         record_id = record.get("id")
-        if not isinstance(record_id, str) or not record_id:
+        if not isinstance(record_id, str) or not record_id or "\n" in record_id:
             raise MalformedMessage(f"records[{index}]: missing a non-empty string 'id'")
     return RecordBatch(batch_id=batch_id, producer=producer, stream=stream, records=records)
+
+
+def _int_list(payload: Mapping[str, Any], key: str, group: int) -> list[int]:
+    values = _require(payload, key, list)
+    if len(values) % group or not all(type(v) is int and v >= 0 for v in values):
+        raise MalformedMessage(f"field {key!r}: expected groups of {group} non-negative integers")
+    return values
+
+
+def _read_encoded_records(payload: Mapping[str, Any], bodies: bytes) -> EncodedRecords:
+    """Check the shape cheaply (no record is parsed): counts, types, index bounds."""
+    batch_id, producer, stream = _batch_header(payload)
+    ids = _require(payload, "ids", list)
+    if not all(isinstance(i, str) and i for i in ids) or "\n" in "".join(ids):
+        raise MalformedMessage("field 'ids': expected non-empty strings without newlines")
+    sources = _require(payload, "sources", list)
+    if not all(isinstance(s, str) for s in sources):
+        raise MalformedMessage("field 'sources': expected strings")
+    flat_positions = _int_list(payload, "positions", 2)
+    flat_claims = _int_list(payload, "claims", 3)
+    if len(flat_positions) != 2 * len(ids):
+        raise MalformedMessage(f"{len(flat_positions) // 2} positions for {len(ids)} records")
+    positions = list(zip(flat_positions[::2], flat_positions[1::2], strict=True))
+    claims = list(zip(flat_claims[::3], flat_claims[1::3], flat_claims[2::3], strict=True))
+    if any(s >= len(sources) for s, _ in positions) or any(
+        s >= len(sources) or end < start for s, start, end in claims
+    ):
+        raise MalformedMessage("a position or claim names an unknown source or an empty range")
+    newlines = bodies.count(b"\n")
+    if newlines != len(ids) or (bodies and not bodies.endswith(b"\n")):
+        raise MalformedMessage(f"{newlines} newline-terminated records for {len(ids)} ids")
+    return EncodedRecords(
+        batch_id=batch_id,
+        producer=producer,
+        stream=stream,
+        ids=ids,
+        bodies=bodies,
+        sources=sources,
+        positions=positions,
+        claims=claims,
+    )
 
 
 def _read_ack(payload: Mapping[str, Any]) -> Ack:
@@ -348,6 +489,38 @@ def _read_telemetry(payload: Mapping[str, Any]) -> Telemetry:
     )
 
 
+def encode_record_json(record: Mapping[str, Any]) -> bytes:
+    """A record's compact UTF-8 JSON, as it goes into a request body (never contains ``\n``).
+
+    A lone surrogate (from a ``\\ud800`` escape) cannot be UTF-8; ASCII escapes keep the
+    record valid JSON instead of failing its whole batch.
+    """
+    try:
+        return orjson.dumps(record)
+    except TypeError:
+        return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def from_record_batch(batch: RecordBatch) -> EncodedRecords:
+    """A v1 `RecordBatch` (a previous producer's) in the v2 form the shipper stores.
+
+    A v1 batch has no positions, so it is its own source (``batch:<batch_id>``): a re-send
+    of the same batch is recognised as a duplicate, as v1 shippers did by id.
+    """
+    count = len(batch.records)
+    bodies = b"".join(encode_record_json(record) + b"\n" for record in batch.records)
+    return EncodedRecords(
+        batch_id=batch.batch_id,
+        producer=batch.producer,
+        stream=batch.stream,
+        ids=batch.record_ids(),
+        bodies=bodies,
+        sources=[f"batch:{batch.producer}:{batch.batch_id}"],
+        positions=[(0, index) for index in range(count)],
+        claims=[(0, 0, count)] if count else [],
+    )
+
+
 def stable_id(*parts: str | int | bytes) -> str:
     """A deterministic 128-bit hex id of ``parts``.
 
@@ -363,14 +536,24 @@ def stable_id(*parts: str | int | bytes) -> str:
     return digest.hexdigest()
 
 
-def log_record_id(file_identity: str, offset: int, part: int = 0) -> str:
+def log_record_id_prefix(file_identity: str) -> str:
+    """The part of a log record id that names its file: computed once per file."""
+    return stable_id("log", file_identity)
+
+
+def log_record_id(file_identity: str, offset: int, part: int = 0, *, prefix: str = "") -> str:
     """The id of the log record that starts at byte ``offset`` of a file.
 
     ``file_identity`` names the file across renames (device, inode and a
     fingerprint of its first bytes); ``part`` numbers the continuation records of
-    a message split for the receiver's size limit.
+    a message split for the receiver's size limit. The id is the file's hashed prefix
+    (`log_record_id_prefix`, pass it as ``prefix`` to skip hashing per record), the
+    offset and the part in hex: unique and deterministic, and no hash per record.
     """
-    return stable_id("log", file_identity, offset, part)
+    head = prefix or log_record_id_prefix(file_identity)
+    if part:
+        return f"{head}-{offset:x}-{part:x}"
+    return f"{head}-{offset:x}"
 
 
 def metric_record_id(name: str, labels: Mapping[str, str], timestamp: str) -> str:

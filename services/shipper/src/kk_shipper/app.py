@@ -240,7 +240,7 @@ def build(
         path,
         max_bytes=shipper_config.queue_max_size,
         dedup_window_s=shipper_config.dedup_window,
-        dedup_max_ids=shipper_config.dedup_max_ids,
+        dedup_max_sources=shipper_config.dedup_max_sources,
         dead_letter_max_bytes=shipper_config.dead_letter_max_size,
     )
     storage = StorageThread()

@@ -349,9 +349,9 @@ class ShipperConfig(_Section):
     queue_max_size: SizeBytes = GiB
     """Disk queue limit (in ``<state_dir>/shipper/``); when full, producers are slowed down."""
     dedup_window: Seconds = 3600.0
-    """How long delivered record ids are remembered to drop re-sent duplicates."""
-    dedup_max_ids: PositiveInt = 1_000_000
-    """The most delivered record ids remembered at once, even within dedup_window."""
+    """How long what a source (a log file) stored is remembered, to drop re-sent records."""
+    dedup_max_sources: PositiveInt = 100_000
+    """The most sources remembered for dedup at once, even within dedup_window."""
     dead_letter_max_size: SizeBytes = 100 * MB
     """Disk limit of the dead letter store (records that could not be delivered)."""
     drain_timeout: Seconds = 20.0

@@ -34,11 +34,13 @@ from zmq.utils.monitor import parse_monitor_message
 
 from kk_common.envelope import (
     Ack,
+    EncodedRecords,
     EnvelopeError,
     RecordBatch,
     Telemetry,
     decode,
     encode,
+    from_record_batch,
 )
 from kk_common.ipc.pending import PendingBatch, PendingBatches
 from kk_common.jsonlog import log_event
@@ -146,14 +148,18 @@ class BatchSender:
     def pending(self) -> PendingBatches:
         return self._pending
 
-    async def send(self, batch: RecordBatch, context: Any = None) -> None:
+    async def send(self, batch: RecordBatch | EncodedRecords, context: Any = None) -> None:
         """Send ``batch``, waiting first while the pending window is full."""
         while not self._pending.has_room():
             self._room.clear()
             await self._room.wait()
         frames = encode(batch)
         self._pending.sent(
-            batch.batch_id, frames, records=len(batch.records), now=self._clock(), context=context
+            batch.batch_id,
+            frames,
+            records=len(batch.ids) if isinstance(batch, EncodedRecords) else len(batch.records),
+            now=self._clock(),
+            context=context,
         )
         # When not connected (IMMEDIATE) or the pipe is full the batch is not sent
         # now; it stays pending and goes out on reconnect or at its deadline.
@@ -229,10 +235,14 @@ class BatchSender:
 
 @dataclass(frozen=True, slots=True)
 class IncomingBatch:
-    """A batch as the shipper received it, with the peer to acknowledge."""
+    """A batch as the shipper received it, with the peer to acknowledge.
+
+    A v1 `RecordBatch` from a previous producer arrives already converted
+    (`from_record_batch`), so the shipper handles one form.
+    """
 
     peer: bytes
-    batch: RecordBatch
+    batch: EncodedRecords
 
 
 class BatchReceiver:
@@ -257,8 +267,10 @@ class BatchReceiver:
             except EnvelopeError as exc:
                 _count_refused(self.refused, exc, self._endpoint)
                 continue
-            if isinstance(message, RecordBatch):
+            if isinstance(message, EncodedRecords):
                 return IncomingBatch(peer=peer, batch=message)
+            if isinstance(message, RecordBatch):
+                return IncomingBatch(peer=peer, batch=from_record_batch(message))
             _count_refused(
                 self.refused, EnvelopeError(f"expected records, got {message.type}"), self._endpoint
             )

@@ -17,8 +17,8 @@ class AppendResult:
     stored: int
     """Records newly queued."""
     duplicates: int
-    """Records not queued because their id was already queued, delivered within the dedup
-    window, or repeated earlier in the same batch."""
+    """Records not queued because the queue had stored them already (their position in their
+    source was covered: see ``storage/coverage.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,8 @@ class KindStats:
     """``now - oldest_queued_at``: how far delivery lags; None when empty."""
     last_seq: int
     """The highest seq ever assigned (0 = none yet)."""
-    delivered_ids: int
-    """Ids currently remembered in the delivered (dedup) window."""
+    dedup_sources: int
+    """Sources (log files, scrapes) whose stored ranges are remembered for dedup."""
     duplicates_dropped: int
     """Records not queued as duplicates, since the file was created."""
     dead_letters: int

@@ -9,17 +9,25 @@ or it has been moved to the dead-letter store. Between those two points the reco
 one SQLite file, ``<state_dir>/shipper/queue.db``, on the node's hostPath, so it survives
 container restarts, pod restarts and a node losing power.
 
+Batches, not records. A producer's batch is stored as one row of ``batches``: the records'
+JSON exactly as it goes into a request body (newline-separated, as the producer encoded it)
+and their ids. One row and one index entry per batch, whatever its size: the cost of a
+record does not depend on how many are queued. Each record still has its own queue position
+(``seq``): record ``i`` of a row is ``first_seq + i``, so delivery reads, completes, splits
+(413, poison isolation) and dead-letters single records. A row keeps a bitmap of its
+finished records and is deleted, and its bytes freed, when the last one finishes.
+
 Why SQLite. It gives us, in the standard library, exactly the three things a hand-written
-segment file would have to earn: atomic multi-row commits (a batch is all there or not at
-all), durability on commit, and indexed lookups for dedup without holding ids in memory. One
-file holds every table, so moving a record between tables (queued -> delivered window,
-queued -> dead letters) is a single transaction and can never be half done.
+segment file would have to earn: atomic multi-row commits (a batch and its dedup state are
+all there or not at all), durability on commit, and crash recovery. One file holds every
+table, so moving a record between tables (queued -> dead letters) is a single transaction
+and can never be half done.
 
 Durability. The journal is WAL and ``synchronous=FULL``: the WAL is fsynced at every commit,
 so a committed transaction survives power loss (``NORMAL`` would only survive a process
-crash). Every public method that writes is one ``BEGIN IMMEDIATE`` ... ``COMMIT`` and works
-per batch (``executemany``, set-based SQL), so the fsync cost is paid once per batch, not per
-record. When `append` returns, the batch is on disk; when it raises, nothing of it is.
+crash). Every public method that writes is one ``BEGIN IMMEDIATE`` ... ``COMMIT``, so the
+fsync cost is paid once per batch. When `append` returns, the batch is on disk; when it
+raises, nothing of it is.
 
 Queue positions. Each output (`Kind`: logs, metrics) has its own sequence numbers
 (``kind_state.last_seq``; never reused, even after deletes or a restart). The caller keeps a
@@ -27,117 +35,129 @@ read position per output and may have several requests in flight: `read` returns
 after a seq, and `complete` / `dead_letter` accept any subset of seqs in any order. A slow
 metrics receiver therefore never holds back logs delivery.
 
-Dedup. A record id is dropped (and counted in ``duplicates_dropped``) when it is already
-queued for its output, was delivered within the window, or repeats within the same batch.
-The delivered window is the ``delivered`` table: `complete` adds ids, and each call prunes it,
-first by age (older than ``dedup_window_s``) and then by count (the oldest beyond
-``dedup_max_ids``, per output), both through the ``(kind, delivered_at)`` index, so pruning
-touches only the rows it removes. A batch is checked with one indexed query; memory is
-bounded by the batch, never by the window. A dead-lettered record was never delivered, so
-its id is not in the window and a replay is not deduped away.
+Dedup by position (coverage.py). Records carry a position in a source (a file identity and
+the byte offset of their line) and batches claim ranges of positions. The queue keeps, per
+source, the union of the ranges of what it stored (table ``coverage``, one row per source,
+written in the transaction that stores the batch; held in memory for lookups) and drops a
+record whose position is covered, counting it in ``duplicates_dropped``. That is what makes a
+producer's re-send after a lost acknowledgement or a restart cheap, and it needs no index over
+ids: the state grows with the number of sources, not records, and is bounded by the dedup
+window and ``dedup_max_sources``. Claims are per batch, so an older batch re-sent after a
+newer one is stored, never mistaken for a duplicate. Forgetting a source only lets a re-sent
+record through to the receiver, which drops it by id. A record without a position (a
+dead-letter replay) is never dropped.
 
 Bounds. Sizes are accounted, not measured from the file: `record_size` is the body, the id
-and a fixed `RECORD_OVERHEAD_BYTES` for the row and its index entries (so a flood of tiny
-records is bounded too). Queued bytes of all outputs together stay at or under
-``max_bytes``, and one output may fill at most ``1 - OTHER_OUTPUT_RESERVE`` of it, so a
+and a fixed `RECORD_OVERHEAD_BYTES` (so a flood of tiny records is bounded too); a row counts
+the sum for its records until it is deleted. Queued bytes of all outputs together stay at or
+under ``max_bytes``, and one output may fill at most ``1 - OTHER_OUTPUT_RESERVE`` of it, so a
 stalled metrics receiver never takes the space logs need to keep flowing. A batch that does
 not fit raises `QueueFull` and stores nothing, and the caller withholds the acknowledgement
-so producers slow down; nothing is dropped. The dead-letter
-store has its own bound; when over it, the oldest dead letters are evicted and counted in
-``dead_letters_evicted``, the only way a record can leave without delivery. The file itself
-does not shrink: SQLite reuses freed pages, so it stays near its high-water mark.
+so producers slow down; nothing is dropped. The dead-letter store has its own bound; when
+over it, the oldest dead letters are evicted and counted in ``dead_letters_evicted``, the
+only way a record can leave without delivery. The file itself does not shrink: SQLite
+reuses freed pages, so it stays near its high-water mark.
 
 Counters. Record and byte totals, seqs, duplicates and evictions live in ``kind_state`` and
 change in the same transaction as the rows they describe, so they are exact, cheap to read
 and survive restarts.
 
 Versioning. The format version is ``PRAGMA user_version`` (see :mod:`.schema`). A file from
-an older shipper is migrated forward on open; a file from a newer one is refused with
-`QueueFormatError` and left untouched; a damaged file raises `QueueCorruptError` naming the
-path, and is never deleted.
+an older shipper is migrated forward on open (version 1's per-record rows become batch rows);
+a file from a newer one is refused with `QueueFormatError` and left untouched; a damaged file
+raises `QueueCorruptError` naming the path, and is never deleted.
 
 Threads and processes. The class is synchronous and not thread-safe: the asyncio app calls it
 from one dedicated worker thread (``check_same_thread=False`` allows that thread to differ
-from the creator). Nothing is cached in Python between calls, so another process (e.g. the
-dead-letter command) may open the same file; SQLite's locking serialises writers, waiting up
-to ``busy_timeout_s``. The file must be on a local filesystem (WAL needs shared memory).
+from the creator). Only the dedup coverage is cached in Python; it changes only through
+`append`, which one shipper process calls. Another process (e.g. the dead-letter command)
+may open the same file to list or replay dead letters; SQLite's locking serialises writers,
+waiting up to ``busy_timeout_s``. The file must be on a local filesystem (WAL needs shared
+memory).
 
 Time is always passed in (``now``, unix seconds); the queue never reads a clock.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from kk_common import sqlite_files
+from kk_shipper.storage.coverage import Coverage, Ranges, SourceKey
 from kk_shipper.storage.errors import QueueError, QueueFull, translate
 from kk_shipper.storage.model import AppendResult, DeadLetter, KindStats, QueueStats
-from kk_shipper.storage.schema import KINDS, check_header, ensure_schema
+from kk_shipper.storage.schema import KINDS, MAX_BATCH_RECORDS, check_header, ensure_schema
 from kk_shipper.types import Kind, QueuedRecord
 
-__all__ = ["MAX_REASON_CHARS", "RECORD_OVERHEAD_BYTES", "DurableQueue", "record_size"]
+__all__ = [
+    "MAX_REASON_CHARS",
+    "RECORD_OVERHEAD_BYTES",
+    "DurableQueue",
+    "NewRecords",
+    "record_size",
+]
 
 RECORD_OVERHEAD_BYTES = 64
-"""Accounted per record on top of body and id: seq, timestamps, size and the index entries."""
+"""Accounted per record on top of body and id: its share of the row, bitmap and bookkeeping."""
 
 MAX_REASON_CHARS = 1000
+"""Longer dead-letter reasons are truncated (a receiver's error body can be large)."""
 
 OTHER_OUTPUT_RESERVE = 0.10
 """Share of ``max_bytes`` one output can never fill: kept for the other output."""
-"""Longer dead-letter reasons are truncated (a receiver's error body can be large)."""
 
-# The ids of a batch that must not be queued: already queued, or delivered within the window.
-# json_each turns one bound JSON array into a table, so a whole batch is one indexed query.
-# The unary + keeps SQLite off the age index: scanning the whole window by age is O(window);
-# probing the primary key once per id is O(batch).
-_KNOWN_IDS = """
-SELECT record_id FROM queue
- WHERE kind = :kind AND record_id IN (SELECT value FROM json_each(:ids))
-UNION ALL
-SELECT record_id FROM delivered
- WHERE kind = :kind AND record_id IN (SELECT value FROM json_each(:ids))
-   AND +delivered_at > :cutoff
-"""
+COVERAGE_PRUNE_INTERVAL_S = 60.0
+"""How often (in ``now`` time) `append` looks for dedup sources to forget."""
 
-# Queued records of one output selected by a bound JSON array of seqs (one query per batch).
-_SEQS = "kind = :kind AND seq IN (SELECT value FROM json_each(:seqs))"
-# SQL built only from the constants above; no caller value is ever formatted into SQL.
-_SELECT_DONE = f"SELECT record_id, size FROM queue WHERE {_SEQS}"  # noqa: S608
-_DELETE_SEQS = f"DELETE FROM queue WHERE {_SEQS}"  # noqa: S608
-_MEASURE_SEQS = f"SELECT count(*), coalesce(sum(size), 0) FROM queue WHERE {_SEQS}"  # noqa: S608
-_MOVE_TO_DEAD_LETTERS = (
-    "INSERT INTO dead_letters (kind, record_id, body, size, stored_size, reason, queued_at,"  # noqa: S608
-    " dead_lettered_at) SELECT kind, record_id, body, size, size + :reason_bytes, :reason,"
-    " queued_at, :now FROM queue WHERE " + _SEQS + " ORDER BY seq"
+_LIST_DEAD_LETTERS = (
+    "SELECT kind, record_id, body, reason, dead_lettered_at FROM dead_letters"
+    " WHERE :kind IS NULL OR kind = :kind ORDER BY id LIMIT :limit"
 )
-
-# Dead letters that a replay puts back: the first of each id, unless that id is queued or was
-# delivered within the window meanwhile (e.g. the producer re-sent it and it went through).
+# The first dead letter of each id (a record dead-lettered twice is replayed once).
 _REPLAY_CANDIDATES = """
 SELECT d.id, d.record_id, d.body, d.size FROM dead_letters AS d
  WHERE d.kind = :kind
    AND d.id = (SELECT min(e.id) FROM dead_letters AS e
                 WHERE e.kind = :kind AND e.record_id = d.record_id)
-   AND NOT EXISTS (SELECT 1 FROM queue AS q WHERE q.kind = :kind AND q.record_id = d.record_id)
-   AND NOT EXISTS (SELECT 1 FROM delivered AS x
-                    WHERE x.kind = :kind AND x.record_id = d.record_id
-                      AND +x.delivered_at > :cutoff)
+ ORDER BY d.id
 """
-_MEASURE_REPLAY = f"SELECT count(*), coalesce(sum(size), 0) FROM ({_REPLAY_CANDIDATES})"  # noqa: S608
-_REPLAY = (
-    "INSERT INTO queue (kind, seq, record_id, body, size, queued_at)"  # noqa: S608
-    " SELECT :kind, :last_seq + row_number() OVER (ORDER BY id), record_id, body, size, :now"
-    " FROM (" + _REPLAY_CANDIDATES + ")"
-)
-_LIST_DEAD_LETTERS = (
-    "SELECT kind, record_id, body, reason, dead_lettered_at FROM dead_letters"
-    " WHERE :kind IS NULL OR kind = :kind ORDER BY id LIMIT :limit"
-)
+
+
+class NewRecords(Protocol):
+    """A batch to `DurableQueue.append`: `kk_common.envelope.EncodedRecords` is one.
+
+    ``bodies`` are the records' JSON, each followed by ``\\n``; ``positions`` and
+    ``claims`` index ``sources`` (see coverage.py for what they promise).
+    """
+
+    @property
+    def ids(self) -> Sequence[str]: ...
+    @property
+    def bodies(self) -> bytes: ...
+    @property
+    def sources(self) -> Sequence[str]: ...
+    @property
+    def positions(self) -> Sequence[tuple[int, int]]: ...
+    @property
+    def claims(self) -> Sequence[tuple[int, int, int]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Unpositioned:
+    """Records with no position: stored as they are, never dropped as duplicates."""
+
+    ids: Sequence[str]
+    bodies: bytes
+    sources: Sequence[str] = ()
+    positions: Sequence[tuple[int, int]] = ()
+    claims: Sequence[tuple[int, int, int]] = ()
 
 
 def record_size(record_id: str, body: bytes) -> int:
@@ -145,9 +165,40 @@ def record_size(record_id: str, body: bytes) -> int:
     return len(body) + len(record_id.encode()) + RECORD_OVERHEAD_BYTES
 
 
+def _batch_size(ids_text: str, bodies: bytes, count: int) -> int:
+    """The sum of `record_size` over a batch, from its joined forms (no per-record work)."""
+    # Joined ids have count - 1 separators; bodies have count newlines.
+    id_bytes = len(ids_text.encode()) - (count - 1) if count else 0
+    return len(bodies) - count + id_bytes + count * RECORD_OVERHEAD_BYTES
+
+
 def _check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+
+
+def _split_bodies(bodies: bytes) -> list[bytes]:
+    return bodies[:-1].split(b"\n") if bodies else []
+
+
+def _is_done(done: bytes | None, index: int) -> bool:
+    return done is not None and bool(done[index >> 3] & (1 << (index & 7)))
+
+
+@dataclass(slots=True)
+class _Row:
+    """The small columns of a `batches` row, for completing records."""
+
+    rowid: int
+    first_seq: int
+    count: int
+    remaining: int
+    size: int
+    done: bytearray
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + self.count - 1
 
 
 class DurableQueue:
@@ -158,9 +209,9 @@ class DurableQueue:
         max_bytes: bound on queued bytes, all outputs together (`record_size` accounting).
         other_output_reserve: share of ``max_bytes`` one output may not fill (kept for the
             other output); 0 lets one output use the whole queue.
-        dedup_window_s: how long a delivered id keeps a re-sent copy out of the queue.
-        dedup_max_ids: at most this many delivered ids are remembered per output (oldest
-            forgotten first), whatever their age.
+        dedup_window_s: how long a source's stored ranges keep re-sent records out.
+        dedup_max_sources: at most this many sources are remembered for dedup (the least
+            recently stored-to forgotten first), whatever their age.
         dead_letter_max_bytes: bound on the dead-letter store; the oldest are evicted beyond.
         busy_timeout_s: how long to wait for another process holding the write lock.
 
@@ -178,7 +229,7 @@ class DurableQueue:
         *,
         max_bytes: int = 1 << 30,
         dedup_window_s: float = 3600.0,
-        dedup_max_ids: int = 1_000_000,
+        dedup_max_sources: int = 100_000,
         dead_letter_max_bytes: int = 100 * 1000 * 1000,
         busy_timeout_s: float = 5.0,
         other_output_reserve: float = OTHER_OUTPUT_RESERVE,
@@ -187,20 +238,24 @@ class DurableQueue:
             raise ValueError("other_output_reserve must be in [0, 1)")
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, got {max_bytes}")
-        if dedup_window_s < 0 or dedup_max_ids < 0 or dead_letter_max_bytes < 0:
-            raise ValueError("dedup_window_s, dedup_max_ids, dead_letter_max_bytes must be >= 0")
+        if dedup_window_s < 0 or dedup_max_sources < 1 or dead_letter_max_bytes < 0:
+            raise ValueError(
+                "dedup_window_s, dead_letter_max_bytes must be >= 0 and dedup_max_sources >= 1"
+            )
         self.path = Path(path)
         self.max_bytes = max_bytes
         self.output_share_bytes = max_bytes - int(max_bytes * other_output_reserve)
         self.dedup_window_s = dedup_window_s
-        self.dedup_max_ids = dedup_max_ids
         self.dead_letter_max_bytes = dead_letter_max_bytes
+        self.coverage = Coverage(window_s=dedup_window_s, max_sources=dedup_max_sources)
+        self._next_prune_at: float | None = None
         self._conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise QueueError(f"durable queue {self.path}: {exc}", path=self.path) from exc
         self._conn = self._open(busy_timeout_s)
+        self._load_coverage()
 
     def _open(self, busy_timeout_s: float) -> sqlite3.Connection:
         return sqlite_files.connect(
@@ -221,15 +276,15 @@ class DurableQueue:
         conn.execute("PRAGMA synchronous = FULL")  # per connection, not persisted
         # Truncate the WAL after checkpoints so one large batch doesn't leave it big.
         conn.execute("PRAGMA journal_size_limit = 67108864")
-        try:
-            conn.execute("SELECT count(*) FROM json_each('[]')").fetchone()
-        except sqlite3.OperationalError as exc:
-            raise QueueError(
-                f"durable queue {path}: SQLite {sqlite3.sqlite_version} lacks the JSON "
-                "functions (3.38+ has them built in)",
-                path=path,
-            ) from exc
         ensure_schema(conn, path)
+
+    def _load_coverage(self) -> None:
+        with self._transaction(write=False) as conn:
+            for kind, source, ranges, touched_at in conn.execute(
+                "SELECT kind, source, ranges, touched_at FROM coverage"
+            ):
+                self.coverage.load((kind, source), Ranges.loads(ranges), touched_at)
+        self.coverage.sort_loaded()
 
     # -- plumbing ------------------------------------------------------------------------
 
@@ -247,28 +302,92 @@ class DurableQueue:
             conn.execute("SELECT coalesce(sum(queued_bytes), 0) FROM kind_state").fetchone()[0]
         )
 
-    def _prune_delivered(self, conn: sqlite3.Connection, kind: Kind, now: float) -> None:
-        """Forget delivered ids older than the window, then the oldest beyond the count."""
-        aged = conn.execute(
-            "DELETE FROM delivered WHERE kind = ? AND delivered_at <= ?",
-            (kind, now - self.dedup_window_s),
-        ).rowcount
-        held = conn.execute(
-            "SELECT delivered_ids FROM kind_state WHERE kind = ?", (kind,)
+    def _check_room(self, conn: sqlite3.Connection, kind: Kind, count: int, size: int) -> None:
+        """Raise `QueueFull` unless ``size`` more bytes of ``kind`` fit."""
+        used = self._used_bytes(conn)
+        if used + size > self.max_bytes:
+            raise QueueFull(
+                f"durable queue {self.path} is full: {count} {kind} records need "
+                f"{size} bytes, {used} of {self.max_bytes} in use",
+                path=self.path,
+                reason="max_bytes",
+                needed_bytes=size,
+                used_bytes=used,
+                max_bytes=self.max_bytes,
+            )
+        kind_used = conn.execute(
+            "SELECT queued_bytes FROM kind_state WHERE kind = ?", (kind,)
         ).fetchone()[0]
-        excess = max(0, held - aged - self.dedup_max_ids)
-        if excess:
-            conn.execute(
-                "DELETE FROM delivered WHERE kind = :kind AND record_id IN ("
-                " SELECT record_id FROM delivered WHERE kind = :kind"
-                " ORDER BY delivered_at, record_id LIMIT :excess)",
-                {"kind": kind, "excess": excess},
+        share = self.output_share_bytes
+        if kind_used + size > share:
+            # One stalled output (say, metrics) must not take the space the other
+            # needs to keep flowing: each output may fill only its share.
+            raise QueueFull(
+                f"durable queue {self.path}: the {kind} output holds {kind_used} bytes "
+                f"and may hold {share} (the rest is kept for the other output)",
+                path=self.path,
+                reason="output_share",
+                needed_bytes=size,
+                used_bytes=used,
+                max_bytes=self.max_bytes,
             )
-        if aged or excess:
+
+    def _insert_rows(
+        self,
+        conn: sqlite3.Connection,
+        kind: Kind,
+        last_seq: int,
+        ids: Sequence[str],
+        bodies: Sequence[bytes] | bytes,
+        now: float,
+    ) -> int:
+        """Insert records as rows of at most `MAX_BATCH_RECORDS`; return the new last seq.
+
+        ``bodies`` is either the joined form (each record followed by a newline, for the
+        common case of a whole batch: stored without being split) or a list.
+        """
+        count = len(ids)
+        if isinstance(bodies, bytes) and count <= MAX_BATCH_RECORDS:
+            chunks = [(ids, bodies)]
+        else:
+            body_list = _split_bodies(bodies) if isinstance(bodies, bytes) else list(bodies)
+            chunks = [
+                (
+                    ids[start : start + MAX_BATCH_RECORDS],
+                    b"".join(b + b"\n" for b in body_list[start : start + MAX_BATCH_RECORDS]),
+                )
+                for start in range(0, count, MAX_BATCH_RECORDS)
+            ]
+        for chunk_ids, chunk_bodies in chunks:
+            n = len(chunk_ids)
+            ids_text = "\n".join(chunk_ids)
+            size = _batch_size(ids_text, chunk_bodies, n)
             conn.execute(
-                "UPDATE kind_state SET delivered_ids = delivered_ids - ? WHERE kind = ?",
-                (aged + excess, kind),
+                "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at,"
+                " ids, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (kind, last_seq + 1, n, n, size, now, ids_text, chunk_bodies),
             )
+            last_seq += n
+            conn.execute(
+                "UPDATE kind_state SET last_seq = ?, queued_records = queued_records + ?,"
+                " queued_bytes = queued_bytes + ? WHERE kind = ?",
+                (last_seq, n, size, kind),
+            )
+        return last_seq
+
+    def _prune_coverage(
+        self, conn: sqlite3.Connection, now: float, arriving: Iterable[SourceKey]
+    ) -> list[SourceKey]:
+        """Forget expired dedup sources (rows now; memory after the commit): by age at most
+        every `COVERAGE_PRUNE_INTERVAL_S`, by count whenever the bound would be passed."""
+        arriving = list(arriving)
+        over_bound = len(self.coverage) + len(arriving) > self.coverage.max_sources
+        if not over_bound and self._next_prune_at is not None and now < self._next_prune_at:
+            return []
+        self._next_prune_at = now + COVERAGE_PRUNE_INTERVAL_S
+        gone = self.coverage.expired(now, arriving)
+        conn.executemany("DELETE FROM coverage WHERE kind = ? AND source = ?", gone)
+        return gone
 
     def _evict_dead_letters(self, conn: sqlite3.Connection) -> None:
         """Evict the oldest dead letters (any output) until the store is within its bound."""
@@ -306,13 +425,14 @@ class DurableQueue:
     # -- public API ----------------------------------------------------------------------
 
     def append(
-        self, kind: Kind, records: Sequence[tuple[str, bytes]], *, now: float
+        self, kind: Kind, records: NewRecords | Sequence[tuple[str, bytes]], *, now: float
     ) -> AppendResult:
-        """Queue a batch of ``(record_id, body)`` atomically; durable when this returns.
+        """Queue a batch atomically; durable when this returns.
 
-        Records whose id is already queued for ``kind``, was delivered within the dedup
-        window, or appears earlier in ``records`` (the first copy wins) are not stored and
-        are counted as duplicates.
+        ``records`` is a `NewRecords` batch (as producers send it), or plain
+        ``(record_id, body)`` pairs, which have no position and are never dropped as
+        duplicates. A record whose position the stored ranges of its source already cover
+        is not stored and is counted as a duplicate; the batch's claims are then added.
 
         Raises:
             QueueFull: the new records would take the queue past ``max_bytes`` (or the disk
@@ -320,66 +440,60 @@ class DurableQueue:
                 acknowledgement; the producer re-sends later.
         """
         _check_kind(kind)
-        if not records:
-            return AppendResult(stored=0, duplicates=0)
-        ids = json.dumps([record_id for record_id, _ in records])
-        with self._transaction() as conn:
-            self._prune_delivered(conn, kind, now)
-            params = {"kind": kind, "ids": ids, "cutoff": now - self.dedup_window_s}
-            seen = {row[0] for row in conn.execute(_KNOWN_IDS, params)}
-            last_seq = conn.execute(
-                "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
-            ).fetchone()[0]
-            rows: list[tuple[str, int, str, bytes, int, float]] = []
-            new_bytes = 0
-            for record_id, body in records:
-                if record_id in seen:
-                    continue
-                seen.add(record_id)
-                size = record_size(record_id, body)
-                new_bytes += size
-                rows.append((kind, last_seq + len(rows) + 1, record_id, body, size, now))
-            if rows:
-                used = self._used_bytes(conn)
-                if used + new_bytes > self.max_bytes:
-                    raise QueueFull(
-                        f"durable queue {self.path} is full: {len(rows)} {kind} records need "
-                        f"{new_bytes} bytes, {used} of {self.max_bytes} in use",
-                        path=self.path,
-                        reason="max_bytes",
-                        needed_bytes=new_bytes,
-                        used_bytes=used,
-                        max_bytes=self.max_bytes,
-                    )
-                kind_used = conn.execute(
-                    "SELECT queued_bytes FROM kind_state WHERE kind = ?", (kind,)
-                ).fetchone()[0]
-                share = self.output_share_bytes
-                if kind_used + new_bytes > share:
-                    # One stalled output (say, metrics) must not take the space the other
-                    # needs to keep flowing: each output may fill only its share.
-                    raise QueueFull(
-                        f"durable queue {self.path}: the {kind} output holds {kind_used} bytes "
-                        f"and may hold {share} (the rest is kept for the other output)",
-                        path=self.path,
-                        reason="output_share",
-                        needed_bytes=new_bytes,
-                        used_bytes=used,
-                        max_bytes=self.max_bytes,
-                    )
-                conn.executemany(
-                    "INSERT INTO queue (kind, seq, record_id, body, size, queued_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            duplicates = len(records) - len(rows)
-            conn.execute(
-                "UPDATE kind_state SET last_seq = last_seq + :n,"
-                " queued_records = queued_records + :n, queued_bytes = queued_bytes + :bytes,"
-                " duplicates_dropped = duplicates_dropped + :dups WHERE kind = :kind",
-                {"n": len(rows), "bytes": new_bytes, "dups": duplicates, "kind": kind},
+        batch: NewRecords
+        if isinstance(records, Sequence):
+            batch = _Unpositioned(
+                ids=[record_id for record_id, _ in records],
+                bodies=b"".join(body.replace(b"\n", b" ") + b"\n" for _, body in records),
             )
-        return AppendResult(stored=len(rows), duplicates=duplicates)
+        else:
+            batch = records
+        count = len(batch.ids)
+        if not count:
+            return AppendResult(stored=0, duplicates=0)
+        keys = [(kind, source) for source in batch.sources]
+        ids: Sequence[str] = batch.ids
+        bodies: Sequence[bytes] | bytes = batch.bodies
+        covered = [
+            index
+            for index, (source, position) in enumerate(batch.positions)
+            if self.coverage.covers(keys[source], position)
+        ]
+        if covered:
+            dropped = set(covered)
+            keep = [i for i in range(count) if i not in dropped]
+            body_list = _split_bodies(batch.bodies)
+            ids = [ids[i] for i in keep]
+            bodies = [body_list[i] for i in keep]
+        changed = self.coverage.merged((keys[s], start, end) for s, start, end in batch.claims)
+        stored = len(ids)
+        with self._transaction() as conn:
+            gone = self._prune_coverage(conn, now, changed)
+            if stored:
+                if isinstance(bodies, bytes):
+                    size = _batch_size("\n".join(ids), bodies, stored)
+                else:
+                    size = sum(record_size(i, b) for i, b in zip(ids, bodies, strict=True))
+                self._check_room(conn, kind, stored, size)
+                last_seq = conn.execute(
+                    "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
+                ).fetchone()[0]
+                self._insert_rows(conn, kind, last_seq, ids, bodies, now)
+            conn.executemany(
+                "INSERT INTO coverage (kind, source, ranges, touched_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (kind, source) DO UPDATE"
+                " SET ranges = excluded.ranges, touched_at = excluded.touched_at",
+                [(k, source, ranges.dumps(), now) for (k, source), ranges in changed.items()],
+            )
+            if covered:
+                conn.execute(
+                    "UPDATE kind_state SET duplicates_dropped = duplicates_dropped + ?"
+                    " WHERE kind = ?",
+                    (len(covered), kind),
+                )
+        self.coverage.forget(gone)
+        self.coverage.install(changed, now)
+        return AppendResult(stored=stored, duplicates=len(covered))
 
     def read(self, kind: Kind, *, after_seq: int, limit: int) -> list[QueuedRecord]:
         """Queued records of ``kind`` with ``seq > after_seq``, ascending, at most ``limit``.
@@ -389,52 +503,104 @@ class DurableQueue:
         _check_kind(kind)
         if limit <= 0:
             return []
+        out: list[QueuedRecord] = []
         with self._transaction(write=False) as conn:
-            rows = conn.execute(
-                "SELECT seq, record_id, body, queued_at FROM queue"
-                " WHERE kind = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (kind, after_seq, limit),
-            ).fetchall()
-        return [
-            QueuedRecord(seq, rid, bytes(body), queued_at) for seq, rid, body, queued_at in rows
-        ]
+            cursor = conn.execute(
+                "SELECT first_seq, count, done, queued_at, ids, bodies FROM batches"
+                " WHERE kind = ? AND first_seq > ? ORDER BY first_seq",
+                (kind, after_seq - MAX_BATCH_RECORDS),
+            )
+            try:
+                for first_seq, count, done, queued_at, ids_text, bodies in cursor:
+                    start = max(0, after_seq - first_seq + 1)
+                    if start >= count:
+                        continue
+                    ids = ids_text.split("\n")
+                    body_list = _split_bodies(bytes(bodies))
+                    for index in range(start, count):
+                        if done is not None and _is_done(done, index):
+                            continue
+                        out.append(
+                            QueuedRecord(first_seq + index, ids[index], body_list[index], queued_at)
+                        )
+                        if len(out) == limit:
+                            return out
+            finally:
+                cursor.close()
+        return out
+
+    def _rows_for(
+        self, conn: sqlite3.Connection, kind: Kind, seqs: Sequence[int]
+    ) -> dict[int, list[int]]:
+        """Group sorted ``seqs`` by the rowid of the row holding them (unknown seqs dropped)."""
+        rows = conn.execute(
+            "SELECT rowid, first_seq, count FROM batches"
+            " WHERE kind = ? AND first_seq > ? AND first_seq <= ? ORDER BY first_seq",
+            (kind, seqs[0] - MAX_BATCH_RECORDS, seqs[-1]),
+        ).fetchall()
+        firsts = [row[1] for row in rows]
+        grouped: dict[int, list[int]] = {}
+        for seq in seqs:
+            at = bisect_right(firsts, seq) - 1
+            if at >= 0 and seq < firsts[at] + rows[at][2]:
+                grouped.setdefault(rows[at][0], []).append(seq - firsts[at])
+        return grouped
+
+    def _finish(
+        self, conn: sqlite3.Connection, kind: Kind, seqs: Iterable[int], *, keep: bool
+    ) -> tuple[int, list[tuple[str, bytes, float]]]:
+        """Mark records finished; return how many were still queued and, with ``keep``,
+        their ``(id, body, queued_at)`` (for the dead-letter store)."""
+        seq_list = sorted({int(s) for s in seqs})
+        if not seq_list:
+            return 0, []
+        grouped = self._rows_for(conn, kind, seq_list)
+        finished = freed = 0
+        kept: list[tuple[str, bytes, float]] = []
+        columns = "count, remaining, size, done, queued_at" + (", ids, bodies" if keep else "")
+        for rowid, indexes in grouped.items():
+            row = conn.execute(
+                f"SELECT {columns} FROM batches WHERE rowid = ?",  # noqa: S608 - constant SQL
+                (rowid,),
+            ).fetchone()
+            count, remaining, size, done_blob, queued_at = row[:5]
+            done = bytearray(done_blob) if done_blob is not None else bytearray((count + 7) // 8)
+            fresh = [i for i in indexes if not done[i >> 3] & (1 << (i & 7))]
+            if not fresh:
+                continue
+            for i in fresh:
+                done[i >> 3] |= 1 << (i & 7)
+            if keep:
+                ids = row[5].split("\n")
+                body_list = _split_bodies(bytes(row[6]))
+                kept.extend((ids[i], body_list[i], queued_at) for i in fresh)
+            finished += len(fresh)
+            remaining -= len(fresh)
+            if remaining:
+                conn.execute(
+                    "UPDATE batches SET remaining = ?, done = ? WHERE rowid = ?",
+                    (remaining, bytes(done), rowid),
+                )
+            else:
+                conn.execute("DELETE FROM batches WHERE rowid = ?", (rowid,))
+                freed += size
+        if finished:
+            conn.execute(
+                "UPDATE kind_state SET queued_records = queued_records - ?,"
+                " queued_bytes = queued_bytes - ? WHERE kind = ?",
+                (finished, freed, kind),
+            )
+        return finished, kept
 
     def complete(self, kind: Kind, seqs: Iterable[int], *, now: float) -> None:
-        """Mark records delivered: remove them and remember their ids in the dedup window.
+        """Mark records delivered: they leave the queue (their row when its last one does).
 
         Seqs may be completed in any order; seqs not queued (already completed, dead-lettered
-        or never assigned) are ignored.
+        or never assigned) are ignored. ``now`` is kept for symmetry with the other writers.
         """
         _check_kind(kind)
-        seq_list = [int(s) for s in seqs]
-        if not seq_list:
-            return
-        params = {"kind": kind, "seqs": json.dumps(seq_list)}
         with self._transaction() as conn:
-            done = conn.execute(_SELECT_DONE, params).fetchall()
-            if done:
-                conn.execute(_DELETE_SEQS, params)
-                ids = json.dumps([record_id for record_id, _ in done])
-                # The queue's dedup means these ids can't be in the window already; count
-                # any that are anyway so delivered_ids stays exact.
-                already = conn.execute(
-                    "SELECT count(*) FROM delivered"
-                    " WHERE kind = ? AND record_id IN (SELECT value FROM json_each(?))",
-                    (kind, ids),
-                ).fetchone()[0]
-                conn.executemany(
-                    "INSERT INTO delivered (kind, record_id, delivered_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (kind, record_id) DO UPDATE"
-                    " SET delivered_at = excluded.delivered_at",
-                    [(kind, record_id, now) for record_id, _ in done],
-                )
-                conn.execute(
-                    "UPDATE kind_state SET queued_records = queued_records - ?,"
-                    " queued_bytes = queued_bytes - ?, delivered_ids = delivered_ids + ?"
-                    " WHERE kind = ?",
-                    (len(done), sum(size for _, size in done), len(done) - already, kind),
-                )
-            self._prune_delivered(conn, kind, now)
+            self._finish(conn, kind, seqs, keep=False)
 
     def dead_letter(self, kind: Kind, seqs: Iterable[int], *, reason: str, now: float) -> int:
         """Move queued records to the dead-letter store with ``reason``; return how many moved.
@@ -444,33 +610,30 @@ class DurableQueue:
         ``dead_letters_evicted``; compare `stats` before and after to log them.
         """
         _check_kind(kind)
-        seq_list = [int(s) for s in seqs]
-        if not seq_list:
-            return 0
         reason = reason[:MAX_REASON_CHARS]
         reason_bytes = len(reason.encode())
-        params = {
-            "kind": kind,
-            "seqs": json.dumps(seq_list),
-            "reason": reason,
-            "reason_bytes": reason_bytes,
-            "now": now,
-        }
         with self._transaction() as conn:
-            moved, moved_bytes = conn.execute(_MEASURE_SEQS, params).fetchone()
+            moved, kept = self._finish(conn, kind, seqs, keep=True)
             if not moved:
                 return 0
-            conn.execute(_MOVE_TO_DEAD_LETTERS, params)
-            conn.execute(_DELETE_SEQS, params)
+            rows = []
+            for record_id, body, queued_at in kept:
+                size = record_size(record_id, body)
+                rows.append(
+                    (kind, record_id, body, size, size + reason_bytes, reason, queued_at, now)
+                )
+            conn.executemany(
+                "INSERT INTO dead_letters (kind, record_id, body, size, stored_size, reason,"
+                " queued_at, dead_lettered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             conn.execute(
-                "UPDATE kind_state SET queued_records = queued_records - :n,"
-                " queued_bytes = queued_bytes - :bytes, dead_letters = dead_letters + :n,"
-                " dead_letter_bytes = dead_letter_bytes + :bytes + :n * :reason_bytes"
-                " WHERE kind = :kind",
-                {"n": moved, "bytes": moved_bytes, "reason_bytes": reason_bytes, "kind": kind},
+                "UPDATE kind_state SET dead_letters = dead_letters + ?,"
+                " dead_letter_bytes = dead_letter_bytes + ? WHERE kind = ?",
+                (moved, sum(row[4] for row in rows), kind),
             )
             self._evict_dead_letters(conn)
-        return int(moved)
+        return moved
 
     def dead_letters(self, kind: Kind | None = None, *, limit: int = 1000) -> list[DeadLetter]:
         """List dead letters, oldest first, of one output or all."""
@@ -484,8 +647,9 @@ class DurableQueue:
         """Put dead letters (of one output, or all) back at the end of their queues.
 
         They get new seqs, in dead-lettering order, and ``queued_at = now``; return how many
-        were queued. A dead letter whose id is meanwhile queued or delivered within the window
-        (or repeats an earlier dead letter) is dropped as a duplicate and counted as one. All
+        were queued. A record dead-lettered more than once is replayed once (the others are
+        counted as duplicates). Replayed records have no position, so the queue's dedup does
+        not drop them; if a copy was delivered meanwhile, the receiver drops it by id. All
         or nothing: raises `QueueFull`, changing nothing, if they don't fit under max_bytes.
         """
         if kind is not None:
@@ -499,46 +663,37 @@ class DurableQueue:
                 ).fetchone()
                 if not held:
                     continue
-                params = {"kind": k, "cutoff": now - self.dedup_window_s}
-                n, n_bytes = conn.execute(_MEASURE_REPLAY, params).fetchone()
-                used = self._used_bytes(conn)
-                if used + n_bytes > self.max_bytes:
-                    raise QueueFull(
-                        f"durable queue {self.path}: replaying {n} {k} dead letters needs "
-                        f"{n_bytes} bytes, {used} of {self.max_bytes} in use",
-                        path=self.path,
-                        reason="max_bytes",
-                        needed_bytes=n_bytes,
-                        used_bytes=used,
-                        max_bytes=self.max_bytes,
-                    )
-                conn.execute(_REPLAY, {**params, "last_seq": last_seq, "now": now})
+                rows = conn.execute(_REPLAY_CANDIDATES, {"kind": k}).fetchall()
+                ids = [row[1] for row in rows]
+                bodies = [bytes(row[2]) for row in rows]
+                size = sum(row[3] for row in rows)
+                self._check_room(conn, k, len(rows), size)
+                self._insert_rows(conn, k, last_seq, ids, bodies, now)
                 conn.execute("DELETE FROM dead_letters WHERE kind = ?", (k,))
                 conn.execute(
-                    "UPDATE kind_state SET last_seq = last_seq + :n,"
-                    " queued_records = queued_records + :n, queued_bytes = queued_bytes + :bytes,"
-                    " duplicates_dropped = duplicates_dropped + :held - :n,"
-                    " dead_letters = 0, dead_letter_bytes = 0 WHERE kind = :kind",
-                    {"n": n, "bytes": n_bytes, "held": held, "kind": k},
+                    "UPDATE kind_state SET duplicates_dropped = duplicates_dropped + ?,"
+                    " dead_letters = 0, dead_letter_bytes = 0 WHERE kind = ?",
+                    (held - len(rows), k),
                 )
-                replayed += n
+                replayed += len(rows)
         return replayed
 
     def stats(self, *, now: float) -> QueueStats:
         """A consistent snapshot of sizes and persisted counters."""
         with self._transaction(write=False) as conn:
             rows = conn.execute(
-                "SELECT kind, last_seq, queued_records, queued_bytes, delivered_ids,"
+                "SELECT kind, last_seq, queued_records, queued_bytes,"
                 " duplicates_dropped, dead_letters, dead_letter_bytes, dead_letters_evicted"
                 " FROM kind_state"
             ).fetchall()
             kinds: dict[Kind, KindStats] = {}
-            for kind, last_seq, records, qbytes, delivered, dups, dls, dl_bytes, evicted in rows:
+            for kind, last_seq, records, qbytes, dups, dls, dl_bytes, evicted in rows:
                 if kind not in KINDS:
                     continue
                 # The lowest seq is the oldest arrival: seqs are assigned in arrival order.
                 oldest_row = conn.execute(
-                    "SELECT queued_at FROM queue WHERE kind = ? ORDER BY seq LIMIT 1", (kind,)
+                    "SELECT queued_at FROM batches WHERE kind = ? ORDER BY first_seq LIMIT 1",
+                    (kind,),
                 ).fetchone()
                 oldest = None if oldest_row is None else float(oldest_row[0])
                 kinds[kind] = KindStats(
@@ -547,7 +702,7 @@ class DurableQueue:
                     oldest_queued_at=oldest,
                     oldest_age_s=None if oldest is None else now - oldest,
                     last_seq=last_seq,
-                    delivered_ids=delivered,
+                    dedup_sources=self.coverage.sources(kind),
                     duplicates_dropped=dups,
                     dead_letters=dls,
                     dead_letter_bytes=dl_bytes,
@@ -575,37 +730,38 @@ class DurableQueue:
             ]
             for kind in KINDS:
                 state = conn.execute(
-                    "SELECT last_seq, queued_records, queued_bytes, delivered_ids,"
+                    "SELECT last_seq, queued_records, queued_bytes,"
                     " dead_letters, dead_letter_bytes FROM kind_state WHERE kind = ?",
                     (kind,),
                 ).fetchone()
                 actual = (
                     *conn.execute(
-                        "SELECT coalesce(max(seq), 0), count(*), coalesce(sum(size), 0)"
-                        " FROM queue WHERE kind = ?",
+                        "SELECT coalesce(max(first_seq + count - 1), 0),"
+                        " coalesce(sum(remaining), 0), coalesce(sum(size), 0)"
+                        " FROM batches WHERE kind = ?",
                         (kind,),
                     ).fetchone(),
-                    conn.execute(
-                        "SELECT count(*) FROM delivered WHERE kind = ?", (kind,)
-                    ).fetchone()[0],
                     *conn.execute(
                         "SELECT count(*), coalesce(sum(stored_size), 0) FROM dead_letters"
                         " WHERE kind = ?",
                         (kind,),
                     ).fetchone(),
                 )
-                names = (
-                    "queued_records",
-                    "queued_bytes",
-                    "delivered_ids",
-                    "dead_letters",
-                    "dead_letter_bytes",
-                )
+                names = ("queued_records", "queued_bytes", "dead_letters", "dead_letter_bytes")
                 for name, kept, counted in zip(names, state[1:], actual[1:], strict=True):
                     if kept != counted:
                         problems.append(f"{kind}.{name}: counter {kept}, actual {counted}")
                 if state[0] < actual[0]:
                     problems.append(f"{kind}.last_seq {state[0]} < highest queued seq {actual[0]}")
+                for remaining, done, count in conn.execute(
+                    "SELECT remaining, done, count FROM batches WHERE kind = ?", (kind,)
+                ):
+                    finished = 0 if done is None else int.from_bytes(done, "little").bit_count()
+                    if remaining != count - finished or remaining <= 0:
+                        problems.append(
+                            f"{kind}: a batch row has remaining {remaining} of {count} "
+                            f"with {finished} finished"
+                        )
         return problems
 
     def close(self) -> None:

@@ -30,13 +30,15 @@ __all__ = [
     "APPLICATION_ID",
     "CURRENT_VERSION",
     "KINDS",
+    "MAX_BATCH_RECORDS",
     "MIGRATIONS",
     "SCHEMA_V1",
+    "SCHEMA_V2",
     "check_header",
     "ensure_schema",
 ]
 
-CURRENT_VERSION = 1
+CURRENT_VERSION = 2
 """The format version this code writes."""
 
 APPLICATION_ID = 0x4B4B5351
@@ -104,11 +106,103 @@ CREATE TABLE dead_letters (
 )
 """Version 1, statement by statement (frozen: see rule 1)."""
 
+MAX_BATCH_RECORDS = 65_536
+"""The most records one `batches` row holds; a larger incoming batch takes several rows.
+It bounds how far before a seq the row holding it can start (range queries use it)."""
+
+SCHEMA_V2: tuple[str, ...] = (
+    # Version 2 stores batches, not records (one row and one index entry per batch instead
+    # of two B-trees per record): record `first_seq + i` is line i of `ids` and of
+    # `bodies`. Small columns come first so that reading them never touches the overflow
+    # pages of `ids` and `bodies`. `done` is a bitmap of records already delivered or
+    # dead-lettered (NULL while none is); the row goes when `remaining` reaches 0, and its
+    # accounted `size` is freed then.
+    """
+CREATE TABLE batches (
+    kind      TEXT    NOT NULL,
+    first_seq INTEGER NOT NULL,
+    count     INTEGER NOT NULL,
+    remaining INTEGER NOT NULL,
+    size      INTEGER NOT NULL,
+    queued_at REAL    NOT NULL,
+    done      BLOB,
+    ids       TEXT    NOT NULL,  -- record ids, joined by newlines
+    bodies    BLOB    NOT NULL   -- record JSON, each followed by a newline
+)
+""",
+    "CREATE UNIQUE INDEX batches_by_seq ON batches (kind, first_seq)",
+    # The dedup state: per source, the position ranges of what was stored (coverage.py).
+    """
+CREATE TABLE coverage (
+    kind       TEXT NOT NULL,
+    source     TEXT NOT NULL,
+    ranges     TEXT NOT NULL,
+    touched_at REAL NOT NULL,
+    PRIMARY KEY (kind, source)
+) WITHOUT ROWID
+""",
+)
+"""What version 2 adds (frozen: see rule 1); `migrate_1_to_2` also removes what it replaces."""
+
+MIGRATED_BATCH_RECORDS = 1000
+"""Records per `batches` row when a version 1 queue is converted."""
+
+
+def migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Per-record rows become batch rows; the id-based dedup window is dropped.
+
+    Queued records keep their order and get new seqs (nothing outside the file refers to a
+    seq across a restart). The delivered-id window cannot be expressed as positions, so it
+    is dropped: a producer re-sending records delivered just before the upgrade gets them
+    delivered again, and the receiver drops them by id. Dead letters are kept as they are.
+    """
+    for statement in SCHEMA_V2:
+        conn.execute(statement)
+    kinds = [row[0] for row in conn.execute("SELECT kind FROM kind_state")]
+    for kind in kinds:
+        last_seq = conn.execute(
+            "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
+        ).fetchone()[0]
+        cursor = conn.execute(
+            "SELECT record_id, body, size, queued_at FROM queue WHERE kind = ? ORDER BY seq",
+            (kind,),
+        )
+        records = total = 0
+        while rows := cursor.fetchmany(MIGRATED_BATCH_RECORDS):
+            size = sum(row[2] for row in rows)
+            conn.execute(
+                "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at, ids,"
+                " bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    kind,
+                    last_seq + 1,
+                    len(rows),
+                    len(rows),
+                    size,
+                    min(row[3] for row in rows),
+                    "\n".join(row[0] for row in rows),
+                    # v1 bodies are compact JSON; a stray newline could only be
+                    # whitespace, and a space keeps the record on one line.
+                    b"".join(bytes(row[1]).replace(b"\n", b" ") + b"\n" for row in rows),
+                ),
+            )
+            last_seq += len(rows)
+            records += len(rows)
+            total += size
+        conn.execute(
+            "UPDATE kind_state SET last_seq = ?, queued_records = ?, queued_bytes = ?,"
+            " delivered_ids = 0 WHERE kind = ?",
+            (last_seq, records, total, kind),
+        )
+    conn.execute("DROP TABLE queue")
+    conn.execute("DROP TABLE delivered")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 
 MIGRATIONS: dict[int, Migration] = {
     # from_version: function taking the database from from_version to from_version + 1.
-    # v2 registers here, e.g. ``1: migrate_1_to_2``.
+    1: migrate_1_to_2,
 }
 
 

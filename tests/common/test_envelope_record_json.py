@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from kk_shipper.ingest import encode_record
+from kk_common.envelope import encode_record_json as encode_record
 
 
 def test_record_bytes_are_compact_utf8_json() -> None:

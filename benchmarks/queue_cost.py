@@ -1,0 +1,109 @@
+"""The durable queue's cost per record, and whether it grows with what is queued.
+
+    .venv/bin/python benchmarks/queue_cost.py [--sizes 100000,1000000,10000000]
+
+For each size the queue is first filled to that many records (batches of 1,000 log records
+of ~200 bytes from 20 files, as the logs service sends them), then 100 more batches are
+appended and 100,000 records are read and completed, timed (process CPU and wall). The issue's
+target: the cost per record stays within 20 % between 100k and 10M records queued. The file
+lives in a temporary directory on the same disk as /tmp (use --dir for another).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from kk_common.envelope import EncodedRecords
+from kk_shipper.storage import DurableQueue
+
+RECORDS_PER_BATCH = 1000
+LINE_BYTES = 200
+FILES = 20
+BODY = (
+    b'{"id":"0123456789abcdef0123456789abcdef-0","timestamp":"2026-11-26T10:00:00.123456789Z",'
+    b'"log_level":"info","message":"' + b"x" * 90 + b'","labels":{"k8s_pod":"p"},"tags":[]}'
+)
+
+
+class BatchMaker:
+    """Consecutive batches of each file, as a producer would send them."""
+
+    def __init__(self) -> None:
+        self.next_offset = [0] * FILES
+        self.count = 0
+
+    def next(self) -> EncodedRecords:
+        source = self.count % FILES
+        first = self.next_offset[source]
+        self.next_offset[source] += RECORDS_PER_BATCH * LINE_BYTES
+        self.count += 1
+        offsets = range(first, first + RECORDS_PER_BATCH * LINE_BYTES, LINE_BYTES)
+        return EncodedRecords(
+            batch_id=str(self.count),
+            producer="bench",
+            stream="logs",
+            ids=[f"0123456789abcdef0123456789abcdef-{offset:x}" for offset in offsets],
+            bodies=(BODY + b"\n") * RECORDS_PER_BATCH,
+            sources=[f"file-{source}"],
+            positions=[(0, offset) for offset in offsets],
+            claims=[(0, first, first + RECORDS_PER_BATCH * LINE_BYTES)],
+        )
+
+
+def measure(size: int, directory: Path) -> dict[str, float]:
+    path = directory / f"queue-{size}.db"
+    maker = BatchMaker()
+    now = 1_700_000_000.0
+    with DurableQueue(path, max_bytes=1 << 42) as queue:
+        for _ in range(size // RECORDS_PER_BATCH):
+            queue.append("logs", maker.next(), now=now)
+        batches = [maker.next() for _ in range(100)]
+        cpu, wall = time.process_time(), time.perf_counter()
+        for batch in batches:
+            queue.append("logs", batch, now=now)
+        append_cpu, append_wall = time.process_time() - cpu, time.perf_counter() - wall
+        resent = batches[:10]
+        cpu = time.process_time()
+        for batch in resent:
+            assert queue.append("logs", batch, now=now).duplicates == RECORDS_PER_BATCH
+        dedup_cpu = time.process_time() - cpu
+        cpu, wall = time.process_time(), time.perf_counter()
+        after, done = 0, 0
+        while done < 100 * RECORDS_PER_BATCH:
+            records = queue.read("logs", after_seq=after, limit=2 * RECORDS_PER_BATCH)
+            after = records[-1].seq
+            queue.complete("logs", [r.seq for r in records], now=now)
+            done += len(records)
+        drain_cpu, drain_wall = time.process_time() - cpu, time.perf_counter() - wall
+    path.unlink()
+    n = 100 * RECORDS_PER_BATCH
+    return {
+        "queued": size,
+        "append_cpu_us": round(append_cpu / n * 1e6, 2),
+        "append_wall_us": round(append_wall / n * 1e6, 2),
+        "resent_duplicate_cpu_us": round(dedup_cpu / (10 * RECORDS_PER_BATCH) * 1e6, 2),
+        "read_complete_cpu_us": round(drain_cpu / done * 1e6, 2),
+        "read_complete_wall_us": round(drain_wall / done * 1e6, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--dir", type=Path, default=None)
+    args = parser.parse_args()
+    directory = Path(tempfile.mkdtemp(prefix="kk-queue-cost-", dir=args.dir))
+    try:
+        for size in (int(s) for s in args.sizes.split(",")):
+            print(json.dumps(measure(size, directory)), flush=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
