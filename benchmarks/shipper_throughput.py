@@ -10,6 +10,8 @@ numbers are for comparing versions of the shipper on one machine, not absolute c
 from __future__ import annotations
 
 import argparse
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +43,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="records per producer batch")
     parser.add_argument("--protocol", choices=["http3", "http"], default="http3")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
+    parser.add_argument(
+        "--envelope", choices=["v2", "v1"], default="v2", help="v1: a previous producer's form"
+    )
     args = parser.parse_args()
 
     records = log_records(args.records, message="GET /api/items?page=3 200 12ms user=4711 " * 3)
@@ -49,10 +55,22 @@ def main() -> None:
         with ShipperProcess(receiver, output=output) as shipper:
             pid = shipper.process.pid
             idle_cpu = cpu_seconds(pid)
+            spy = None
+            if args.profile:
+                spy = subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
+                    + ["--format", "raw", "--rate", "250", "--output", str(args.profile)]
+                    + ["--threads", "--nonblocking"],
+                    stdout=subprocess.DEVNULL,
+                )
             with Producer(shipper.endpoint) as producer:
                 started = time.monotonic()
                 for start in range(0, args.records, args.batch):
-                    producer.send(records[start : start + args.batch])
+                    chunk = records[start : start + args.batch]
+                    if args.envelope == "v2":
+                        producer.send_encoded(chunk)
+                    else:
+                        producer.send(chunk)
                 wait_until(
                     lambda: receiver.stats()["unique_ids"] == args.records,
                     timeout=600,
@@ -61,6 +79,9 @@ def main() -> None:
                 elapsed = time.monotonic() - started
             cpu = cpu_seconds(pid) - idle_cpu
             rss = peak_rss_mib(pid)
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)
+                spy.wait(30)
         stats = receiver.stats()
     body = len(records[0]["message"])
     print(

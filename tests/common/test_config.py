@@ -138,19 +138,19 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
     assert logs.output.model_dump() == {
         "type": "http3",
         "url": "https://logs:8443",
-        "compression": "gzip",
+        "compression": "zstd",
         "mode": "batch",
         **DELIVERY_DEFAULTS,
         "batch_size": 1000,
         "flush_interval": 5.0,
     }
     assert logs.output.effective_fallback_url == "https://logs:8443"
-    assert logs.output.effective_compression_level == 6
+    assert logs.output.effective_compression_level == 3
     assert metrics.enabled and metrics.interval == 30.0
     assert metrics.output.model_dump() == {
         "type": "http3",
         "url": "https://metrics:8443",
-        "compression": "gzip",
+        "compression": "zstd",
         "mode": "batch",
         **DELIVERY_DEFAULTS,
         "batch_size": 500,

@@ -26,7 +26,7 @@ from typing import Any
 import yaml
 import zmq.asyncio
 
-from kk_common.envelope import Ack, RecordBatch, log_record_id
+from kk_common.envelope import Ack, EncodedRecords, RecordBatch, encode_record_json, log_record_id
 from kk_common.ipc import SHIPPER_INGEST_SOCKET, BatchSender, PendingBatches, ipc_endpoint
 from kk_receiver.testing import ReceiverProcess, wait_until
 
@@ -177,6 +177,7 @@ class Producer:
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
         self._sequence = 0
+        self._position = 0
 
         async def create() -> BatchSender:
             self._context = zmq.asyncio.Context()
@@ -202,6 +203,26 @@ class Producer:
         self._sequence += 1
         batch_id = f"producer:{self._sequence}"
         batch = RecordBatch(batch_id=batch_id, producer="producer", stream=stream, records=records)
+        self._call(self._sender.send(batch))
+        return batch_id
+
+    def send_encoded(self, records: list[dict], *, source: str = "f1") -> str:
+        """Send one batch as a current producer does (envelope v2, records encoded once):
+        record ``i`` of this producer's stream is at position ``i`` of ``source``."""
+        self._sequence += 1
+        batch_id = f"producer:{self._sequence}"
+        first = self._position
+        self._position += len(records)
+        batch = EncodedRecords(
+            batch_id=batch_id,
+            producer="producer",
+            stream="logs",
+            ids=[record["id"] for record in records],
+            bodies=b"".join(encode_record_json(record) + b"\n" for record in records),
+            sources=[source],
+            positions=[(0, first + index) for index in range(len(records))],
+            claims=[(0, first, self._position)],
+        )
         self._call(self._sender.send(batch))
         return batch_id
 

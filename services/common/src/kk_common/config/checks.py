@@ -21,6 +21,7 @@ from .errors import ConfigProblem
 from .metric_sources import KUBELET_PORT, DefaultSources
 from .model import (
     COMPRESSION_LEVELS,
+    DEFAULT_COMPRESSION,
     AgentConfig,
     Compression,
     KubernetesSource,
@@ -167,7 +168,7 @@ def _compression_level_problems(document: dict[str, Any], pipeline: str) -> list
     level = _read(document, (*output, "compression_level"), PositiveInt, default=None)
     mode = _read(document, (*output, "mode"), OutputMode, default="batch")
     # Absent compression is the default, which single mode changes to none (see the model).
-    default_compression = "none" if mode == "single" else "gzip"
+    default_compression = "none" if mode == "single" else DEFAULT_COMPRESSION
     compression = _read(document, (*output, "compression"), Compression, default=None)
     if compression is None and mode is not _INVALID:
         compression = default_compression

@@ -107,7 +107,7 @@ class OutputSettings:
     api_key: str | None = field(default=None, repr=False)
     """Sent as ``X-API-Key`` when set. Never shown."""
     mode: Mode = "batch"
-    compression: Compression = "gzip"
+    compression: Compression = "zstd"
     compression_level: int | None = None
     """None: the encoding's default (gzip 6, zstd 3). Ignored for ``none``."""
     batch_size: int = 1000
