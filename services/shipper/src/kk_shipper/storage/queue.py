@@ -517,14 +517,16 @@ class DurableQueue:
                         continue
                     ids = ids_text.split("\n")
                     body_list = _split_bodies(bytes(bodies))
-                    for index in range(start, count):
-                        if done is not None and _is_done(done, index):
-                            continue
-                        out.append(
-                            QueuedRecord(first_seq + index, ids[index], body_list[index], queued_at)
-                        )
-                        if len(out) == limit:
-                            return out
+                    indexes: Sequence[int] = range(start, count)
+                    if done is not None:
+                        indexes = [i for i in indexes if not _is_done(done, i)]
+                    indexes = indexes[: limit - len(out)]
+                    make = QueuedRecord._make
+                    out.extend(
+                        make((first_seq + i, ids[i], body_list[i], queued_at)) for i in indexes
+                    )
+                    if len(out) >= limit:
+                        return out
             finally:
                 cursor.close()
         return out
