@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kk_logs.parsing import detect_level, normalize_level
 
@@ -23,6 +28,23 @@ from kk_logs.parsing import detect_level, normalize_level
         ('  {"level":"warn"}  ', "warn"),
         # A JSON object without a level key is info even if its text has level words.
         ('{"msg":"ERROR level=error [ERROR]"}', "info"),
+        # Only the top-level object's keys count, by preference, wherever they are.
+        ('{"severity":"debug","msg":"x","level":"error"}', "error"),
+        ('{"ctx":{"level":"debug"},"level":"error"}', "error"),
+        ('{"data":{"level":"error"},"items":[{"severity":"fatal"}]}', "info"),
+        ('{"msg":"[{ \\"level\\": \\"error\\" }]","lvl":"warn"}', "warn"),
+        ('{ "level" :\t"error" }', "error"),
+        ('{"level":"err\\u006fr"}', "error"),  # escapes in the value are decoded
+        ('{"level":"\\x"}', "info"),  # an invalid escape is an unknown value
+        ('{"level":30.0}', "info"),  # only integers are pino levels
+        ('{"level":5e1}', "info"),
+        ('{"level":' + "9" * 5000 + "}", "info"),
+        ('{"level":null}', "info"),
+        ('{"level":{"name":"error"}}', "info"),
+        # The nested ECS form: only the "log" object's own "level".
+        ('{"log":{"origin":{"file":"a.go"},"level":"warn"}}', "warn"),
+        ('{"log":{"logger":"x"},"other":{"level":"error"}}', "info"),
+        ('{"log":"text","x":{"level":"error"}}', "info"),
         # Not valid JSON: falls through to the text rules.
         ('{"msg": broken [ERROR] x', "error"),
         # 2. logfmt.
@@ -112,3 +134,55 @@ def test_no_backtracking_trap_on_long_adversarial_input() -> None:
     """Long runs of near-matches stay linear (this would take minutes if they did not)."""
     for message in ("[" * 200_000, "level" * 100_000, " " * 200_000 + "x", "[ERRO" * 50_000):
         assert detect_level(message) == "info"
+
+
+def test_deeply_nested_json_never_raises() -> None:
+    """json.loads raised RecursionError on these; the key scan reads them in linear time."""
+    depth = 100_000
+    assert detect_level('{"a":' * depth + "1" + "}" * depth) == "info"
+    assert detect_level('{"a":' * depth + '{"level":"error"}' + "}" * depth) == "info"
+    assert detect_level('{"a":' + "[" * depth + "]" * depth + ',"level":"error"}') == "error"
+    assert detect_level('{"log":' + "[" * depth + '{"level":"error"}' + "]" * depth + "}") == "info"
+    assert detect_level('{"' + "\\" * depth + "}") == "info"
+
+
+def _level_of_parsed_object(obj: Mapping[str, object]) -> str:
+    """Rule 1 read from the parsed object: what detect_level did with json.loads."""
+    for key in ("level", "severity", "lvl", "log.level"):
+        if key in obj:
+            return normalize_level(obj[key])
+    nested = obj.get("log")
+    if isinstance(nested, Mapping) and "level" in nested:
+        return normalize_level(nested["level"])
+    return "info"
+
+
+_keys = st.sampled_from(["level", "severity", "lvl", "log.level", "log", "msg", 'q"', "\\"])
+_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-100, 100)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["error", " WARN ", "crit", "x", "{", "]", '"level":"error"', "\\"])
+    | st.text(max_size=8)
+)
+_values = st.recursive(
+    _scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys | st.text(max_size=4), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    obj=st.dictionaries(_keys | st.text(max_size=5), _values, max_size=6),
+    compact=st.booleans(),
+    ascii_only=st.booleans(),
+)
+def test_any_json_object_gets_the_level_its_parsed_form_names(
+    obj: dict[str, object], compact: bool, ascii_only: bool
+) -> None:
+    """Scanning the text agrees with parsing it, for every valid JSON object."""
+    separators = (",", ":") if compact else (", ", ": ")
+    text = json.dumps(obj, separators=separators, ensure_ascii=ascii_only)
+    assert detect_level(text) == _level_of_parsed_object(obj)

@@ -91,6 +91,8 @@ def test_invalid_utf8_bytes_in_the_file_are_replaced_and_flagged() -> None:
     ("raw", "reason"),
     [
         (b'{"log":"truncated', "docker_json"),
+        # Nested past Python's recursion limit: one bad line, not a crashed service.
+        (b'{"log":' + b"[" * 100_000 + b"]" * 100_000 + b"}", "docker_json"),
         (b'["log","stdout"]', "docker_json"),
         (b"plain text", "docker_json"),
         (b'{"log":42,"stream":"stdout","time":"' + TIME.encode() + b'"}', "docker_log"),

@@ -12,12 +12,14 @@ the shipper, a deadline, or at least every second):
    ``kubernetes.metadata_wait`` (held in order, their offsets not advanced), then ship with
    the path-derived fields. Excluded pods and containers produce no records, but their
    offsets advance.
-4. Records and, per file, the parser's safe offset go into IPC batches; each batch is sent
-   with `BatchSender`, which keeps it until the shipper acknowledges it (re-sending after a
-   timeout or a shipper restart).
+4. Each file's lines are encoded into records by the file's `FileRecordEncoder`, made
+   again only when the file's pod metadata (or Services, or path) changes. The records'
+   JSON bytes and, per file, the parser's safe offset go into IPC batches
+   (`EncodedRecords`); each batch is sent with `BatchSender`, which keeps it until the
+   shipper acknowledges it (re-sending after a timeout or a shipper restart).
 5. Acknowledgements feed the `CheckpointTracker`; only offsets over the contiguous prefix of
    acknowledged batches are written to the `OffsetStore`. A crash therefore re-sends (the
-   shipper drops repeated ids) but never skips.
+   shipper drops re-sent records by their positions in the file) but never skips.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +38,14 @@ from typing import Any
 import zmq.asyncio
 
 from kk_common.config import AgentConfig
-from kk_common.envelope import Ack, AckStatus, ComponentStatus, MetricSample, RecordBatch, Telemetry
+from kk_common.envelope import (
+    Ack,
+    AckStatus,
+    ComponentStatus,
+    MetricSample,
+    Telemetry,
+    log_record_id_prefix,
+)
 from kk_common.ipc import (
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
@@ -63,7 +72,7 @@ from kk_logs.metadata import (
 from kk_logs.offsets import CheckpointTracker, OffsetStore
 from kk_logs.parsing import make_parser
 from kk_logs.parsing.lines import Line
-from kk_logs.records import TAG_BAD_TIMESTAMP, build_log_records
+from kk_logs.records import FileRecordEncoder
 from kk_logs.tailing import (
     Chunk,
     FileClosed,
@@ -101,6 +110,11 @@ class _File:
     """A node system log (plain text), not a container log."""
     held: list[tuple[list[Line], int]] = field(default_factory=list)
     """Lines waiting for pod metadata, with the safe offset after them, in order."""
+    id_prefix: str = ""
+    """``log_record_id_prefix(key)``: hashed once per file, not per record."""
+    encoder: FileRecordEncoder | None = None
+    encoded_for: object = None
+    """What ``encoder``'s labels were made from; a different value means a new encoder."""
 
 
 @dataclass
@@ -242,6 +256,7 @@ class LogsService:
                 ),
                 first_seen_mono=self._monotonic(),
                 path_meta=None if system else parse_log_path(path),
+                id_prefix=log_record_id_prefix(identity.key),
             )
             self.files[identity.key] = known
         return known
@@ -341,12 +356,53 @@ class LogsService:
     def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
         now = self._clock()
         if not lines:
-            self.assembler.add(known.key, [], safe_offset, now)
+            self.assembler.add(known.key, None, safe_offset, now)
             return
         self.counters.lines += len(lines)
         meta = known.path_meta
         if meta is None:
-            labels: dict[str, str] = {
+            encoder = self._encoder(known, None, None, ())
+        else:
+            pod = self._pod(meta)
+            if is_excluded(pod, meta.container):
+                self.counters.excluded_lines += len(lines)
+                self.assembler.add(known.key, None, safe_offset, now)
+                return
+            if pod is None and self._kube.enabled:
+                self.counters.shipped_without_metadata += len(lines)
+            names = self.services.services_for(pod) if (self.services and pod) else ()
+            encoder = self._encoder(known, meta, pod, names)
+        stamp = _rfc3339(now)
+        limit = self.assembler.max_records
+        groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
+        # Where to resume after a group of lines: before the first line not in it.
+        # Lines of the other stream can start before the ones emitted ahead of them
+        # end, hence the minimum over all later lines. (After the last group: safe_offset.)
+        resume_after = [safe_offset] * len(groups)
+        for index in range(len(groups) - 1, 0, -1):
+            first_start = min(line.start_offset for line in groups[index])
+            resume_after[index - 1] = min(resume_after[index], first_start)
+        for group, resume in zip(groups, resume_after, strict=True):
+            records = encoder.encode(group, stamp)
+            self.counters.records += len(records)
+            self.assembler.add(known.key, records, resume, now)
+
+    def _encoder(
+        self, known: _File, meta: PathMeta | None, pod: PodMeta | None, services: tuple[str, ...]
+    ) -> FileRecordEncoder:
+        """The file's record encoder, made again only when what its labels come from changes.
+
+        That is the pod and its Services for a container log (the path's fields never
+        change) and the path for a system log. Pods are frozen and replaced on every
+        update, so the comparison is usually by identity; an equal new object (a re-list)
+        compares field by field and is then remembered, to compare by identity again.
+        """
+        source = known.path if meta is None else (pod, services)
+        if known.encoder is not None and known.encoded_for == source:
+            known.encoded_for = source
+            return known.encoder
+        if meta is None:
+            labels: Mapping[str, str] = {
                 "k8s_cluster": self.config.agent.cluster_name,
                 "k8s_node": self._node,
                 "log_file": known.path,
@@ -354,48 +410,18 @@ class LogsService:
             }
             service_name = Path(known.path).name.split(".")[0]
         else:
-            pod = self._pod(meta)
-            if is_excluded(pod, meta.container):
-                self.counters.excluded_lines += len(lines)
-                self.assembler.add(known.key, [], safe_offset, now)
-                return
-            if pod is None and self._kube.enabled:
-                self.counters.shipped_without_metadata += len(lines)
-            names = self.services.services_for(pod) if (self.services and pod) else ()
-            enrichment = enrich(meta, pod, self._enrich, names)
-            labels, service_name = dict(enrichment.labels), enrichment.service_name
-        stamp = _rfc3339(now)
-        limit = self.assembler.max_records
-        # Where to resume after a group of lines: before the first line not in it.
-        # Lines of the other stream can start before the ones emitted ahead of them
-        # end, hence the minimum over all later lines.
-        resume_before = [safe_offset] * (len(lines) + 1)
-        for index in range(len(lines) - 1, -1, -1):
-            resume_before[index] = min(resume_before[index + 1], lines[index].start_offset)
-        for start in range(0, len(lines), limit):
-            group = lines[start : start + limit]
-            records = []
-            for line in group:
-                records.extend(
-                    build_log_records(
-                        line,
-                        file_identity=known.key,
-                        meta=labels,
-                        service_name=service_name,
-                        hostname=self._node,
-                        max_message_chars=10_000,
-                        now_rfc3339=stamp,
-                    )
-                )
-            if known.system:
-                # Plain text has no runtime timestamp: the read time is the norm
-                # there, not a defect, so it is labelled instead of tagged as bad.
-                for record in records:
-                    record["tags"] = [t for t in record["tags"] if t != TAG_BAD_TIMESTAMP]
-                    record["labels"]["timestamp_source"] = "read_time"
-            self.counters.records += len(records)
-            end = min(start + limit, len(lines))
-            self.assembler.add(known.key, records, resume_before[end], now)
+            enrichment = enrich(meta, pod, self._enrich, services)
+            labels, service_name = enrichment.labels, enrichment.service_name
+        known.encoder = FileRecordEncoder(
+            known.key,
+            labels=labels,
+            service_name=service_name,
+            hostname=self._node,
+            plain_text=known.system,
+            id_prefix=known.id_prefix,
+        )
+        known.encoded_for = source
+        return known.encoder
 
     async def send_due_batches(self, *, force: bool = False) -> None:
         while True:
@@ -403,18 +429,10 @@ class LogsService:
             if batch is None:
                 return
             self.tracker.emitted(batch.batch_id, batch.offsets)
-            if not batch.records:
+            if not batch.ids:
                 self.tracker.acknowledged(batch.batch_id)
                 continue
-            await self.sender.send(
-                RecordBatch(
-                    batch_id=batch.batch_id,
-                    producer=f"logs@{self._node}",
-                    stream="logs",
-                    records=batch.records,
-                ),
-                context=batch.batch_id,
-            )
+            await self.sender.send(batch.message(), context=batch.batch_id)
             self.counters.batches_sent += 1
 
     # -- the loop ----------------------------------------------------------------------

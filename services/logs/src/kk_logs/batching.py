@@ -1,4 +1,4 @@
-"""Assembles records into IPC batches for the shipper, with the file offsets they cover.
+"""Assembles encoded records into IPC batches for the shipper, with the file offsets they cover.
 
 A batch closes at ``max_records`` records or ``max_wait_s`` after its first record,
 whichever comes first. With every batch goes, per file, the parser's *safe* offset after
@@ -7,6 +7,13 @@ every batch before it). Offsets also move when lines produce no record (an exclu
 container, a dropped empty flush); such an offset-only batch never goes to the shipper,
 its offsets are committed in order with the others.
 
+A batch is sent as `EncodedRecords` (envelope major 2): the records' JSON bytes joined
+once, their ids, and for dedup at the shipper each record's *position* (its source is the
+file, its position the start offset of its line) and the batch's *claims*: per file, the
+byte ranges of the physical lines its records were made of, adjacent and overlapping
+lines merged. A line's records always go into one batch (`add` takes whole lines), so a
+claim never covers the start of a line whose records are elsewhere.
+
 Batch ids are ``<producer>:<run>:<n>``: unique across restarts (the run token is random),
 increasing within a run. Pure: time is passed in.
 """
@@ -14,10 +21,26 @@ increasing within a run. Pure: time is passed in.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import repeat
 
-__all__ = ["BatchAssembler", "OutgoingBatch"]
+from kk_common.envelope import EncodedRecords
+from kk_logs.records import FileRecords
+
+__all__ = ["BatchAssembler", "OutgoingBatch", "merge_spans"]
+
+
+def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges sorted, with touching and overlapping ones merged."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 @dataclass
@@ -25,9 +48,41 @@ class OutgoingBatch:
     """Records to send (possibly none) and the offsets they cover."""
 
     batch_id: str
-    records: list[dict[str, Any]] = field(default_factory=list)
-    offsets: dict[str, int] = field(default_factory=dict)
+    producer: str
     opened_at: float = 0.0
+    bodies: list[bytes] = field(default_factory=list)
+    """Each record's JSON and ``\\n``, in order."""
+    ids: list[str] = field(default_factory=list)
+    sources: dict[str, int] = field(default_factory=dict)
+    """The index of each file (by key) that has records in this batch, in order of arrival."""
+    positions: list[tuple[int, int]] = field(default_factory=list)
+    spans: list[list[tuple[int, int]]] = field(default_factory=list)
+    """Per source index, the physical lines the records were made of."""
+    offsets: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def claims(self) -> list[tuple[int, int, int]]:
+        """``(source, start, end)`` for every merged range of the batch's physical lines."""
+        return [
+            (source, start, end)
+            for source, spans in enumerate(self.spans)
+            for start, end in merge_spans(spans)
+        ]
+
+    def message(self) -> EncodedRecords:
+        """The batch as the shipper reads it."""
+        return EncodedRecords(
+            batch_id=self.batch_id,
+            producer=self.producer,
+            stream="logs",
+            ids=self.ids,
+            bodies=b"".join(self.bodies),
+            sources=list(self.sources),
+            positions=self.positions,
+            claims=self.claims(),
+        )
 
 
 class BatchAssembler:
@@ -48,23 +103,31 @@ class BatchAssembler:
         if self._open is None:
             self._sequence += 1
             self._open = OutgoingBatch(
-                batch_id=f"{self._producer}:{self._run}:{self._sequence}", opened_at=now
+                batch_id=f"{self._producer}:{self._run}:{self._sequence}",
+                producer=self._producer,
+                opened_at=now,
             )
         return self._open
 
-    def add(
-        self, file_key: str, records: list[dict[str, Any]], safe_offset: int, now: float
-    ) -> None:
-        """Records read from ``file_key``; ``safe_offset`` is where to resume after them.
+    def add(self, file_key: str, records: FileRecords | None, safe_offset: int, now: float) -> None:
+        """Records made from whole lines of ``file_key`` (or None); resume at ``safe_offset``.
 
         A batch that reaches ``max_records`` is closed and queued; later records open the
-        next one. Callers add at most ``max_records`` records at a time, so a batch holds
-        less than twice that.
+        next one. Callers add at most ``max_records`` lines at a time, so a batch holds
+        less than twice that (plus the extra records of split messages).
         """
         batch = self._batch(now)
-        batch.records.extend(records)
+        if records:
+            source = batch.sources.get(file_key)
+            if source is None:
+                source = batch.sources[file_key] = len(batch.sources)
+                batch.spans.append([])
+            batch.bodies.extend(records.bodies)
+            batch.ids.extend(records.ids)
+            batch.positions.extend(zip(repeat(source), records.positions, strict=False))
+            batch.spans[source].extend(records.spans)
         batch.offsets[file_key] = safe_offset
-        if len(batch.records) >= self._max_records:
+        if len(batch.ids) >= self._max_records:
             self._ready.append(batch)
             self._open = None
 
@@ -80,7 +143,7 @@ class BatchAssembler:
         if batch is None:
             return None
         due = force or now >= batch.opened_at + self._max_wait_s
-        if not batch.records and batch.offsets:
+        if not batch.ids and batch.offsets:
             due = True  # offsets alone need no batching delay
         if not due:
             return None

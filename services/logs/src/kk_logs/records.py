@@ -2,9 +2,23 @@
 
 Pure: no IO, no clock (the read time is passed in as ``now_rfc3339``).
 
-Record ids are deterministic: ``log_record_id(file_identity, line.start_offset, part)``,
-so the same line at the same offset of the same file gets the same ids across retries,
-protocol fallback and agent restarts, and receivers that know ids drop repeats.
+Two ways to the same records:
+
+* `FileRecordEncoder`, what the service uses: one per file (and per enrichment of it),
+  it turns lines straight into the records' compact JSON bytes, the form the shipper
+  stores and sends unchanged (envelope major 2). Everything that is the same for every
+  line of a file (labels, ``service_name``, ``hostname``, ``ecs_version``, the id
+  prefix) is encoded once, when the encoder is made; a common line (no flags, a runtime
+  timestamp, a message within the receiver's limit) costs its id, level, one
+  ``orjson.dumps`` of its message and one ``bytes.join``. Any other line takes the
+  general path: `build_log_records` and ``orjson`` on the dicts.
+* `build_log_records`, the general path and the reference: a dict per record.
+  Both give the same JSON (tests/logs/test_record_encoding.py holds them to it).
+
+Record ids are deterministic: ``log_record_id(file_identity, line.start_offset, part)``
+(the file's hashed prefix, the offset and the part, see `kk_common.envelope`), so the
+same line at the same offset of the same file gets the same ids across retries, protocol
+fallback and agent restarts, and the shipper and receivers drop repeats.
 
 Size limits, two levels:
 
@@ -28,15 +42,23 @@ and the ``bad_timestamp`` tag.
 
 A message's trailing ``\\r`` (a CRLF-writing program; the runtime cuts at ``\\n`` only)
 is removed from the record's message; the `Line` keeps it.
+
+Lines of node system logs (plain text, ``plain_text=True``) have no runtime timestamp by
+nature: their records carry the read time labelled ``timestamp_source`` = ``read_time``
+instead of the ``bad_timestamp`` tag.
 """
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from kk_common.envelope import log_record_id
+import orjson
+
+from kk_common.envelope import encode_record_json, log_record_id, log_record_id_prefix
 from kk_logs.parsing.levels import detect_level
 from kk_logs.parsing.lines import (
     FLAG_OVERSIZE,
@@ -49,6 +71,8 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_CHARS",
     "ECS_VERSION",
     "TAG_BAD_TIMESTAMP",
+    "FileRecordEncoder",
+    "FileRecords",
     "build_log_records",
     "sanitize_label_key",
 ]
@@ -93,6 +117,7 @@ def build_log_records(
     hostname: str,
     now_rfc3339: str,
     max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+    id_prefix: str = "",
 ) -> list[dict[str, Any]]:
     """The receiver records for one `Line` (one record unless the message is too long).
 
@@ -107,9 +132,11 @@ def build_log_records(
         now_rfc3339: when the line was read, RFC 3339 UTC; used when the line has no
             usable timestamp.
         max_message_chars: the receiver's message limit; longer messages are split.
+        id_prefix: ``log_record_id_prefix(file_identity)``, when the caller has it.
     """
     if max_message_chars < 1:
         raise ValueError("max_message_chars must be positive")
+    prefix = id_prefix or log_record_id_prefix(file_identity)
     message = line.content
     if message[-1:] == "\r":
         message = message[:-1]
@@ -126,7 +153,7 @@ def build_log_records(
         timestamp = now_rfc3339
         tags.append(TAG_BAD_TIMESTAMP)
     if FLAG_OVERSIZE in flags:
-        labels["oversize_of"] = log_record_id(file_identity, line.group_offset, 0)
+        labels["oversize_of"] = log_record_id(file_identity, line.group_offset, 0, prefix=prefix)
         labels["oversize_piece"] = str(line.piece + 1)
         if line.last_piece:
             labels["oversize_last"] = "true"
@@ -136,7 +163,7 @@ def build_log_records(
     if len(message) <= max_message_chars:
         return [
             {
-                "id": log_record_id(file_identity, start, 0),
+                "id": log_record_id(file_identity, start, 0, prefix=prefix),
                 "timestamp": timestamp,
                 "log_level": level,
                 "message": message,
@@ -149,7 +176,7 @@ def build_log_records(
         ]
 
     total = -(-len(message) // max_message_chars)
-    first_id = log_record_id(file_identity, start, 0)
+    first_id = log_record_id(file_identity, start, 0, prefix=prefix)
     records: list[dict[str, Any]] = []
     for part in range(total):
         part_labels = dict(labels)
@@ -158,7 +185,7 @@ def build_log_records(
         chunk = message[part * max_message_chars : (part + 1) * max_message_chars]
         records.append(
             {
-                "id": first_id if part == 0 else log_record_id(file_identity, start, part),
+                "id": log_record_id(file_identity, start, part, prefix=prefix),
                 "timestamp": timestamp,
                 "log_level": level,
                 "message": chunk,
@@ -170,3 +197,147 @@ def build_log_records(
             }
         )
     return records
+
+
+@dataclass(slots=True)
+class FileRecords:
+    """Encoded records made from lines of one file, in order, and what the shipper needs.
+
+    ``spans`` are the ``[start, end)`` byte ranges of every physical line the records were
+    made of: the batch's claims (`kk_common.envelope.EncodedRecords`) are built from them.
+    """
+
+    bodies: list[bytes] = field(default_factory=list)
+    """Each record's compact JSON followed by ``\\n``."""
+    ids: list[str] = field(default_factory=list)
+    positions: list[int] = field(default_factory=list)
+    """Each record's line's start offset (the parts of a split message share it)."""
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def _json(value: Any) -> bytes:
+    """``value`` as compact JSON, as `encode_record_json` writes it."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # a lone surrogate is not UTF-8: ASCII escapes keep the JSON valid
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+class FileRecordEncoder:
+    """Encodes the records of one file's lines, with that file's labels (module docstring).
+
+    Make a new one when the file's labels or ``service_name`` change (new pod metadata);
+    the labels are sanitized as in `build_log_records`.
+
+    The common line's record is assembled from byte fragments: the id (hex), the
+    timestamp and the level (one of six words) are written without escaping. A line's
+    ``timestamp`` is what `kk_logs.parsing.normalize_timestamp` accepted (digits,
+    ``-:.TZ``), and ``now_rfc3339`` must be of that form too.
+    """
+
+    def __init__(
+        self,
+        file_identity: str,
+        *,
+        labels: Mapping[str, str],
+        service_name: str,
+        hostname: str,
+        plain_text: bool = False,
+        max_message_chars: int = DEFAULT_MAX_MESSAGE_CHARS,
+        id_prefix: str = "",
+    ) -> None:
+        if max_message_chars < 1:
+            raise ValueError("max_message_chars must be positive")
+        self.file_identity = file_identity
+        self._prefix = id_prefix or log_record_id_prefix(file_identity)
+        self._labels = _labels(labels)
+        self._service_name = service_name
+        self._hostname = hostname
+        self._plain_text = plain_text
+        self._max_chars = max_message_chars
+        # The record after its message, up to the labels that differ per line. "stream"
+        # (and a plain-text file's "timestamp_source") come last, per line, instead of
+        # wherever the metadata had a key of that name: the line's value wins.
+        per_line = {"stream", "timestamp_source"} if plain_text else {"stream"}
+        shared = {k: v for k, v in self._labels.items() if k not in per_line}
+        inner = _json(shared)[1:-1]
+        self._middle = b"".join(
+            (
+                b',"service_name":',
+                _json(service_name),
+                b',"hostname":',
+                _json(hostname),
+                b',"ecs_version":',
+                _json(ECS_VERSION),
+                b',"labels":{',
+                inner,
+                b"," if inner else b"",
+            )
+        )
+        self._after_stream = (
+            b',"timestamp_source":"read_time"},"tags":[]}\n' if plain_text else b'},"tags":[]}\n'
+        )
+        self._tails: dict[str, bytes] = {}
+
+    def _tail(self, stream: str) -> bytes:
+        tail = self._tails[stream] = b'"stream":' + _json(stream) + self._after_stream
+        return tail
+
+    def encode(self, lines: Iterable[Line], now_rfc3339: str) -> FileRecords:
+        """The records of ``lines``, read at ``now_rfc3339`` (RFC 3339 UTC)."""
+        out = FileRecords()
+        bodies, ids, positions, spans = out.bodies, out.ids, out.positions, out.spans
+        identity, prefix, limit = self.file_identity, self._prefix, self._max_chars
+        middle, tails = self._middle, self._tails
+        read_time = now_rfc3339 if self._plain_text else ""
+        for line in lines:
+            start = line.start_offset
+            message = line.content
+            if message[-1:] == "\r":
+                message = message[:-1]
+            timestamp = line.timestamp or read_time
+            text = None
+            if timestamp and not line.flags and not line.parse_error and len(message) <= limit:
+                try:
+                    text = orjson.dumps(message)
+                except TypeError:  # a lone surrogate: the general path escapes it
+                    text = None
+            if text is None:
+                self._encode_general(line, now_rfc3339, out)
+            else:
+                record_id = log_record_id(identity, start, 0, prefix=prefix)
+                level = detect_level(message)
+                head = f'{{"id":"{record_id}","timestamp":"{timestamp}","log_level":"{level}"'
+                tail = tails.get(line.stream) or self._tail(line.stream)
+                bodies.append(b"".join((head.encode(), b',"message":', text, middle, tail)))
+                ids.append(record_id)
+                positions.append(start)
+            if line.joined_spans:
+                spans.extend(line.joined_spans)
+            else:
+                spans.append((start, line.end_offset))
+        return out
+
+    def _encode_general(self, line: Line, now_rfc3339: str, out: FileRecords) -> None:
+        records = build_log_records(
+            line,
+            file_identity=self.file_identity,
+            meta=self._labels,
+            service_name=self._service_name,
+            hostname=self._hostname,
+            now_rfc3339=now_rfc3339,
+            max_message_chars=self._max_chars,
+            id_prefix=self._prefix,
+        )
+        for record in records:
+            if self._plain_text:
+                # Plain text has no runtime timestamp: the read time is the norm there,
+                # not a defect, so it is labelled instead of tagged as bad.
+                record["tags"] = [tag for tag in record["tags"] if tag != TAG_BAD_TIMESTAMP]
+                record["labels"]["timestamp_source"] = "read_time"
+            out.bodies.append(encode_record_json(record) + b"\n")
+            out.ids.append(record["id"])
+            out.positions.append(line.start_offset)

@@ -68,7 +68,9 @@ def decode_docker_line(raw: bytes) -> Decoded:
         bad = True
     try:
         obj = _loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: a deeply nested line (a corrupt or foreign file; dockerd never
+        # writes one) must be one bad line, not the end of the service.
         return _error("docker_json")
     if not isinstance(obj, dict):
         return _error("docker_json")

@@ -2,9 +2,10 @@
 
 Rules, first match wins (the order is the order of confidence):
 
-1. A JSON object message: the ``level``, ``severity``, ``lvl`` or ``log.level`` key, or a
-   nested ``{"log": {"level": ...}}`` (ECS). Numeric pino/bunyan levels (10..60) too. A
-   JSON object without such a key is ``info``: its text is data, not a prefix to search.
+1. A JSON object message: the ``level``, ``severity``, ``lvl`` or ``log.level`` key of the
+   top-level object (in that order of preference), or a nested ``{"log": {"level": ...}}``
+   (ECS). Numeric pino/bunyan levels (10..60) too. A JSON object without such a key is
+   ``info``: its text is data, not a prefix to search.
 2. logfmt: ``level=``/``lvl=``/``severity=`` anywhere (logrus, zerolog console, Go slog).
 3. A bracketed level word in the first 256 characters: ``[ERROR]``, ``[warn]``.
 4. A leading level word: ``ERROR ...``, ``WARN: ...``, ``error: ...``, ``WARN[0000] ...``.
@@ -18,10 +19,21 @@ that is present but unknown -> ``info``; no level found -> ``info``.
 write *all* their output to stderr, so promoting stderr to ``error`` would make most
 ``info`` lines look like errors. The stream is kept in the ``stream`` label instead.
 
+**JSON is scanned, not parsed.** A message that starts with ``{"`` (or ``{}``) and ends
+with ``}`` is read as a JSON object without validating it: parsing a whole object to read
+one key was the most expensive part of level detection, and a deeply nested message made
+``json.loads`` raise ``RecursionError``. One regex search finds the candidate keys; in valid
+JSON ``"level":`` can only be a key (quotes inside strings are escaped), so what is left is
+its depth: a key counts only in the top-level object. When no bracket lies between the
+previous key and this one (the common case: the level comes first, after scalar fields)
+four substring tests say so; otherwise the brackets are counted in that text with its
+strings cut out. Only the value's own text is decoded. Text that looks like an object but
+is not valid JSON (``{"a": oops}``) is read the same way; loggers do not write that.
+
 Cost: most lines are short and plain; they pay three ``in`` tests and one anchored
-``match`` that fails on the first character. JSON is only parsed when the message looks
-like an object. The patterns have no nested quantifiers (no backtracking traps) and the
-searches are bounded.
+``match`` that fails on the first character. A JSON message costs a few C-level scans of
+its text, however deep or long it is. The patterns cannot backtrack (no ambiguous nested
+quantifiers), and no input can make this module raise.
 """
 
 from __future__ import annotations
@@ -98,26 +110,117 @@ def normalize_level(value: object) -> str:
     return DEFAULT_LEVEL
 
 
-def _from_json(obj: Mapping[str, object]) -> str:
-    for key in ("level", "severity", "lvl", "log.level"):
-        if key in obj:
-            return normalize_level(obj[key])
-    nested = obj.get("log")
-    if isinstance(nested, Mapping) and "level" in nested:
-        return normalize_level(nested["level"])
-    return DEFAULT_LEVEL
+# Rule 1. Keys and values are matched on the raw text; see "JSON is scanned" above.
+_JSON_WS = "[ \t\r\n]*"
+_JSON_OBJECT = re.compile(rf'{_JSON_WS}\{{{_JSON_WS}["}}]')
+# ``log`` is only a candidate for the nested ECS form, ``{"log": {"level": ...}}``. A
+# string value without escapes, the usual kind, is captured on the way.
+_JSON_KEY = re.compile(
+    rf'"(level|severity|lvl|log\.level|log)"{_JSON_WS}:{_JSON_WS}(?:"([^"\\]*)")?'
+)
+_KEY_PREFERENCE: Final[Mapping[str, int]] = {"level": 0, "severity": 1, "lvl": 2, "log.level": 3}
+_NESTED_PREFERENCE: Final = 4
+# A string, its closing quote optional (for text cut short). This is the unrolled
+# ``"(?:[^"\\]|\\.)*"``: its parts cannot match the same character, so it never backtracks.
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?')
+_NOT_BRACKETS = re.compile(r"[^{}\[\]]+")
+_STRING_VALUE = re.compile(r'"([^"\\]*(?:\\.[^"\\]*)*)"')
+_NUMBER_VALUE = re.compile(r"-?(\d+)(\.\d+)?([eE][+-]?\d+)?", re.ASCII)
+_MAX_JSON_KEYS: Final = 1000
+"""Candidate keys looked at per message, which bounds the work on one made of thousands."""
+_MAX_NESTED_BRACKETS: Final = 4096
+"""Brackets walked to tell whether a ``level`` key is directly inside ``"log": {...}``."""
+
+
+def _outside_strings(segment: str) -> str:
+    """``segment`` (which starts outside a string) without its JSON strings."""
+    if "\\" in segment:
+        return _STRING.sub("", segment)  # escaped quotes: the exact, slower way
+    # Without escapes every other piece between quotes is outside the strings.
+    return "".join(segment.split('"')[::2])
+
+
+def _depth_change(text: str, start: int, stop: int) -> int:
+    """How much deeper ``text[stop]`` is nested than ``text[start]`` (both outside strings)."""
+    segment = text[start:stop]
+    # Four memchr-speed tests; a regex character class would look at every character.
+    if "{" not in segment and "[" not in segment and "}" not in segment and "]" not in segment:
+        return 0  # the common case: only scalars in between
+    skeleton = _outside_strings(segment)  # brackets inside strings do not count
+    opened = skeleton.count("{") + skeleton.count("[")
+    return opened - skeleton.count("}") - skeleton.count("]")
+
+
+def _directly_inside(text: str, opening: int, key_at: int) -> bool:
+    """Whether the key at ``key_at`` belongs to the object whose ``{`` is at ``opening``."""
+    brackets = _NOT_BRACKETS.sub("", _outside_strings(text[opening + 1 : key_at]))
+    if len(brackets) > _MAX_NESTED_BRACKETS:
+        return False
+    depth = 0
+    for char in brackets:
+        depth += 1 if char in "{[" else -1
+        if depth < 0:
+            return False  # the object closed before the key
+    return depth == 0
+
+
+def _json_value_level(text: str, key: re.Match[str]) -> str:
+    """The level named by the value of the JSON key that ``key`` matched."""
+    simple = key.group(2)
+    if simple is not None:
+        return normalize_level(simple)
+    at = key.end()
+    if text[at : at + 1] == '"':
+        m = _STRING_VALUE.match(text, at)
+        if m is None:
+            return DEFAULT_LEVEL
+        try:
+            # A lone string literal with escapes: no nesting, so no recursion.
+            return normalize_level(json.loads(m.group(0)))
+        except ValueError:
+            return DEFAULT_LEVEL
+    m = _NUMBER_VALUE.match(text, at)
+    # Only small integers name a level (pino's 10..60); a fraction or an exponent makes
+    # a float, which never does. Long digit strings never reach int().
+    if m is None or m.group(2) or m.group(3) or len(m.group(1)) > 4:
+        return DEFAULT_LEVEL  # true, false, null, an object, an array or a float
+    return normalize_level(int(m.group(0)))
+
+
+def _json_level(text: str) -> str:
+    """Rule 1 for ``text``, which starts with ``{`` (see "JSON is scanned" above)."""
+    best: re.Match[str] | None = None
+    preference = _NESTED_PREFERENCE + 1
+    depth, scanned = 1, 1  # the depth at text[scanned]; text[0] is the top-level "{"
+    log_object = -1  # where the top-level "log" key's object starts, if there is one
+    for count, m in enumerate(_JSON_KEY.finditer(text)):
+        if count == _MAX_JSON_KEYS:
+            break
+        key_at = m.start()
+        depth += _depth_change(text, scanned, key_at)
+        scanned = key_at
+        key = m.group(1)
+        if depth == 1:
+            if key == "log":
+                log_object = m.end() if text[m.end() : m.end() + 1] == "{" else -1
+            elif _KEY_PREFERENCE[key] < preference:
+                best, preference = m, _KEY_PREFERENCE[key]
+                if preference == 0:
+                    break
+        elif depth == 2 and key == "level" and log_object >= 0 and preference > _NESTED_PREFERENCE:
+            # At depth 2 a key is directly inside the "log" object unless it has closed.
+            if _directly_inside(text, log_object, key_at):
+                best, preference = m, _NESTED_PREFERENCE
+            else:
+                log_object = -1  # closed: later keys are not inside it either
+    return DEFAULT_LEVEL if best is None else _json_value_level(text, best)
 
 
 def detect_level(message: str) -> str:
     """The receiver level of ``message`` by the rules in the module docstring."""
     stripped = message.lstrip()
-    if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}":
-        try:
-            obj = json.loads(stripped)
-        except ValueError:
-            obj = None
-        if isinstance(obj, dict):
-            return _from_json(obj)
+    if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}" and _JSON_OBJECT.match(stripped):
+        return _json_level(stripped)
     # Three C-level substring tests keep the regex off the common line that has an "="
     # (a URL query, key=value pairs) but no level key. logfmt keys are lower case.
     if "level=" in message or "lvl=" in message or "severity=" in message:

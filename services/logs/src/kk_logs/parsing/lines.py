@@ -7,8 +7,9 @@ partials and docker json-file 16 KiB splits are already joined.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 __all__ = [
     "FLAG_INVALID_UTF8",
@@ -48,14 +49,17 @@ class LogFormat(StrEnum):
     """Plain text lines (node system logs): no stream, no timestamp."""
 
 
-@dataclass(frozen=True, slots=True)
-class Line:
+class Line(NamedTuple):
     """One logical line: one or more physical lines of one stream, joined.
 
     Offsets are byte offsets in the file. ``start_offset`` is where the first physical
     line of this line begins and ``end_offset`` is just after the ``\\n`` of the last
     one. Lines of the other stream may lie in between (stdout and stderr interleave in
     one CRI file), so the exact bytes are given by `spans`.
+
+    A named tuple rather than a frozen dataclass: one is made per line read, and a frozen
+    dataclass sets each of its 13 fields through ``object.__setattr__``, which was almost
+    half of the parser's time (1.2 of 2.7 µs per line). It is just as immutable.
     """
 
     start_offset: int
@@ -79,7 +83,7 @@ class Line:
     """False for an oversize piece that more pieces follow."""
     first_piece_offset: int = -1
     """``start_offset`` of piece 0 of an oversize line; -1 means "this line itself"."""
-    joined_spans: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    joined_spans: tuple[tuple[int, int], ...] = ()
     """The ``[start, end)`` of each physical line when more than one was joined."""
 
     @property

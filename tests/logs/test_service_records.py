@@ -1,0 +1,145 @@
+"""The service's record path without a shipper: chunks in, `EncodedRecords` out.
+
+A `LogsService` with its sender replaced by one that keeps each message as the shipper
+would read it (encoded, then decoded). Times are fixed; nothing is sent over a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import zmq.asyncio
+
+from kk_common.config import AgentConfig
+from kk_common.envelope import EncodedRecords, decode, encode, log_record_id
+from kk_logs.app import LogsService
+from kk_logs.metadata import PodCache
+from kk_logs.metadata.events import Added, Modified
+from kk_logs.metadata.model import pod_from_dict
+from kk_logs.tailing import Chunk, FileIdentity
+from tests.logs.fake_apiserver import make_pod
+
+LICENSE_KEY = "PENG-A1B2-C3D4-E5F6-G7H8-J9K0"
+UID = "0b5e6f9c-1111-2222-3333-444455556666"
+PATH = f"/var/log/pods/shop_checkout-1_{UID}/app/0.log"
+FILE = FileIdentity(dev=2049, ino=42, fingerprint="9f86d081884c7d65", head_len=61)
+TS = "2026-12-02T10:00:00.123456789Z"
+
+
+class RecordingSender:
+    """Stands in for `BatchSender`: keeps every message as the shipper would decode it."""
+
+    def __init__(self) -> None:
+        self.sent: list[EncodedRecords] = []
+
+    async def send(self, batch: Any, context: Any = None) -> None:
+        message = decode(encode(batch))
+        assert isinstance(message, EncodedRecords)
+        self.sent.append(message)
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[LogsService]:
+    config = AgentConfig.model_validate(
+        {
+            "agent": {
+                "node_name": "node-1",
+                "cluster_name": "prod",
+                "state_dir": str(tmp_path),
+                "ipc_dir": str(tmp_path),
+            },
+            "credentials": {"license_key": LICENSE_KEY},
+        }
+    )
+    pods = PodCache()
+    pods.apply(Added(pod_from_dict(make_pod("checkout-1", namespace="shop", uid=UID))), now=0.0)
+    context = zmq.asyncio.Context()
+    logs = LogsService(
+        config, context=context, pods=pods, clock=lambda: 1_800_000_000.0, monotonic=lambda: 10.0
+    )
+    real_sender = logs.sender
+    logs.sender = RecordingSender()  # type: ignore[assignment]
+    yield logs
+    real_sender.close()
+    logs.telemetry.close()
+    logs.offsets.close()
+    context.destroy(linger=0)
+
+
+def cri(stream: str, tag: str, content: str) -> bytes:
+    return f"{TS} {stream} {tag} {content}\n".encode()
+
+
+def feed(service: LogsService, offset: int, data: bytes) -> list[EncodedRecords]:
+    """Feed one chunk, send what is due (forced) and return the messages sent for it."""
+    sender: RecordingSender = service.sender  # type: ignore[assignment]
+    before = len(sender.sent)
+    service.handle_chunk(Chunk(FILE, PATH, offset, data))
+    asyncio.run(service.send_due_batches(force=True))
+    return sender.sent[before:]
+
+
+def records(message: EncodedRecords) -> list[dict[str, Any]]:
+    return [json.loads(body) for body in message.record_bodies()]
+
+
+def test_a_batch_claims_exactly_the_physical_lines_its_records_were_made_of(
+    service: LogsService,
+) -> None:
+    """A stdout P is still open when the stderr line after it ships: its bytes stay
+    unclaimed until the batch that carries the joined stdout line claims both halves."""
+    first_half = cri("stdout", "P", "first half, ")
+    stderr = cri("stderr", "F", "[ERROR] in between")
+    second_half = cri("stdout", "F", "second half")
+    a, b = len(first_half), len(first_half) + len(stderr)
+    c = b + len(second_half)
+
+    (message,) = feed(service, 0, first_half + stderr)
+    assert message.sources == [FILE.key]
+    assert message.record_ids() == [log_record_id(FILE.key, a)]
+    assert (list(message.positions), list(message.claims)) == ([(0, a)], [(0, a, b)])
+    (record,) = records(message)
+    assert (record["message"], record["log_level"]) == ("[ERROR] in between", "error")
+    assert record["labels"]["k8s_pod"] == "checkout-1"
+
+    (message,) = feed(service, b, second_half)
+    assert message.record_ids() == [log_record_id(FILE.key, 0)]
+    assert (list(message.positions), list(message.claims)) == ([(0, 0)], [(0, 0, a), (0, b, c)])
+    (record,) = records(message)
+    assert record["message"] == "first half, second half"
+
+
+def test_new_pod_metadata_makes_a_new_encoder_and_the_same_metadata_reuses_it(
+    service: LogsService,
+) -> None:
+    """Labels are encoded once per file and pod version, and follow a changed pod."""
+    one = cri("stdout", "F", "one")
+    (message,) = feed(service, 0, one)
+    encoder = service.files[FILE.key].encoder
+    assert "label_team" not in records(message)[0]["labels"]
+
+    two = cri("stdout", "F", "two")
+    feed(service, len(one), two)
+    assert service.files[FILE.key].encoder is encoder
+
+    relabelled = make_pod("checkout-1", namespace="shop", uid=UID, labels={"team": "payments"})
+    service.pods.apply(Modified(pod_from_dict(relabelled)), now=11.0)
+    (message,) = feed(service, len(one) + len(two), cri("stdout", "F", "three"))
+    assert service.files[FILE.key].encoder is not encoder
+    (record,) = records(message)
+    assert (record["message"], record["labels"]["label_team"]) == ("three", "payments")
+
+
+def test_records_of_an_excluded_pod_are_not_sent_and_claim_nothing(service: LogsService) -> None:
+    """Exclusion drops the lines; only their offset moves (no message to the shipper)."""
+    excluded = make_pod(
+        "checkout-1", namespace="shop", uid=UID, annotations={"killkrill.io/exclude": "true"}
+    )
+    service.pods.apply(Modified(pod_from_dict(excluded)), now=11.0)
+    assert feed(service, 0, cri("stdout", "F", "secret")) == []
+    assert service.counters.excluded_lines == 1
