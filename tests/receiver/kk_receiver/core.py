@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs, urlsplit
 
+import orjson
+
 from .encoding import (
     DecodedTooLarge,
     UndecodableBody,
@@ -418,13 +420,25 @@ def _parse_json(data: bytes) -> Any:
         raise ValueError(f"{name} is not valid JSON")
 
     try:
+        # orjson first: about five times faster, and as strict (it refuses NaN and
+        # Infinity, invalid UTF-8 and nesting past 1024). It also refuses a lone surrogate
+        # escape (``"\\ud800"``), which is valid JSON text, so the stdlib decides then.
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(data.decode("utf-8"), parse_constant=reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _Refused(400, "invalid JSON body") from exc
 
 
 def _compact(document: Any) -> str:
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return orjson.dumps(document).decode()
+    except TypeError:
+        # A lone surrogate cannot be UTF-8 (nor be stored as SQLite text): escape it, and
+        # with it every non-ASCII character of this one record.
+        return json.dumps(document, ensure_ascii=True, separators=(",", ":"))
 
 
 def _query_value(query: Mapping[str, list[str]], name: str) -> str | None:

@@ -226,6 +226,16 @@ class TestBatchIngest:
             {"status": "error", "error": "invalid JSON body"},
         )
 
+    def test_a_lone_surrogate_escape_is_valid_json_and_kept(self, store: SqliteStore) -> None:
+        """``"\\ud800"`` is valid JSON text that no UTF-8 can carry: the record is stored, its
+        message unchanged (the fast parser refuses it; the stdlib's answer is the one kept)."""
+        core = make_core(store)
+        raw = json.dumps(batch("logs", [log_record("s", message="a \ud800 b")])).encode()
+        assert b"\\ud800" in raw
+        assert answer(core.handle(post("/api/v1/logs", raw=raw), 1.0))[0] == 200
+        [row] = store.records("logs")
+        assert json.loads(row.record_json)["message"] == "a \ud800 b"
+
     def test_empty_batch_processes_nothing(self, store: SqliteStore) -> None:
         """An empty record list is valid and answers processed 0."""
         core = make_core(store)
@@ -246,6 +256,8 @@ class TestRecordValidation:
             ({"timestamp": "2026-11-26 10:00:00Z"}, "invalid_timestamp"),
             ({"timestamp": "2026-11-26T10:00:00.1234567891Z"}, "invalid_timestamp"),
             ({"timestamp": "2026-13-26T10:00:00Z"}, "invalid_timestamp"),
+            ({"timestamp": "2026-02-30T10:00:00Z"}, "invalid_timestamp"),
+            ({"timestamp": "2026-11-26T24:00:00Z"}, "invalid_timestamp"),
             ({"log_level": "warning"}, "invalid_log_level"),
             ({"log_level": "INFO"}, "invalid_log_level"),
             ({"message": 42}, "invalid_message"),
