@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test lint bootstrap clean
+.PHONY: run test bench lint bootstrap clean
 
 bootstrap:
 	./scripts/bootstrap
@@ -9,6 +9,11 @@ run: bootstrap
 
 test: bootstrap
 	./scripts/test
+
+# End-to-end benchmark (docs/benchmarks.md); options through BENCH_ARGS, e.g.
+# make bench BENCH_ARGS=--quick
+bench: bootstrap
+	.venv/bin/python benchmarks/bench.py $(BENCH_ARGS)
 
 lint: bootstrap
 	.venv/bin/ruff check .

@@ -57,10 +57,13 @@ def main() -> None:
             idle_cpu = cpu_seconds(pid)
             spy = None
             if args.profile:
+                py_spy = str(Path(sys.executable).parent / "py-spy")
                 spy = subprocess.Popen(
-                    [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid)]
-                    + ["--format", "raw", "--rate", "250", "--output", str(args.profile)]
-                    + ["--threads", "--nonblocking", "--gil"],
+                    [
+                        *(py_spy, "record", "--pid", str(pid), "--format", "raw"),
+                        *("--rate", "250", "--output", str(args.profile)),
+                        *("--threads", "--nonblocking", "--gil"),
+                    ],
                     stdout=subprocess.DEVNULL,
                 )
             with Producer(shipper.endpoint) as producer:
