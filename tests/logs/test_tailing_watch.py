@@ -41,7 +41,7 @@ async def _follow(
             modes.append(str(wakeups.mode))
         now = time.time()
         events = []
-        if wake.reason != "backlog" or now - last_scan >= 1.0:
+        if wake.rescan or now - last_scan >= 1.0:
             events = tailer.scan(now)
             last_scan = now
         out.extend(tailer.read_round(now))
@@ -164,3 +164,38 @@ def test_wake_ups_are_coalesced_under_a_noisy_writer(tmp_path: Path) -> None:
 
     wakes = asyncio.run(scenario())
     assert 2 <= wakes <= 8  # ~0.5 s / 0.1 s, not one per write (~400)
+
+
+@needs_inotify
+def test_a_write_asks_for_a_read_and_a_new_file_for_a_scan(tmp_path: Path) -> None:
+    """Bytes written to a known file wake the reader without a rescan (globbing every path
+    on each write is what made many quiet files expensive); a new or renamed file, or a
+    deleted one, asks for a scan. Each step waits for its own wake-up, in order."""
+    logs = pod_tree(tmp_path, {"default_quiet_u0": ["c"]})
+    log = logs["default_quiet_u0/c"]
+
+    async def scenario() -> list[tuple[str, bool]]:
+        seen: list[tuple[str, bool]] = []
+        wakeups = aiter(changes(_globs(tmp_path), min_interval_s=0.0, rescan_interval_s=60))
+
+        async def next_wake() -> None:
+            wake = await asyncio.wait_for(anext(wakeups), 10)
+            seen.append((wake.reason, wake.rescan))
+
+        await next_wake()  # the startup scan
+        with log.open("ab") as f:
+            f.write(cri_line(1))
+        await next_wake()
+        (log.parent / "1.log").write_bytes(cri_line(2))
+        await next_wake()
+        log.rename(log.parent / "0.log.20261202-100000")
+        await next_wake()
+        await wakeups.aclose()
+        return seen
+
+    assert asyncio.run(scenario()) == [
+        ("timer", True),
+        ("write", False),
+        ("entries", True),
+        ("entries", True),
+    ]

@@ -522,12 +522,17 @@ class LogsService:
             log_event(_log, logging.INFO, "logs_stopped")
 
     async def _watch(self) -> None:
-        async for _ in changes(
+        async for wake in changes(
             list(self.config.logs.paths),
             rescan_interval_s=self.config.logs.rescan_interval,
             extra_dirs=self.tailer.directories,
         ):
-            self._scan_due = True
+            # A write needs a read, not a scan: globbing and resolving every path on each
+            # write made 500 quiet files cost most of a core. New, renamed and deleted
+            # files (and the timer) still trigger a scan at once; step() also scans at
+            # least once a second.
+            if wake.rescan:
+                self._scan_due = True
             self._wake.set()
 
     async def _publish_telemetry(self) -> None:

@@ -8,14 +8,16 @@ The app drives one `Tailer` with three calls on every wake-up of
     async for wake in changes(globs, busy=lambda: tailer.more_to_read,
                               extra_dirs=tailer.directories):
         now = time.time()
-        if wake.reason != "backlog" or now - last_scan >= 1.0:
+        if wake.rescan or now - last_scan >= 1.0:
             events = tailer.scan(now)         # discover; rotation/truncation/deletion
         chunks = tailer.read_round(now)       # bytes, round-robin, bounded per file
         events += tailer.close_finished(now)  # close what is drained (or out of time)
 
 A round reads at most one slice per file, so while `Tailer.more_to_read` says bytes were
 left behind, the wake-up source yields again at once (``reason="backlog"``) instead of
-waiting for the next file event; scanning on those is only needed once a second.
+waiting for the next file event. Scanning is needed when files may have appeared, moved or
+gone (``WakeUp.rescan``), and once a second as a safety net; not on mere writes, which a
+read round handles (it also notices a copytruncated file that grew back past its offset).
 
 ``now`` is wall-clock seconds (``time.time()``): ``ignore_older`` compares it with file
 modification times. The tailer never reads a clock and never sleeps.

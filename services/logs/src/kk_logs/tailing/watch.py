@@ -2,8 +2,11 @@
 
 `changes` is an async iterator that yields a `WakeUp` whenever something happened in a
 watched directory (a file created, renamed, deleted or written) and at least every
-``rescan_interval_s``; the app answers each with `Tailer.scan` + `Tailer.read_round`.
-Wake-ups are coalesced: at most one per ``min_interval_s``, however noisy the files.
+``rescan_interval_s``; the app answers each with `Tailer.read_round`, and with `Tailer.scan`
+first when `WakeUp.rescan` says the set of files may have changed. Writes alone do not:
+scanning globs and resolving every path on each write made a node of 500 quiet files cost
+the logs service most of a core. Wake-ups are coalesced: at most one per
+``min_interval_s``, however noisy the files.
 
 Why directory watches only: inotify on a directory reports events for the entries in it,
 writes included, so one watch per container directory (a few hundred on a node) covers
@@ -73,13 +76,23 @@ _MASK = (
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
 
 
+_ENTRY_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
+"""Events that change which files exist (as opposed to ``IN_MODIFY``: bytes written)."""
+
+
 @dataclass(frozen=True, slots=True)
 class WakeUp:
-    """Why the iterator woke up: ``event`` (inotify), ``timer`` (the safety-net tick or,
-    without inotify, the poll), ``backlog`` (bytes left behind) or ``overflow`` (inotify
-    lost events; scan everything)."""
+    """Why the iterator woke up: ``entries`` (inotify: files or directories created,
+    renamed or deleted), ``write`` (inotify: only bytes written), ``timer`` (the
+    safety-net tick or, without inotify, the poll), ``backlog`` (bytes left behind) or
+    ``overflow`` (inotify lost events; scan everything)."""
 
     reason: str
+
+    @property
+    def rescan(self) -> bool:
+        """Whether the set of files may have changed: scan before reading."""
+        return self.reason in ("entries", "timer", "overflow")
 
 
 def _libc() -> ctypes.CDLL | None:
@@ -166,9 +179,10 @@ class DirectoryWatcher:
             self._by_wd.pop(wd, None)
             self._libc.inotify_rm_watch(self.fd, wd)
 
-    def read_events(self) -> tuple[bool, bool, bool]:
-        """Drain the queue: ``(anything happened, directories changed, overflow)``."""
-        any_event = tree_changed = overflow = False
+    def read_events(self) -> tuple[bool, bool, bool, bool]:
+        """Drain the queue: ``(anything happened, directories changed, overflow, entries
+        changed)``; entries change when a file or directory is created, renamed or deleted."""
+        any_event = tree_changed = overflow = entries = False
         while True:
             try:
                 buf = os.read(self.fd, 64 * 1024)
@@ -181,6 +195,8 @@ class DirectoryWatcher:
             while pos + _EVENT.size <= len(buf):
                 wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
                 pos += _EVENT.size + length
+                if mask & _ENTRY_EVENTS:
+                    entries = True
                 if mask & IN_Q_OVERFLOW:
                     overflow = tree_changed = True
                 elif mask & IN_IGNORED:
@@ -190,7 +206,7 @@ class DirectoryWatcher:
                         self._by_path.pop(path, None)
                 elif mask & IN_ISDIR or mask & (IN_DELETE_SELF | IN_MOVE_SELF):
                     tree_changed = True
-        return any_event, tree_changed, overflow
+        return any_event, tree_changed, overflow, entries or tree_changed
 
     @property
     def watched(self) -> set[str]:
@@ -245,13 +261,14 @@ class Wakeups:
         watcher = DirectoryWatcher() if self._use_inotify else None
         active = watcher is not None and watcher.active
         woken = self._woken = asyncio.Event()
-        state = {"tree": False, "overflow": False}
+        state = {"tree": False, "overflow": False, "entries": False}
 
         def on_readable() -> None:
             assert watcher is not None
-            any_event, tree, overflow = watcher.read_events()
+            any_event, tree, overflow, entries = watcher.read_events()
             state["tree"] = state["tree"] or tree
             state["overflow"] = state["overflow"] or overflow
+            state["entries"] = state["entries"] or entries
             if any_event:
                 woken.set()
 
@@ -293,7 +310,11 @@ class Wakeups:
                     # (the safety net for anything inotify did not report).
                     if state["tree"] or reason in ("timer", "overflow"):
                         watcher.sync(self._wanted())
-                    state["tree"] = state["overflow"] = False
+                    if reason == "event":
+                        reason = "entries" if state["entries"] else "write"
+                    state["tree"] = state["overflow"] = state["entries"] = False
+                elif reason == "event":
+                    reason = "entries"  # poked from outside: look at everything
                 last = loop.time()
                 yield WakeUp(reason)
         finally:
