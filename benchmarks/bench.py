@@ -104,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=Path("/dev/shm"),  # noqa: S108 - a fresh subdirectory per run, removed after
         help="tmpfs for the logs and the receiver's data",
     )
-    parser.add_argument("--idle", type=float, default=5.0, help="seconds idle before idle RSS")
+    parser.add_argument("--idle", type=float, default=12.0, help="seconds idle before idle RSS")
     parser.add_argument(
         "--max-busy",
         type=float,

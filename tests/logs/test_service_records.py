@@ -143,3 +143,50 @@ def test_records_of_an_excluded_pod_are_not_sent_and_claim_nothing(service: Logs
     service.pods.apply(Modified(pod_from_dict(excluded)), now=11.0)
     assert feed(service, 0, cri("stdout", "F", "secret")) == []
     assert service.counters.excluded_lines == 1
+
+
+def test_a_step_reads_at_most_its_budget_across_all_files(tmp_path: Path) -> None:
+    """A catch-up step turns everything it read into records before sending: reading 256
+    KiB from each of many files at once held tens of thousands of records in memory. Each
+    step reads at most READ_ROUND_BUDGET_BYTES, and the steps together read everything."""
+    from kk_logs.app import READ_ROUND_BUDGET_BYTES
+
+    pods_dir = tmp_path / "pods"
+    line = cri("stdout", "F", "x" * 200)
+    per_file = (600 * 1024 // len(line)) * len(line)
+    files = 8  # one unbounded round: 8 x 256 KiB, twice the budget
+    for n in range(files):
+        log = pods_dir / f"shop_p{n}_{UID[:-1]}{n}" / "app" / "0.log"
+        log.parent.mkdir(parents=True)
+        log.write_bytes(line * (per_file // len(line)))
+    config = AgentConfig.model_validate(
+        {
+            "agent": {
+                "node_name": "node-1",
+                "cluster_name": "prod",
+                "state_dir": str(tmp_path / "state"),
+                "ipc_dir": str(tmp_path),
+            },
+            "credentials": {"license_key": LICENSE_KEY},
+            "logs": {"paths": [str(pods_dir / "*/*/*.log")], "kubernetes": {"enabled": False}},
+        }
+    )
+    context = zmq.asyncio.Context()
+    logs = LogsService(config, context=context, clock=lambda: 1_800_000_000.0)
+    try:
+        real_sender, recording = logs.sender, RecordingSender()
+        recording.pending = real_sender.pending  # type: ignore[attr-defined]  # empty: room
+        logs.sender = recording  # type: ignore[assignment]
+        reads = []
+        while logs.counters.bytes_read < files * per_file and len(reads) < 100:
+            before = logs.counters.bytes_read
+            asyncio.run(logs.step())
+            reads.append(logs.counters.bytes_read - before)
+        assert max(reads) <= READ_ROUND_BUDGET_BYTES
+        assert sum(reads) == files * per_file
+        assert len(reads) >= files * per_file // READ_ROUND_BUDGET_BYTES
+    finally:
+        real_sender.close()
+        logs.telemetry.close()
+        logs.offsets.close()
+        context.destroy(linger=0)

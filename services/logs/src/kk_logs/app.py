@@ -56,6 +56,7 @@ from kk_common.ipc import (
     ipc_endpoint,
 )
 from kk_common.jsonlog import log_event
+from kk_common.memory import release_free_memory
 from kk_logs.batching import BatchAssembler
 from kk_logs.metadata import (
     EnrichSettings,
@@ -87,6 +88,15 @@ from kk_logs.tailing import (
 __all__ = ["LogsService", "offsets_path"]
 
 _log = logging.getLogger("kk.logs")
+
+
+READ_ROUND_BUDGET_BYTES = 1024 * 1024
+"""Bytes read per step, all files together (each file still at most ``logs.read_slice``).
+
+A step turns what it read into records and batches before it sends any, so this bounds the
+step's working set: with 40 files in catch-up, unbounded rounds of 40 x 256 KiB held about
+50,000 records at once and left the process at 200 MiB. The next round starts with the file
+the budget ran out on, so every file keeps its turn."""
 
 
 def offsets_path(config: AgentConfig) -> Path:
@@ -456,7 +466,7 @@ class LogsService:
             else:
                 tailer.pause()
             system = tailer is self.system_tailer
-            for chunk in tailer.read_round(now):
+            for chunk in tailer.read_round(now, budget_bytes=READ_ROUND_BUDGET_BYTES):
                 self.handle_chunk(chunk, system=system)
         self.flush_partials()
         self.release_held()
@@ -539,6 +549,7 @@ class LogsService:
         while True:
             await asyncio.sleep(self.config.shipper.telemetry_interval)
             self.telemetry.publish(self.snapshot())
+            release_free_memory()
 
     def snapshot(self) -> Telemetry:
         """The service's metrics and status for the health container."""

@@ -31,6 +31,7 @@ from kk_common.ipc import (
     ipc_endpoint,
 )
 from kk_common.jsonlog import log_event
+from kk_common.memory import release_free_memory
 from kk_shipper.core import OutputDelivery, OutputSettings
 from kk_shipper.ingest import Ingest, StorageThread
 from kk_shipper.pipeline import OutputPipeline
@@ -171,6 +172,7 @@ class Shipper:
         while True:
             await asyncio.sleep(self.config.shipper.telemetry_interval)
             await self._publish_snapshot()
+            release_free_memory()
 
     async def _publish_snapshot(self) -> None:
         stats = await self.storage.call(self.queue.stats, now=self.clock())

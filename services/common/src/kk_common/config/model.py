@@ -259,7 +259,7 @@ class LogsWindowConfig(_Section):
 
     max_batches: PositiveInt = 64
     """Unacknowledged batches to the shipper; reading pauses while the window is full."""
-    max_bytes: SizeBytes = 32 * MiB
+    max_bytes: SizeBytes = 8 * MiB
     """Unacknowledged bytes to the shipper; reading pauses while the window is full."""
 
 
