@@ -10,7 +10,9 @@ numbers are for comparing versions of the shipper on one machine, not absolute c
 from __future__ import annotations
 
 import argparse
+import random
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -43,14 +45,26 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000, help="records per producer batch")
     parser.add_argument("--protocol", choices=["http3", "http"], default="http3")
     parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    parser.add_argument(
+        "--random-message-bytes", type=int, default=0, help="incompressible messages this long"
+    )
     parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
     parser.add_argument(
         "--envelope", choices=["v2", "v1"], default="v2", help="v1: a previous producer's form"
     )
     args = parser.parse_args()
 
-    records = log_records(args.records, message="GET /api/items?page=3 200 12ms user=4711 " * 3)
-    with ReceiverProcess() as receiver:
+    if args.random_message_bytes:
+        # Incompressible messages: what the wire carries is about what was logged, so this
+        # measures the compressed payload the shipper can push (issue 7: >= 20 MB/s).
+        rng = random.Random(7)  # noqa: S311 - test data, not security
+        alphabet = string.ascii_letters + string.digits
+        records = log_records(args.records)
+        for record in records:
+            record["message"] = "".join(rng.choices(alphabet, k=args.random_message_bytes))
+    else:
+        records = log_records(args.records, message="GET /api/items?page=3 200 12ms user=4711 " * 3)
+    with ReceiverProcess(extra_args=["--request-log-limit", "1000000"]) as receiver:
         output = {"type": args.protocol, "compression": args.compression}
         with ShipperProcess(receiver, output=output) as shipper:
             pid = shipper.process.pid
@@ -86,12 +100,14 @@ def main() -> None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
         stats = receiver.stats()
+        wire = sum(r["body_bytes"] for r in receiver.requests(limit=1_000_000))
     body = len(records[0]["message"])
     print(
         f"{args.records} records (~{body + 330} bytes of JSON each), {args.protocol}, "
         f"{args.compression}: {elapsed:.2f} s, {args.records / elapsed:,.0f} records/s; "
         f"shipper CPU {cpu:.2f} s ({cpu / args.records * 1e6:.1f} µs/record), "
-        f"peak RSS {rss:.0f} MiB; receiver duplicates {stats['duplicates']}"
+        f"peak RSS {rss:.0f} MiB; receiver duplicates {stats['duplicates']}; "
+        f"request bodies {wire / elapsed / 1e6:.1f} MB/s"
     )
 
 
