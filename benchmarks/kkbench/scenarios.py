@@ -191,7 +191,9 @@ def run_scenario(
         batch_wait_s=scenario.batch_wait_s,
         pods=scenario.pods,
     )
-    run_dir = options.shm_dir / f"{scenario.name}-{codec}"
+    # A profiled run gets its own directory: with --keep, the measured run's is still there.
+    suffix = "-profiled" if probe is not None else ""
+    run_dir = options.shm_dir / f"{scenario.name}-{codec}{suffix}"
     # Short (IPC socket paths), and named after our pid so a later run can tell leftovers.
     work_dir = Path(tempfile.mkdtemp(prefix=f"kkb{os.getpid()}-", dir="/tmp"))
     tree = LogTree(run_dir / "logs")
