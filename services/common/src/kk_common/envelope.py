@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -497,8 +498,26 @@ def encode_record_json(record: Mapping[str, Any]) -> bytes:
     """
     try:
         return orjson.dumps(record)
-    except TypeError:
+    except TypeError:  # orjson also refuses nesting past 255 levels; the stdlib does not
+        return _stdlib_record_json(record)
+
+
+_ENCODE_RECURSION_LIMIT = 3000
+"""Enough for any record `decode` accepted: orjson refuses nesting past 1024 levels."""
+
+
+def _stdlib_record_json(record: Mapping[str, Any]) -> bytes:
+    # A record nested ~1000 deep (legal, since orjson decoded it) exceeds the default
+    # recursion limit of the stdlib encoder; raising it for the call keeps one odd record
+    # from ending the shipper (a crash loop, as its producer re-sends the batch).
+    limit = sys.getrecursionlimit()
+    if limit < _ENCODE_RECURSION_LIMIT:
+        sys.setrecursionlimit(_ENCODE_RECURSION_LIMIT)
+    try:
         return json.dumps(record, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+    finally:
+        if limit < _ENCODE_RECURSION_LIMIT:
+            sys.setrecursionlimit(limit)
 
 
 def from_record_batch(batch: RecordBatch) -> EncodedRecords:
