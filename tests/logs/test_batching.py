@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 from kk_common.envelope import EncodedRecords, decode, encode
-from kk_logs.batching import BatchAssembler, merge_spans
+from kk_common.envelope import merge_ranges as merge_spans
+from kk_logs.batching import BatchAssembler
 from kk_logs.records import FileRecords
 
 

@@ -67,6 +67,7 @@ __all__ = [
     "from_record_batch",
     "log_record_id",
     "log_record_id_prefix",
+    "merge_ranges",
     "metric_record_id",
     "stable_id",
 ]
@@ -137,6 +138,9 @@ class RecordBatch:
     stream: Stream
     records: Sequence[Mapping[str, Any]]
     type: Literal["records"] = field(default="records", init=False)
+
+    def __len__(self) -> int:
+        return len(self.records)
 
     def record_ids(self) -> list[str]:
         """The ids of the records, in order."""
@@ -490,8 +494,10 @@ def _read_telemetry(payload: Mapping[str, Any]) -> Telemetry:
     )
 
 
-def encode_record_json(record: Mapping[str, Any]) -> bytes:
+def encode_record_json(record: Any) -> bytes:
     """A record's compact UTF-8 JSON, as it goes into a request body (never contains ``\n``).
+
+    Any JSON value inside a record (a label map, a string) is encoded the same way.
 
     A lone surrogate (from a ``\\ud800`` escape) cannot be UTF-8; ASCII escapes keep the
     record valid JSON instead of failing its whole batch.
@@ -506,7 +512,7 @@ _ENCODE_RECURSION_LIMIT = 3000
 """Enough for any record `decode` accepted: orjson refuses nesting past 1024 levels."""
 
 
-def _stdlib_record_json(record: Mapping[str, Any]) -> bytes:
+def _stdlib_record_json(record: Any) -> bytes:
     # A record nested ~1000 deep (legal, since orjson decoded it) exceeds the default
     # recursion limit of the stdlib encoder; raising it for the call keeps one odd record
     # from ending the shipper (a crash loop, as its producer re-sends the batch).
@@ -518,6 +524,21 @@ def _stdlib_record_json(record: Mapping[str, Any]) -> bytes:
     finally:
         if limit < _ENCODE_RECURSION_LIMIT:
             sys.setrecursionlimit(limit)
+
+
+def merge_ranges(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``[start, end)`` ranges sorted, touching and overlapping ones merged, empty ones
+    dropped: the form of a batch's claims and of what the shipper remembers of them."""
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(ranges):
+        if end <= start:
+            continue
+        if merged and start <= merged[-1][1]:
+            if end > merged[-1][1]:
+                merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    return merged
 
 
 def from_record_batch(batch: RecordBatch) -> EncodedRecords:

@@ -21,26 +21,13 @@ increasing within a run. Pure: time is passed in.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import repeat
 
-from kk_common.envelope import EncodedRecords
+from kk_common.envelope import EncodedRecords, merge_ranges
 from kk_logs.records import FileRecords
 
-__all__ = ["BatchAssembler", "OutgoingBatch", "merge_spans"]
-
-
-def merge_spans(spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
-    """``[start, end)`` ranges sorted, with touching and overlapping ones merged."""
-    merged: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if merged and start <= merged[-1][1]:
-            if end > merged[-1][1]:
-                merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    return merged
+__all__ = ["BatchAssembler", "OutgoingBatch"]
 
 
 @dataclass
@@ -68,7 +55,7 @@ class OutgoingBatch:
         return [
             (source, start, end)
             for source, spans in enumerate(self.spans)
-            for start, end in merge_spans(spans)
+            for start, end in merge_ranges(spans)
         ]
 
     def message(self) -> EncodedRecords:

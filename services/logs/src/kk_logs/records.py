@@ -50,7 +50,6 @@ instead of the ``bad_timestamp`` tag.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -218,14 +217,6 @@ class FileRecords:
         return len(self.ids)
 
 
-def _json(value: Any) -> bytes:
-    """``value`` as compact JSON, as `encode_record_json` writes it."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # a lone surrogate is not UTF-8: ASCII escapes keep the JSON valid
-        return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")
-
-
 class FileRecordEncoder:
     """Encodes the records of one file's lines, with that file's labels (module docstring).
 
@@ -263,15 +254,15 @@ class FileRecordEncoder:
         # wherever the metadata had a key of that name: the line's value wins.
         per_line = {"stream", "timestamp_source"} if plain_text else {"stream"}
         shared = {k: v for k, v in self._labels.items() if k not in per_line}
-        inner = _json(shared)[1:-1]
+        inner = encode_record_json(shared)[1:-1]
         self._middle = b"".join(
             (
                 b',"service_name":',
-                _json(service_name),
+                encode_record_json(service_name),
                 b',"hostname":',
-                _json(hostname),
+                encode_record_json(hostname),
                 b',"ecs_version":',
-                _json(ECS_VERSION),
+                encode_record_json(ECS_VERSION),
                 b',"labels":{',
                 inner,
                 b"," if inner else b"",
@@ -283,7 +274,7 @@ class FileRecordEncoder:
         self._tails: dict[str, bytes] = {}
 
     def _tail(self, stream: str) -> bytes:
-        tail = self._tails[stream] = b'"stream":' + _json(stream) + self._after_stream
+        tail = self._tails[stream] = b'"stream":' + encode_record_json(stream) + self._after_stream
         return tail
 
     def encode(self, lines: Iterable[Line], now_rfc3339: str) -> FileRecords:

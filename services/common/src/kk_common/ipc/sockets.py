@@ -157,7 +157,7 @@ class BatchSender:
         self._pending.sent(
             batch.batch_id,
             frames,
-            records=len(batch.ids) if isinstance(batch, EncodedRecords) else len(batch.records),
+            records=len(batch),
             now=self._clock(),
             context=context,
         )

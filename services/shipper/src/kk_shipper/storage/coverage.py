@@ -31,6 +31,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
+from kk_common.envelope import merge_ranges
+
 __all__ = ["MAX_RANGES_PER_SOURCE", "Coverage", "Ranges", "SourceKey"]
 
 MAX_RANGES_PER_SOURCE = 256
@@ -53,21 +55,9 @@ class Ranges:
 
     def union(self, added: Iterable[tuple[int, int]]) -> Ranges:
         """These ranges plus ``added`` (empty ranges ignored), merged, capped."""
-        pairs = sorted([*zip(self.starts, self.ends, strict=True), *added])
-        starts: list[int] = []
-        ends: list[int] = []
-        for start, end in pairs:
-            if end <= start:
-                continue
-            if ends and start <= ends[-1]:
-                ends[-1] = max(ends[-1], end)
-            else:
-                starts.append(start)
-                ends.append(end)
-        if len(starts) > MAX_RANGES_PER_SOURCE:
-            starts = starts[-MAX_RANGES_PER_SOURCE:]
-            ends = ends[-MAX_RANGES_PER_SOURCE:]
-        return Ranges(tuple(starts), tuple(ends))
+        merged = merge_ranges([*zip(self.starts, self.ends, strict=True), *added])
+        kept = merged[-MAX_RANGES_PER_SOURCE:]
+        return Ranges(tuple(start for start, _ in kept), tuple(end for _, end in kept))
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         return iter(zip(self.starts, self.ends, strict=True))

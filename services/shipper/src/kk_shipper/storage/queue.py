@@ -87,7 +87,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from kk_common import sqlite_files
 from kk_shipper.storage.coverage import Coverage, Ranges, SourceKey
@@ -122,7 +122,7 @@ _LIST_DEAD_LETTERS = (
 )
 # The first dead letter of each id (a record dead-lettered twice is replayed once).
 _REPLAY_CANDIDATES = """
-SELECT d.id, d.record_id, d.body, d.size FROM dead_letters AS d
+SELECT d.id, d.record_id, d.body FROM dead_letters AS d
  WHERE d.kind = :kind
    AND d.id = (SELECT min(e.id) FROM dead_letters AS e
                 WHERE e.kind = :kind AND e.record_id = d.record_id)
@@ -185,20 +185,44 @@ def _is_done(done: bytes | None, index: int) -> bool:
     return done is not None and bool(done[index >> 3] & (1 << (index & 7)))
 
 
-@dataclass(slots=True)
-class _Row:
-    """The small columns of a `batches` row, for completing records."""
+class _NewRow(NamedTuple):
+    """A `batches` row to insert: joined ids and bodies, their count and accounted size."""
 
-    rowid: int
-    first_seq: int
+    ids_text: str
+    bodies: bytes
     count: int
-    remaining: int
     size: int
-    done: bytearray
 
-    @property
-    def last_seq(self) -> int:
-        return self.first_seq + self.count - 1
+
+def _new_rows(ids: Sequence[str], bodies: Sequence[bytes] | bytes) -> list[_NewRow]:
+    """Records as rows of at most `MAX_BATCH_RECORDS`, each joined and sized once.
+
+    ``bodies`` is either the joined form (each record followed by a newline: a whole batch
+    is stored without being split) or a list (compact JSON has no newline; a stray one,
+    which could only be whitespace, becomes a space so the record stays one line).
+    """
+    count = len(ids)
+    if isinstance(bodies, bytes) and count <= MAX_BATCH_RECORDS:
+        chunks = [(ids, bodies)]
+    else:
+        body_list = (
+            _split_bodies(bodies)
+            if isinstance(bodies, bytes)
+            else [body.replace(b"\n", b" ") for body in bodies]
+        )
+        chunks = [
+            (
+                ids[start : start + MAX_BATCH_RECORDS],
+                b"".join(b + b"\n" for b in body_list[start : start + MAX_BATCH_RECORDS]),
+            )
+            for start in range(0, count, MAX_BATCH_RECORDS)
+        ]
+    rows = []
+    for chunk_ids, chunk_bodies in chunks:
+        ids_text = "\n".join(chunk_ids)
+        n = len(chunk_ids)
+        rows.append(_NewRow(ids_text, chunk_bodies, n, _batch_size(ids_text, chunk_bodies, n)))
+    return rows
 
 
 class DurableQueue:
@@ -333,47 +357,28 @@ class DurableQueue:
             )
 
     def _insert_rows(
-        self,
-        conn: sqlite3.Connection,
-        kind: Kind,
-        last_seq: int,
-        ids: Sequence[str],
-        bodies: Sequence[bytes] | bytes,
-        now: float,
-    ) -> int:
-        """Insert records as rows of at most `MAX_BATCH_RECORDS`; return the new last seq.
-
-        ``bodies`` is either the joined form (each record followed by a newline, for the
-        common case of a whole batch: stored without being split) or a list.
-        """
-        count = len(ids)
-        if isinstance(bodies, bytes) and count <= MAX_BATCH_RECORDS:
-            chunks = [(ids, bodies)]
-        else:
-            body_list = _split_bodies(bodies) if isinstance(bodies, bytes) else list(bodies)
-            chunks = [
-                (
-                    ids[start : start + MAX_BATCH_RECORDS],
-                    b"".join(b + b"\n" for b in body_list[start : start + MAX_BATCH_RECORDS]),
-                )
-                for start in range(0, count, MAX_BATCH_RECORDS)
-            ]
-        for chunk_ids, chunk_bodies in chunks:
-            n = len(chunk_ids)
-            ids_text = "\n".join(chunk_ids)
-            size = _batch_size(ids_text, chunk_bodies, n)
-            conn.execute(
-                "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at,"
-                " ids, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (kind, last_seq + 1, n, n, size, now, ids_text, chunk_bodies),
+        self, conn: sqlite3.Connection, kind: Kind, rows: Sequence[_NewRow], now: float
+    ) -> None:
+        """Insert ``rows`` after the last seq of ``kind`` and count them."""
+        last_seq = conn.execute(
+            "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
+        ).fetchone()[0]
+        params = []
+        for row in rows:
+            params.append(
+                (kind, last_seq + 1, row.count, row.count, row.size, now, row.ids_text, row.bodies)
             )
-            last_seq += n
-            conn.execute(
-                "UPDATE kind_state SET last_seq = ?, queued_records = queued_records + ?,"
-                " queued_bytes = queued_bytes + ? WHERE kind = ?",
-                (last_seq, n, size, kind),
-            )
-        return last_seq
+            last_seq += row.count
+        conn.executemany(
+            "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at,"
+            " ids, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+        conn.execute(
+            "UPDATE kind_state SET last_seq = ?, queued_records = queued_records + ?,"
+            " queued_bytes = queued_bytes + ? WHERE kind = ?",
+            (last_seq, sum(row.count for row in rows), sum(row.size for row in rows), kind),
+        )
 
     def _prune_coverage(
         self, conn: sqlite3.Connection, now: float, arriving: Iterable[SourceKey]
@@ -467,18 +472,12 @@ class DurableQueue:
             bodies = [body_list[i] for i in keep]
         changed = self.coverage.merged((keys[s], start, end) for s, start, end in batch.claims)
         stored = len(ids)
+        rows = _new_rows(ids, bodies) if stored else []
         with self._transaction() as conn:
             gone = self._prune_coverage(conn, now, changed)
-            if stored:
-                if isinstance(bodies, bytes):
-                    size = _batch_size("\n".join(ids), bodies, stored)
-                else:
-                    size = sum(record_size(i, b) for i, b in zip(ids, bodies, strict=True))
-                self._check_room(conn, kind, stored, size)
-                last_seq = conn.execute(
-                    "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
-                ).fetchone()[0]
-                self._insert_rows(conn, kind, last_seq, ids, bodies, now)
+            if rows:
+                self._check_room(conn, kind, stored, sum(row.size for row in rows))
+                self._insert_rows(conn, kind, rows, now)
             conn.executemany(
                 "INSERT INTO coverage (kind, source, ranges, touched_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (kind, source) DO UPDATE"
@@ -660,24 +659,22 @@ class DurableQueue:
         replayed = 0
         with self._transaction() as conn:
             for k in kinds:
-                last_seq, held = conn.execute(
-                    "SELECT last_seq, dead_letters FROM kind_state WHERE kind = ?", (k,)
-                ).fetchone()
+                held = conn.execute(
+                    "SELECT dead_letters FROM kind_state WHERE kind = ?", (k,)
+                ).fetchone()[0]
                 if not held:
                     continue
-                rows = conn.execute(_REPLAY_CANDIDATES, {"kind": k}).fetchall()
-                ids = [row[1] for row in rows]
-                bodies = [bytes(row[2]) for row in rows]
-                size = sum(row[3] for row in rows)
-                self._check_room(conn, k, len(rows), size)
-                self._insert_rows(conn, k, last_seq, ids, bodies, now)
+                letters = conn.execute(_REPLAY_CANDIDATES, {"kind": k}).fetchall()
+                rows = _new_rows([row[1] for row in letters], [bytes(row[2]) for row in letters])
+                self._check_room(conn, k, len(letters), sum(row.size for row in rows))
+                self._insert_rows(conn, k, rows, now)
                 conn.execute("DELETE FROM dead_letters WHERE kind = ?", (k,))
                 conn.execute(
                     "UPDATE kind_state SET duplicates_dropped = duplicates_dropped + ?,"
                     " dead_letters = 0, dead_letter_bytes = 0 WHERE kind = ?",
-                    (held - len(rows), k),
+                    (held - len(letters), k),
                 )
-                replayed += len(rows)
+                replayed += len(letters)
         return replayed
 
     def stats(self, *, now: float) -> QueueStats:
