@@ -171,7 +171,14 @@ class ShipperProcess:
 class Producer:
     """A producer container: sends batches, keeps them until acknowledged, re-sends."""
 
-    def __init__(self, endpoint: str, *, resend_after_s: float = 1.0, window: int = 64) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        resend_after_s: float = 1.0,
+        max_resend_after_s: float = 2.0,
+        window: int = 64,
+    ) -> None:
         self.acked: list[Ack] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -185,7 +192,9 @@ class Producer:
                 self._context,
                 endpoint,
                 pending=PendingBatches(
-                    resend_after_s=resend_after_s, max_resend_after_s=2.0, max_batches=window
+                    resend_after_s=resend_after_s,
+                    max_resend_after_s=max(max_resend_after_s, resend_after_s),
+                    max_batches=window,
                 ),
                 on_ack=lambda ack, _: self.acked.append(ack),
             )
@@ -235,6 +244,11 @@ class Producer:
     @property
     def pending(self) -> int:
         return len(self._sender.pending)
+
+    @property
+    def resent(self) -> int:
+        """Batches this producer has re-sent (on reconnection or at a re-send deadline)."""
+        return self._sender.resent
 
     def acked_ids(self) -> set[str]:
         return {ack.batch_id for ack in self.acked}

@@ -153,26 +153,39 @@ def test_single_mode_sends_one_uncompressed_record_per_request() -> None:
         assert receiver.stats()["requests"] == 6
 
 
-def test_full_queue_stops_acknowledging_until_the_receiver_recovers() -> None:
+def test_full_queue_holds_batches_and_acknowledges_them_as_soon_as_space_returns() -> None:
     """Capacity for about 2 batches; the receiver answers 503 for a while. The producer's
-    later batches are not acknowledged (it keeps them), and after recovery all arrive."""
+    later batches are not acknowledged (it keeps them). The producer would re-send only
+    after a minute: the acknowledgements that follow the receiver's recovery come from
+    the shipper storing the batches it held, within seconds."""
     steps = [{"status": 503, "times": 1000}]
     with ReceiverProcess(faults={"steps": steps}) as receiver:
         shipper = ShipperProcess(
-            receiver, shipper={"queue_max_size": "80KB"}, output={"batch_size": 100}
+            receiver,
+            shipper={"queue_max_size": "80KB"},
+            output={"batch_size": 100, "retry": {"initial_backoff": "0.2s", "max_backoff": "0.5s"}},
         )
         batches = [log_records(100, file_identity=f"f{n}") for n in range(5)]
-        with shipper, Producer(shipper.endpoint, resend_after_s=0.5) as producer:
+        with (
+            shipper,
+            Producer(shipper.endpoint, resend_after_s=60, max_resend_after_s=60) as producer,
+        ):
             for batch in batches:
                 producer.send_soon(batch)
             wait_until(lambda: shipper.events("queue_full"), timeout=15)
             acked_while_full = len(producer.acked)
             assert acked_while_full < 5
             assert producer.pending == 5 - acked_while_full
+            resent_before = producer.resent
             receiver.clear_faults()
+            recovered = time.monotonic()
             wait_until(lambda: producer.pending == 0, timeout=30, message=shipper.log_tail())
+            # Far sooner than the producer's own re-send (60 s): the shipper drove it.
+            assert time.monotonic() - recovered < 20
+            assert producer.resent == resent_before
             wait_until(lambda: receiver.stats()["unique_ids"] == 500, timeout=30)
         assert receiver.stats()["duplicates"] == 0
+        assert shipper.events("queue_accepting_again")
 
 
 def test_a_poison_record_is_dead_lettered_and_every_other_record_arrives() -> None:

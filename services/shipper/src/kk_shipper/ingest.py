@@ -2,10 +2,13 @@
 
 A batch is acknowledged (`AckStatus.STORED`) only after the queue's transaction has
 committed, so a producer that commits its file offsets on the ack never loses a record.
-When the queue is full the batch is not acknowledged at all: the producer keeps it, re-sends
-it later, and its own window fills up, which is what slows it down. Records the queue stored
-before (their positions are covered, see ``storage/coverage.py``) are dropped there and
-counted; the batch is still acknowledged, since the records are safe.
+When the queue is full (or locked by another process) the batch is not acknowledged: it is
+held in memory (`HeldBatches`) and stored as soon as deliveries make room, and only then
+acknowledged. The producer's window stays full meanwhile, which is what pauses its reading,
+and opens within a fraction of a second of the space returning. Batches that arrive while
+others are held queue up behind them, so producers are served in order. Records the queue
+stored before (their positions are covered, see ``storage/coverage.py``) are dropped there
+and counted; the batch is still acknowledged, since the records are safe.
 
 Records arrive encoded (`EncodedRecords`) and are stored as the bytes they came in: ingest
 never parses or re-encodes a record.
@@ -23,7 +26,8 @@ from typing import Any, TypeVar
 from kk_common.envelope import Ack, AckStatus
 from kk_common.ipc import BatchReceiver, IncomingBatch
 from kk_common.jsonlog import log_event
-from kk_shipper.storage import DurableQueue, QueueFull
+from kk_shipper.core.held_batches import HeldBatches
+from kk_shipper.storage import DurableQueue, QueueBusy, QueueFull
 from kk_shipper.telemetry import ShipperMetrics
 from kk_shipper.types import Kind
 
@@ -52,7 +56,11 @@ class StorageThread:
 
 
 class Ingest:
-    """Stores producers' batches and acknowledges them."""
+    """Stores producers' batches and acknowledges them; holds them while the queue is full.
+
+    Each output (stream) has its own hold: when the logs output's share of the queue is
+    full, metrics batches are still stored at once.
+    """
 
     def __init__(
         self,
@@ -64,6 +72,7 @@ class Ingest:
         on_stored: Callable[[Kind], None],
         metrics: ShipperMetrics,
         clock: Callable[[], float],
+        new_hold: Callable[[], HeldBatches[IncomingBatch]] = HeldBatches,
     ) -> None:
         self._receiver = receiver
         self._queue = queue
@@ -72,48 +81,129 @@ class Ingest:
         self._on_stored = on_stored
         self._metrics = metrics
         self._clock = clock
-        self.queue_full = False
+        self.held: dict[Kind, HeldBatches[IncomingBatch]] = {kind: new_hold() for kind in enabled}
+        self.blocked: dict[Kind, str] = {}
+        """Outputs whose batches are held, with why ("max_bytes", "disk_full", "busy", ...)."""
+
+    @property
+    def queue_full(self) -> bool:
+        """Whether some producer's batches are waiting for room in the queue."""
+        return bool(self.blocked)
+
+    def _next_retry(self) -> float | None:
+        times = [t for hold in self.held.values() if (t := hold.retry_at()) is not None]
+        return min(times, default=None)
 
     async def run(self) -> None:
-        """Receive and store batches until cancelled."""
-        while True:
-            incoming = await self._receiver.receive()
-            await self.store(incoming)
+        """Receive, store and acknowledge batches until cancelled."""
+        receiving: asyncio.Future[IncomingBatch] | None = None
+        try:
+            while True:
+                if receiving is None:
+                    receiving = asyncio.ensure_future(self._receiver.receive())
+                retry_at = self._next_retry()
+                timeout = None if retry_at is None else max(0.0, retry_at - self._clock())
+                await asyncio.wait({receiving}, timeout=timeout)
+                if receiving.done():
+                    incoming, receiving = receiving.result(), None
+                    await self.store(incoming)
+                await self.store_held()
+        finally:
+            if receiving is not None:
+                receiving.cancel()
 
     async def store(self, incoming: IncomingBatch) -> None:
-        batch = incoming.batch
-        kind: Kind = batch.stream
+        """Store and acknowledge ``incoming``, or hold it while the queue cannot take it."""
+        kind: Kind = incoming.batch.stream
         if kind not in self._enabled:
             self._refuse(incoming, f"the {kind} output is disabled in the shipper's configuration")
             return
-        try:
-            result = await self._storage.call(self._queue.append, kind, batch, now=self._clock())
-        except QueueFull as full:
-            # No ack: the producer keeps the batch and re-sends it; its window fills and
-            # it stops reading. Log the transition, not every refused batch.
-            self._metrics.inc("killkrill_agent_ingest_refused_total", reason=full.reason)
-            if not self.queue_full:
-                log_event(
-                    _log,
-                    logging.WARNING,
-                    "queue_full",
-                    reason=full.reason,
-                    used_bytes=full.used_bytes,
-                    max_bytes=full.max_bytes,
-                    detail="producers are not acknowledged until deliveries free space",
-                )
-            self.queue_full = True
+        if self.held[kind]:
+            # Others wait already: queue up behind them (or refresh a re-sent one).
+            self._hold(kind, incoming)
             return
-        if self.queue_full:
-            log_event(_log, logging.INFO, "queue_accepting_again")
-        self.queue_full = False
-        if result.duplicates:
-            self._metrics.inc(
-                "killkrill_agent_duplicates_dropped_total", result.duplicates, type=kind
+        try:
+            duplicates = await self._append(incoming)
+        except (QueueFull, QueueBusy) as blocked:
+            self._blocked(kind, blocked)
+            self._hold(kind, incoming)
+            return
+        self._stored(incoming, duplicates)
+
+    async def store_held(self) -> None:
+        """For each output whose retry time has come, store its held batches, oldest first,
+        until one does not fit or none is left."""
+        for kind, hold in self.held.items():
+            retry_at = hold.retry_at()
+            if retry_at is None or retry_at > self._clock():
+                continue
+            while (incoming := hold.first()) is not None:
+                try:
+                    duplicates = await self._append(incoming)
+                except (QueueFull, QueueBusy) as blocked:
+                    hold.still_blocked(self._clock())
+                    self._blocked(kind, blocked)
+                    break
+                hold.stored_first()
+                self._stored(incoming, duplicates)
+
+    async def _append(self, incoming: IncomingBatch) -> int:
+        batch = incoming.batch
+        result = await self._storage.call(
+            self._queue.append, batch.stream, batch, now=self._clock()
+        )
+        return result.duplicates
+
+    def _hold(self, kind: Kind, incoming: IncomingBatch) -> None:
+        batch = incoming.batch
+        key = (batch.producer, batch.batch_id)
+        if not self.held[kind].hold(key, incoming, len(batch.bodies), self._clock()):
+            # Over the memory bound: not acknowledged and not kept; the producer re-sends.
+            self._metrics.inc("killkrill_agent_ingest_refused_total", reason="hold_full")
+
+    def _blocked(self, kind: Kind, error: QueueFull | QueueBusy) -> None:
+        reason = error.reason if isinstance(error, QueueFull) else "busy"
+        self._metrics.inc("killkrill_agent_ingest_refused_total", reason=reason)
+        if self.blocked.get(kind) == reason:
+            return  # log transitions, not every refused batch
+        self.blocked[kind] = reason
+        if isinstance(error, QueueFull):
+            log_event(
+                _log,
+                logging.WARNING,
+                "queue_full",
+                output=kind,
+                reason=reason,
+                used_bytes=error.used_bytes,
+                max_bytes=error.max_bytes,
+                detail="batches are held unacknowledged until deliveries free space",
             )
+        else:
+            log_event(
+                _log,
+                logging.WARNING,
+                "queue_busy",
+                output=kind,
+                error=str(error),
+                detail="another process holds the queue's write lock; batches are held and retried",
+            )
+
+    def _stored(self, incoming: IncomingBatch, duplicates: int) -> None:
+        batch = incoming.batch
+        kind: Kind = batch.stream
+        if kind in self.blocked and not self.held[kind]:
+            log_event(
+                _log,
+                logging.INFO,
+                "queue_accepting_again",
+                output=kind,
+                after=self.blocked.pop(kind),
+            )
+        if duplicates:
+            self._metrics.inc("killkrill_agent_duplicates_dropped_total", duplicates, type=kind)
         self._receiver.acknowledge(
             incoming,
-            Ack(batch_id=batch.batch_id, status=AckStatus.STORED, duplicates=result.duplicates),
+            Ack(batch_id=batch.batch_id, status=AckStatus.STORED, duplicates=duplicates),
         )
         self._on_stored(kind)
 

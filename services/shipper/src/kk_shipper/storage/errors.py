@@ -3,8 +3,12 @@
 The tree is small on purpose::
 
     QueueError                 anything the store could not do; names the database path
-    ├── QueueFull              not stored: no room (``reason`` "max_bytes" or "disk_full");
-    │                          nothing was written, so do not acknowledge and retry later
+    ├── QueueFull              not stored: no room (``reason`` "max_bytes", "output_share" or
+    │                          "disk_full"); nothing was written, so do not acknowledge and
+    │                          retry later
+    ├── QueueBusy              another process (``killkrill-shipper replay``, an operator's
+    │                          sqlite3 shell) held the write lock past the busy timeout;
+    │                          nothing changed: retry later
     ├── QueueFormatError       the file is not a queue this code can read (a newer format
     │                          version, or not a shipper queue at all); left untouched
     └── QueueCorruptError      SQLite reports the file damaged or not a database; left untouched
@@ -22,6 +26,7 @@ from typing import Literal
 from kk_common import sqlite_files
 
 __all__ = [
+    "QueueBusy",
     "QueueCorruptError",
     "QueueError",
     "QueueFormatError",
@@ -53,7 +58,7 @@ class QueueFull(QueueError):
         message: str,
         *,
         path: Path,
-        reason: Literal["max_bytes", "disk_full"],
+        reason: Literal["max_bytes", "output_share", "disk_full"],
         needed_bytes: int | None = None,
         used_bytes: int | None = None,
         max_bytes: int | None = None,
@@ -63,6 +68,14 @@ class QueueFull(QueueError):
         self.needed_bytes = needed_bytes
         self.used_bytes = used_bytes
         self.max_bytes = max_bytes
+
+
+class QueueBusy(QueueError):
+    """Another connection held the database's write lock for longer than the busy timeout.
+
+    Nothing was changed. Busy is a condition to wait out (with backoff) and report, not a
+    reason to stop: the holder is usually a short-lived tool working on the same file.
+    """
 
 
 class QueueFormatError(QueueError):
@@ -96,6 +109,10 @@ def translate(exc: sqlite3.Error, path: Path) -> QueueError:
     if primary == sqlite3.SQLITE_FULL:
         return QueueFull(
             f"durable queue {path}: the filesystem is full ({exc})", path=path, reason="disk_full"
+        )
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return QueueBusy(
+            f"durable queue {path} is locked by another process ({exc}); retrying", path=path
         )
     if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
         return QueueCorruptError(
