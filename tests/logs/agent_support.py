@@ -4,6 +4,8 @@ one IPC directory and one state directory, pointed at a reference receiver and
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -108,6 +110,21 @@ class AgentPod:
         if not path.exists():
             return f"({name} was not started)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-count:])
+
+    def events(self, name: str, event: str) -> list[dict[str, Any]]:
+        """The JSON log lines of ``name`` whose ``event`` is ``event``."""
+        path = self.dir / f"{name}.log"
+        if not path.exists():
+            return []
+        found = []
+        for line in path.read_text(errors="replace").splitlines():
+            if f'"{event}"' not in line:
+                continue
+            with contextlib.suppress(ValueError):
+                entry = json.loads(line)
+                if entry.get("event") == event:
+                    found.append(entry)
+        return found
 
     def wait_for(self, predicate: Any, timeout: float, what: str) -> None:
         """`wait_until` that shows both services' recent log lines when it times out."""

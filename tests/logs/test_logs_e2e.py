@@ -4,6 +4,7 @@ logs process is SIGKILLed; every line must reach the receiver exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -227,15 +228,19 @@ def test_node_system_logs_are_an_opt_in_source(
     assert [r["message"] for r in records if "source" not in r["labels"]] == ["container line"]
 
 
-def test_reading_pauses_while_the_shipper_is_away_and_nothing_is_lost(
+EARLY_LINES = 20_000
+
+
+@contextlib.contextmanager
+def logs_without_a_shipper(
     receiver: ReceiverProcess, log_root: Path
-) -> None:
-    """The logs service starts before the shipper: its window of unacknowledged batches
-    fills, reading stops (telemetry shows the full window), and once the shipper is up
-    everything arrives exactly once."""
+) -> Iterator[tuple[AgentPod, TelemetryListener]]:
+    """A pod whose logs service runs before its shipper, with a window of two batches that
+    has filled: about 1 MB of lines waits to be read (more than one read slice, so a blocked
+    reader stops early). On leaving, every line must have arrived exactly once."""
     directory = pod_log_dir(log_root, "shop", "early-1", UID, "app")
-    # About 1 MB: more than one read slice (256 KiB), so a blocked reader stops early.
-    (directory / "0.log").write_text("".join(cri_line(f"early {n}") for n in range(20_000)))
+    lines = "".join(cri_line(f"early {n}") for n in range(EARLY_LINES))
+    (directory / "0.log").write_text(lines)
     logs = {"window": {"max_batches": 2}, "batch_max_records": 100}
     agent = AgentPod(receiver, log_root, logs=logs)
     health = TelemetryListener(agent.ipc_dir)
@@ -246,12 +251,46 @@ def test_reading_pauses_while_the_shipper_is_away_and_nothing_is_lost(
             15,
             "a full window",
         )
-        read_while_blocked = health.sample("killkrill_logs_records_read_total", component="logs")
-        assert read_while_blocked is not None and read_while_blocked < 20_000
-        agent.start("shipper")
-        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 20_000, 30, "all records")
+        yield agent, health
     finally:
         agent.__exit__(None, None, None)
         health.close()
-    assert sorted(messages(receiver)) == sorted(f"early {n}" for n in range(20_000))
+    assert sorted(messages(receiver)) == sorted(f"early {n}" for n in range(EARLY_LINES))
     assert receiver.stats()["duplicates"] == 0
+
+
+def test_reading_pauses_while_the_shipper_is_away_and_nothing_is_lost(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    """The logs service starts before the shipper: its window of unacknowledged batches
+    fills, reading stops (telemetry shows the full window, the pause is logged once), and
+    once the shipper is up everything arrives exactly once."""
+    with logs_without_a_shipper(receiver, log_root) as (agent, health):
+        read_while_blocked = health.sample("killkrill_logs_records_read_total", component="logs")
+        assert read_while_blocked is not None and read_while_blocked < EARLY_LINES
+        agent.wait_for(lambda: agent.events("logs", "reading_paused"), 15, "the pause logged")
+        agent.wait_for(
+            lambda: health.sample("killkrill_logs_reading_paused", component="logs") == 1,
+            15,
+            "the pause in telemetry",
+        )
+        agent.start("shipper")
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= EARLY_LINES, 30, "all records")
+        agent.wait_for(lambda: agent.events("logs", "reading_resumed"), 15, "the resume logged")
+        assert len(agent.events("logs", "reading_paused")) == 1
+
+
+def test_sigterm_with_a_full_window_stops_the_logs_service_promptly(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    """No shipper: the window is full and batches already built cannot be sent. SIGTERM
+    must still end the process within its drain budget (5 s), not wait for room forever;
+    what was not acknowledged is read again at the next start."""
+    with logs_without_a_shipper(receiver, log_root) as (agent, _):
+        started = time.monotonic()
+        assert agent.stop("logs") == 0
+        assert time.monotonic() - started < 15
+        assert agent.events("logs", "logs_stopped")
+        agent.start("shipper")
+        agent.start("logs")
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= EARLY_LINES, 30, "all records")

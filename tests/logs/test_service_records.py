@@ -17,6 +17,7 @@ import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.envelope import EncodedRecords, decode, encode, log_record_id
+from kk_common.ipc import PendingBatches
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache
 from kk_logs.metadata.events import Added, Modified
@@ -36,6 +37,7 @@ class RecordingSender:
 
     def __init__(self) -> None:
         self.sent: list[EncodedRecords] = []
+        self.pending = PendingBatches()  # never filled: the window always has room
 
     async def send(self, batch: Any, context: Any = None) -> None:
         message = decode(encode(batch))

@@ -7,7 +7,11 @@ the shipper, a deadline, or at least every second):
    created, flushed or dropped accordingly.
 2. While the window of unacknowledged batches to the shipper has room, ``read_round``
    reads every file round-robin in bounded slices; chunks go through the file's parser.
-   When the window is full the tailer is paused (open files stay open, within their grace).
+   When the window is full the tailer is paused (open files stay open, within their grace)
+   and batches already built wait in the assembler: nothing blocks, so a stop request is
+   always seen. A pause that lasts (`ReadingPause`) is logged when it starts and ends and
+   shown in telemetry; the shipper acknowledges held batches as soon as it has room, so
+   reading resumes within about a second of the space returning.
 3. Lines of a pod whose metadata has not arrived yet wait at most
    ``kubernetes.metadata_wait`` (held in order, their offsets not advanced), then ship with
    the path-derived fields. Excluded pods and containers produce no records, but their
@@ -50,8 +54,11 @@ from kk_common.ipc import (
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
     BatchSender,
+    PauseEnded,
+    PauseStarted,
     PendingBatch,
     PendingBatches,
+    ReadingPause,
     TelemetryPublisher,
     ipc_endpoint,
 )
@@ -97,6 +104,9 @@ A step turns what it read into records and batches before it sends any, so this 
 step's working set: with 40 files in catch-up, unbounded rounds of 40 x 256 KiB held about
 50,000 records at once and left the process at 200 MiB. The next round starts with the file
 the budget ran out on, so every file keeps its turn."""
+
+PAUSE_REPORT_AFTER_S = 1.0
+"""A full window that lasts this long is a pause worth logging (shorter ones are routine)."""
 
 
 def offsets_path(config: AgentConfig) -> Path:
@@ -209,6 +219,7 @@ class LogsService:
         )
         self.telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
         self.counters = LogsCounters()
+        self.pause = ReadingPause(report_after_s=PAUSE_REPORT_AFTER_S)
         self._wake = asyncio.Event()
         self._scan_due = True
         self._last_scan = 0.0
@@ -434,7 +445,9 @@ class LogsService:
         return known.encoder
 
     async def send_due_batches(self, *, force: bool = False) -> None:
-        while True:
+        """Send the batches that are due while the window has room; the rest wait, built,
+        in the assembler (their offsets are not committed, so nothing is lost on exit)."""
+        while self.sender.pending.has_room():
             batch = self.assembler.take(self._clock(), force=force)
             if batch is None:
                 return
@@ -460,6 +473,7 @@ class LogsService:
                 self.handle_events(self.system_tailer.scan(now), system=True)
             self.handle_events(self.tailer.scan(now))
         room = self.sender.pending.has_room()
+        self._report_pause(room)
         for tailer in tailers:
             if room:
                 tailer.resume()
@@ -473,11 +487,32 @@ class LogsService:
         await self.send_due_batches()
         self.commit_offsets()
 
+    def _report_pause(self, room: bool) -> None:
+        match self.pause.observe(room, self._monotonic()):
+            case PauseStarted():
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "reading_paused",
+                    window_batches=len(self.sender.pending),
+                    window_bytes=self.sender.pending.bytes_pending,
+                    shipper_connected=self.sender.connected,
+                    detail="the shipper has not acknowledged the window's batches "
+                    "(its queue is full or it is down); reading resumes when it does",
+                )
+            case PauseEnded(paused_s=paused_s):
+                log_event(_log, logging.INFO, "reading_resumed", paused_s=round(paused_s, 1))
+
     def _next_timeout(self) -> float:
         tailers = (self.tailer, self.system_tailer)
         if any(t is not None and t.more_to_read and not t.paused for t in tailers):
             return 0.0  # a round left bytes behind: read on at once
-        deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None]
+        # A due batch waiting for room in the window is sent when an ack wakes the loop.
+        room = self.sender.pending.has_room()
+        deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None and room]
+        report_at = self.pause.next_report_at()
+        if report_at is not None:
+            deadlines.append(report_at - self._monotonic() + self._clock())
         deadlines += [
             d for d in (f.parser.next_deadline() for f in self.files.values()) if d is not None
         ]
@@ -560,6 +595,11 @@ class LogsService:
         if not self.sender.connected:
             problems.append("not connected to the shipper")
         ready = not problems
+        paused_s = self.pause.paused_for(self._monotonic())
+        if paused_s:
+            problems.append(
+                f"reading paused for {paused_s:.0f} s: the shipper is not acknowledging"
+            )
         if stats.bytes_missed:
             # Reported, but not a reason to be unready: the counter never goes back down.
             problems.append(f"{stats.bytes_missed} bytes of log files were lost before being read")
@@ -592,6 +632,8 @@ class LogsService:
             gauge("killkrill_logs_lag_bytes", stats.lag_bytes),
             gauge("killkrill_logs_window_batches", len(pending)),
             gauge("killkrill_logs_window_bytes", pending.bytes_pending),
+            gauge("killkrill_logs_reading_paused", 1 if paused_s else 0),
+            counter("killkrill_logs_reading_pauses_total", self.pause.pauses),
             gauge("killkrill_logs_metadata_cache_pods", len(self.pods.live_pods())),
         ]
         for kind, count in stats.errors.items():

@@ -2,7 +2,8 @@
 
 * Record batches: producer DEALER -> shipper ROUTER, answered by `Ack`s. A producer
   keeps every unacknowledged batch (`PendingBatches`) and re-sends it after a timeout
-  or a reconnect, so a shipper restart loses nothing.
+  or a reconnect, so a shipper restart loses nothing. While its window is full it stops
+  reading; `ReadingPause` says when such a pause is worth reporting.
 * Telemetry: PUB -> SUB, lossy on purpose (a lost sample costs nothing).
 """
 
@@ -13,6 +14,7 @@ from kk_common.ipc.paths import (
     IpcPathTooLong,
     ipc_endpoint,
 )
+from kk_common.ipc.pause import PauseEnded, PauseStarted, ReadingPause
 from kk_common.ipc.pending import PendingBatch, PendingBatches
 from kk_common.ipc.sockets import (
     BatchReceiver,
@@ -30,8 +32,11 @@ __all__ = [
     "BatchSender",
     "IncomingBatch",
     "IpcPathTooLong",
+    "PauseEnded",
+    "PauseStarted",
     "PendingBatch",
     "PendingBatches",
+    "ReadingPause",
     "TelemetryPublisher",
     "TelemetrySubscriber",
     "ipc_endpoint",
