@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 
@@ -72,3 +73,69 @@ def test_a_failed_transaction_is_rolled_back_and_translated(tmp_path: Path) -> N
         conn.execute("INSERT INTO t VALUES (1)")
     assert conn.execute("SELECT x FROM t").fetchall() == [(1,)]
     assert not conn.in_transaction
+
+
+# -- private state files ---------------------------------------------------------------------
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def open_private(path: Path) -> sqlite3.Connection:
+    """Open ``path`` as the stores do: made private, then connected, in WAL mode, one write."""
+    sqlite_files.make_private(path)
+    conn = sqlite_files.connect(
+        path,
+        busy_timeout_s=1.0,
+        translate=lambda exc: exc,
+        prepare=lambda c: c.execute("PRAGMA journal_mode=WAL").fetchone(),
+    )
+    conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    return conn
+
+
+def test_a_new_state_file_its_wal_and_its_directory_are_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # the usual umask, under which SQLite alone would make 0644 files
+    try:
+        path = tmp_path / "state" / "shipper" / "queue.db"
+        conn = open_private(path)
+        try:
+            assert mode(path.parent) == 0o700
+            assert mode(path) == 0o600
+            assert mode(path.with_name("queue.db-wal")) == 0o600
+            assert mode(path.with_name("queue.db-shm")) == 0o600
+        finally:
+            conn.close()
+    finally:
+        os.umask(old)
+
+
+def test_too_open_modes_left_by_an_older_version_are_tightened_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "logs"
+    directory.mkdir(mode=0o755)
+    directory.chmod(0o755)
+    path = directory / "offsets.db"
+    sqlite3.connect(path).close()
+    path.chmod(0o644)
+
+    with caplog.at_level("WARNING", logger="kk.state"):
+        open_private(path).close()
+
+    assert (mode(directory), mode(path)) == (0o700, 0o600)
+    fixed = sorted(r.getMessage() for r in caplog.records)
+    assert len(fixed) == 2
+    assert all("state_permissions_tightened" in message for message in fixed)
+
+
+def test_private_modes_are_left_alone_and_not_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "state" / "queue.db"
+    open_private(path).close()
+    with caplog.at_level("WARNING", logger="kk.state"):
+        open_private(path).close()
+    assert caplog.records == []

@@ -6,16 +6,77 @@ writes, so a file from a newer image, or someone else's database, is refused and
 untouched. `transaction` runs one ``BEGIN IMMEDIATE … COMMIT`` and turns sqlite3 errors
 into the caller's own error type after a rollback. Each store keeps its own schema,
 migrations and messages; only the mechanism lives here.
+
+The files hold every queued log line and dead letter, so `connect` keeps them private: the
+file (and SQLite's ``-wal``/``-shm`` companions, which SQLite creates with the main file's
+mode) is 0600 and its directory 0700 (`make_private`, called by each store before
+`connect`). Too-open modes left by an older version or an operator are tightened at open
+and logged.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["check_header", "connect", "primary_code", "rollback", "transaction"]
+from kk_common.jsonlog import log_event
+
+__all__ = [
+    "DIRECTORY_MODE",
+    "FILE_MODE",
+    "check_header",
+    "connect",
+    "make_private",
+    "primary_code",
+    "rollback",
+    "transaction",
+]
+
+_log = logging.getLogger("kk.state")
+
+FILE_MODE = 0o600
+DIRECTORY_MODE = 0o700
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+
+def _tighten(path: Path, mode: int) -> None:
+    """Give ``path`` exactly ``mode`` if it allows more (group or others); log the fix."""
+    try:
+        current = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if current & ~mode & 0o077:
+        os.chmod(path, mode)
+        log_event(
+            _log,
+            logging.WARNING,
+            "state_permissions_tightened",
+            path=str(path),
+            was=f"{current:04o}",
+            now=f"{mode:04o}",
+            detail="agent state holds log data; only the agent's user may read it",
+        )
+
+
+def make_private(path: Path) -> None:
+    """Create ``path``'s directory (0700) and the file (0600) if missing, and tighten the
+    modes of an existing directory, file and SQLite companion files.
+
+    Raises OSError when the directory cannot be created or the modes cannot be changed
+    (a file owned by another user): the caller reports it with the path.
+    """
+    path.parent.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    _tighten(path.parent, DIRECTORY_MODE)
+    # Create the file ourselves with 0600: SQLite would use 0644 (minus the umask), and it
+    # gives the -wal and -shm files the main file's mode.
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE))
+    for suffix in _COMPANIONS:
+        _tighten(path.with_name(path.name + suffix), FILE_MODE)
 
 
 def connect(
@@ -30,7 +91,7 @@ def connect(
     The connection is in autocommit mode (the store issues BEGIN/COMMIT through
     `transaction`) and usable from one thread other than its creator. ``prepare`` checks the
     header, sets pragmas and creates or migrates the schema; if it fails the connection is
-    closed, and sqlite3 errors leave as ``translate(error)``.
+    closed, and sqlite3 errors leave as ``translate(error)``. Call `make_private` first.
     """
     try:
         conn = sqlite3.connect(

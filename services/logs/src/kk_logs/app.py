@@ -174,9 +174,7 @@ class LogsService:
         self._enrich = EnrichSettings.select(
             config.agent.cluster_name, self._node, logs.kubernetes.pod_metadata
         )
-        store_path = offsets_path(config)
-        store_path.parent.mkdir(parents=True, exist_ok=True)
-        self.offsets = OffsetStore(store_path)
+        self.offsets = OffsetStore(offsets_path(config))
         committed = self.offsets.load()
         self.tracker = CheckpointTracker({key: stored.offset for key, stored in committed.items()})
         self._committed = {key: stored.offset for key, stored in committed.items()}

@@ -236,7 +236,6 @@ def build(
     """Create every part of the shipper; nothing runs until `Shipper.run`."""
     rng = rng or random.Random()  # noqa: S311 - jitter, not security
     path = queue_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
     shipper_config = config.shipper
     queue = DurableQueue(
         path,

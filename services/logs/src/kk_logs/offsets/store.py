@@ -188,7 +188,7 @@ class OffsetStore:
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite_files.make_private(self.path)
         except OSError as exc:
             raise OffsetStoreError(f"offset store {self.path}: {exc}", path=self.path) from exc
         self._conn = self._open(busy_timeout_s)

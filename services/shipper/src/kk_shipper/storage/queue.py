@@ -275,7 +275,7 @@ class DurableQueue:
         self._next_prune_at: float | None = None
         self._conn: sqlite3.Connection | None = None
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            sqlite_files.make_private(self.path)
         except OSError as exc:
             raise QueueError(f"durable queue {self.path}: {exc}", path=self.path) from exc
         self._conn = self._open(busy_timeout_s)
