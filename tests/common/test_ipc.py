@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from kk_common.ipc import (
     TELEMETRY_SOCKET,
     BatchReceiver,
     BatchSender,
+    IpcEndpointInUse,
     IpcPathTooLong,
     PendingBatches,
     TelemetryPublisher,
@@ -139,14 +141,58 @@ def test_batches_are_acknowledged_and_leave_the_window(ipc_dir: Path) -> None:
     asyncio.run(story())
 
 
-def test_socket_file_is_usable_by_every_user(ipc_dir: Path) -> None:
+def test_socket_file_is_for_its_owner_and_group_only(ipc_dir: Path) -> None:
     ctx = zmq.asyncio.Context()
     receiver = BatchReceiver(ctx, ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET))
     mode = (ipc_dir / SHIPPER_INGEST_SOCKET).stat().st_mode
     assert stat.S_ISSOCK(mode)
-    assert stat.S_IMODE(mode) & 0o666 == 0o666
+    assert stat.S_IMODE(mode) == 0o660
     receiver.close()
     ctx.term()
+
+
+def test_a_socket_left_by_a_killed_predecessor_is_replaced(ipc_dir: Path) -> None:
+    path = ipc_dir / SHIPPER_INGEST_SOCKET
+    stale = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens: as after a SIGKILL
+    ctx = zmq.asyncio.Context()
+    receiver = BatchReceiver(ctx, ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET))
+    assert can_connect(path)
+    receiver.close()
+    ctx.term()
+
+
+def test_a_live_listener_is_never_taken_over(ipc_dir: Path) -> None:
+    endpoint = ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET)
+    ctx = zmq.asyncio.Context()
+    first = BatchReceiver(ctx, endpoint)
+    with pytest.raises(IpcEndpointInUse, match="another process is listening"):
+        BatchReceiver(ctx, endpoint)
+    assert can_connect(ipc_dir / SHIPPER_INGEST_SOCKET)  # still the first one's
+    first.close()
+    ctx.term()
+
+
+def test_a_path_that_is_not_a_socket_is_refused_not_deleted(ipc_dir: Path) -> None:
+    path = ipc_dir / TELEMETRY_SOCKET
+    path.write_text("an operator's file")
+    ctx = zmq.asyncio.Context()
+    with pytest.raises(IpcEndpointInUse, match="is not a socket"):
+        TelemetrySubscriber(ctx, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+    assert path.read_text() == "an operator's file"
+    ctx.term()
+
+
+def can_connect(path: Path) -> bool:
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
 
 
 def test_shipper_killed_mid_stream_loses_no_batch(ipc_dir: Path) -> None:
@@ -254,16 +300,28 @@ def test_unknown_major_version_is_counted_and_the_reader_carries_on(ipc_dir: Pat
     asyncio.run(story())
 
 
-def _producer_as_nobody(endpoint: str, socket_file: Path) -> None:
-    """Child process body: drop to uid/gid 65534, send one batch, exit 0 if stored."""
+POD_FS_GROUP = 23456
+"""Stands for the pod's fsGroup: the emptyDir's group, a supplementary group of every
+container."""
+
+
+def _producer_as_nobody(endpoint: str, socket_file: Path, groups: list[int]) -> None:
+    """Child process body: drop to uid/gid 65534 with ``groups``, send one batch, exit 0 if
+    stored, 3 if the socket refused the connection for permissions."""
     code = 1
     try:
-        os.setgroups([])
+        os.setgroups(groups)
         os.setgid(65534)
         os.setuid(65534)
         deadline = time.monotonic() + 15
         while not socket_file.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(str(socket_file))
+        except PermissionError:
+            os._exit(3)
+        probe.close()
         ctx = zmq.Context()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.RCVTIMEO, 15000)
@@ -276,16 +334,24 @@ def _producer_as_nobody(endpoint: str, socket_file: Path) -> None:
         os._exit(code)
 
 
+def _pod_shared_dir(ipc_dir: Path) -> None:
+    """Make ``ipc_dir`` look like an emptyDir under a pod fsGroup: group-owned, setgid."""
+    os.chown(ipc_dir, 0, POD_FS_GROUP)
+    ipc_dir.chmod(0o2770)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="running a peer as another user needs root")
-def test_producer_running_as_another_user_reaches_the_shipper(ipc_dir: Path) -> None:
-    """The shipper binds as root; a producer running as uid 65534 connects and is answered.
+def test_producer_running_as_another_user_of_the_pod_reaches_the_shipper(ipc_dir: Path) -> None:
+    """The shipper binds as root; a producer running as uid 65534 but sharing the pod's
+    fsGroup connects and is answered.
 
     The producer is a forked child (not a new interpreter) so that it needs no access to
     the test's Python installation, only to the socket."""
+    _pod_shared_dir(ipc_dir)
     endpoint = ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET)
     child = os.fork()
     if child == 0:
-        _producer_as_nobody(endpoint, ipc_dir / SHIPPER_INGEST_SOCKET)
+        _producer_as_nobody(endpoint, ipc_dir / SHIPPER_INGEST_SOCKET, [POD_FS_GROUP])
 
     async def story() -> None:
         ctx = zmq.asyncio.Context()
@@ -298,6 +364,25 @@ def test_producer_running_as_another_user_reaches_the_shipper(ipc_dir: Path) -> 
         ctx.term()
 
     asyncio.run(story())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="running a peer as another user needs root")
+def test_a_process_outside_the_pod_cannot_connect(ipc_dir: Path) -> None:
+    """Another user of the node, not in the pod's group, is refused by the file's mode, so
+    it can neither inject records nor read acknowledgements. (The directory is opened to
+    it on purpose: the socket's own mode must be enough.)"""
+    _pod_shared_dir(ipc_dir)
+    ipc_dir.chmod(0o2777)
+    endpoint = ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET)
+    ctx = zmq.asyncio.Context()
+    receiver = BatchReceiver(ctx, endpoint)
+    child = os.fork()
+    if child == 0:
+        _producer_as_nobody(endpoint, ipc_dir / SHIPPER_INGEST_SOCKET, [])
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 3
+    receiver.close()
+    ctx.term()
 
 
 def test_telemetry_reaches_the_subscriber(ipc_dir: Path) -> None:

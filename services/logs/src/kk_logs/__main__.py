@@ -17,7 +17,7 @@ from typing import Any
 import zmq.asyncio
 
 from kk_common.config import AgentConfig
-from kk_common.ipc import IpcPathTooLong
+from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
     CONFIG_EXIT_STATUS,
@@ -95,7 +95,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         return 0
     try:
         run_until_signalled(partial(_run, config))
-    except IpcPathTooLong as error:
+    except IpcSetupError as error:
         log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
         return CONFIG_EXIT_STATUS
     except OffsetStoreError as error:

@@ -11,7 +11,9 @@ from kk_common.ipc.paths import (
     IPC_PATH_LIMIT,
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
+    IpcEndpointInUse,
     IpcPathTooLong,
+    IpcSetupError,
     ipc_endpoint,
 )
 from kk_common.ipc.pause import PauseEnded, PauseStarted, ReadingPause
@@ -31,7 +33,9 @@ __all__ = [
     "BatchReceiver",
     "BatchSender",
     "IncomingBatch",
+    "IpcEndpointInUse",
     "IpcPathTooLong",
+    "IpcSetupError",
     "PauseEnded",
     "PauseStarted",
     "PendingBatch",

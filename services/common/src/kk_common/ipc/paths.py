@@ -14,7 +14,9 @@ __all__ = [
     "IPC_PATH_LIMIT",
     "SHIPPER_INGEST_SOCKET",
     "TELEMETRY_SOCKET",
+    "IpcEndpointInUse",
     "IpcPathTooLong",
+    "IpcSetupError",
     "ipc_endpoint",
 ]
 
@@ -28,8 +30,17 @@ TELEMETRY_SOCKET = "telemetry.sock"
 """Telemetry for the health container (the health container binds)."""
 
 
-class IpcPathTooLong(ValueError):
+class IpcSetupError(ValueError):
+    """An IPC socket cannot be set up as configured; the message names the path and the fix."""
+
+
+class IpcPathTooLong(IpcSetupError):
     """The socket path would exceed the operating system's limit."""
+
+
+class IpcEndpointInUse(IpcSetupError):
+    """Another live process is listening at the socket path (or the path is not a socket):
+    binding would take the endpoint away from it, so it is refused."""
 
 
 def ipc_endpoint(directory: str | Path, socket_name: str) -> str:

@@ -9,8 +9,18 @@ Socket choices and why:
   blocked socket.
 * Telemetry goes PUB (connects) -> SUB (health, binds). PUB drops when nobody listens;
   that is acceptable only because telemetry is replaced by the next sample.
-* Bound socket files are made world-read/writable: containers of one pod may run as
-  different users, and ZeroMQ retries a refused connect silently forever.
+* Bound socket files are mode 0660: the pod's containers may run as different users but
+  share a group (the pod's ``fsGroup``, which also owns the ``emptyDir`` they live in, so
+  new files get its group), and nobody else on the node may connect: a foreign process
+  could otherwise inject records under the license key, or answer ``stored`` for data no
+  shipper has. Binding replaces a socket file only when nothing listens on it (left by a
+  killed predecessor); a live listener, or a path that is not a socket, is refused with
+  `IpcEndpointInUse` rather than silently taken over.
+* Every receiving socket has a maximum message size, so a peer cannot make it allocate
+  without bound: acks and telemetry are small; record batches are bounded by
+  `MAX_BATCH_MESSAGE_BYTES`.
+* The telemetry publisher reconnects with backoff (0.5 s doubling to 10 s): without a
+  health container it would otherwise retry its connect ten times a second forever.
 
 Errors reading a message are counted in ``refused`` (by reason) and logged; they never
 end a loop.
@@ -22,6 +32,8 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
+import stat
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -42,6 +54,7 @@ from kk_common.envelope import (
     encode,
     from_record_batch,
 )
+from kk_common.ipc.paths import IpcEndpointInUse
 from kk_common.ipc.pending import PendingBatch, PendingBatches
 from kk_common.jsonlog import log_event
 
@@ -64,15 +77,52 @@ def _socket_path(endpoint: str) -> str:
     return endpoint[len("ipc://") :]
 
 
-def _bind_shared(sock: zmq.Socket, endpoint: str) -> None:
-    """Bind ``sock`` at ``endpoint`` so that peers running as any user can connect."""
-    path = _socket_path(endpoint)
-    # A socket file left by a killed predecessor would make bind fail or, worse,
-    # leave peers connected to nothing.
-    with contextlib.suppress(FileNotFoundError):
+SOCKET_FILE_MODE = 0o660
+"""Owner and group (the pod's fsGroup): the pod's containers, nobody else on the node."""
+
+MAX_ACK_MESSAGE_BYTES = 64 * 1024
+MAX_TELEMETRY_MESSAGE_BYTES = 4 * 1024 * 1024
+MAX_BATCH_MESSAGE_BYTES = 256 * 1024 * 1024
+"""Largest record batch frame the shipper reads. A bigger message closes the sender's
+connection (ZeroMQ's rule), so producers must stay far below it; the logs service's batches
+are bounded by ``batch_max_records`` and the receiver's message limit."""
+
+
+def _clear_stale_socket(path: str) -> None:
+    """Remove a socket file nobody listens on; refuse anything else that is at ``path``."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise IpcEndpointInUse(
+            f"IPC path {path!r} exists and is not a socket; refusing to replace it "
+            "(check agent.ipc_dir / KILLKRILL_IPC_DIR)"
+        )
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except ConnectionRefusedError:
+        # Left by a killed predecessor: binding over it would fail or, worse, leave
+        # peers connected to nothing.
         os.unlink(path)
+        return
+    except OSError as exc:
+        raise IpcEndpointInUse(f"IPC socket {path!r} cannot be checked: {exc}") from exc
+    finally:
+        probe.close()
+    raise IpcEndpointInUse(
+        f"another process is listening on IPC socket {path!r} (a second shipper or health "
+        "container on the same agent.ipc_dir?); refusing to take it over"
+    )
+
+
+def _bind_shared(sock: zmq.Socket, endpoint: str) -> None:
+    """Bind ``sock`` at ``endpoint`` for the pod's containers (see the module doc)."""
+    path = _socket_path(endpoint)
+    _clear_stale_socket(path)
     sock.bind(endpoint)
-    os.chmod(path, 0o666)  # noqa: S103 - shared by the pod's containers, see module doc
+    os.chmod(path, SOCKET_FILE_MODE)
 
 
 def _send_nowait(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
@@ -135,6 +185,7 @@ class BatchSender:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RECONNECT_IVL, 100)
         sock.setsockopt(zmq.RECONNECT_IVL_MAX, 2000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_ACK_MESSAGE_BYTES)
         # EVENT_CONNECTED comes before the ZMTP handshake; with IMMEDIATE the pipe only
         # accepts messages once the handshake has succeeded, so that is the moment to
         # re-send.
@@ -255,6 +306,7 @@ class BatchReceiver:
         # Acks still queued at shutdown get a moment to leave; a lost ack only costs a
         # re-send, which the shipper answers again.
         sock.setsockopt(zmq.LINGER, 1000)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_BATCH_MESSAGE_BYTES)
         _bind_shared(sock, endpoint)
         self._sock = sock
 
@@ -291,6 +343,8 @@ class TelemetryPublisher:
         sock = context.socket(zmq.PUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL, 500)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 10_000)
         sock.connect(endpoint)
         self._sock = sock
         self.dropped = 0
@@ -312,6 +366,7 @@ class TelemetrySubscriber:
         sock = context.socket(zmq.SUB)
         sock.setsockopt(zmq.SUBSCRIBE, b"")
         sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_TELEMETRY_MESSAGE_BYTES)
         _bind_shared(sock, endpoint)
         self._sock = sock
 
