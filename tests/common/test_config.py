@@ -705,6 +705,16 @@ def test_license_key_whitespace_from_a_secret_file_is_ignored() -> None:
     assert config.credentials.license_key.get_secret_value() == LICENSE_KEY
 
 
+@pytest.mark.parametrize("inner", ["\r", "\n", "\x00", "\x7f", "é"])
+def test_an_api_key_a_header_cannot_carry_is_refused_without_being_shown(inner: str) -> None:
+    key = f"api-key{inner}injected"
+    problems = problems_of(None, required_env(KILLKRILL_API_KEY=key))
+    assert len(problems) == 1
+    assert "KILLKRILL_API_KEY" in problems[0] or "api_key" in problems[0]
+    assert "control character" in problems[0]
+    assert "injected" not in problems[0]
+
+
 # -- secrets -----------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ service's entry point, never at import time.
 
 Secrets: configuration values are never logged, but as a second line of defence every
 value registered with `configure_logging(secrets=...)` is replaced by ``[REDACTED]``
-wherever it appears in a line.
+wherever it appears in a line, in any of its escaped or encoded forms (`kk_common.redact`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import sys
 import time
 from collections.abc import Iterable
 from typing import Any, TextIO
+
+from kk_common.redact import Redactor
 
 __all__ = ["TRACE", "JsonFormatter", "configure_logging", "log_event", "parse_level"]
 
@@ -46,7 +48,6 @@ _FIELDS_ATTR = "kk_fields"
 # Libraries whose debug output is per packet or per connection; they log at warn and above
 # unless the agent runs at trace level.
 _CHATTY_LIBRARIES = ("aioquic", "quic", "asyncio", "httpx", "httpcore", "kubernetes", "urllib3")
-_REDACTED = "[REDACTED]"
 
 
 def parse_level(name: str) -> int:
@@ -72,8 +73,7 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self._component = component
         self._node = node
-        # Longest first, so a secret containing another is redacted whole.
-        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self._redact = Redactor(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         created = time.gmtime(record.created)
@@ -91,11 +91,7 @@ class JsonFormatter(logging.Formatter):
                 line.setdefault(key, value)
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
-        text = json.dumps(line, ensure_ascii=False, default=str)
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, _REDACTED)
-        return text
+        return self._redact(json.dumps(line, ensure_ascii=False, default=str))
 
 
 def configure_logging(

@@ -174,6 +174,13 @@ def _api_key(value: Any) -> str:
     key = value.strip() if isinstance(value, str) else ""
     if not key:
         raise _problem("expected a non-empty API key; not shown")
+    if not all(" " <= char <= "~" for char in key):
+        # It goes into an X-API-Key header: a CR, LF or NUL would be refused by the HTTP
+        # stack (whose error text then quotes the key) or split the header.
+        raise _problem(
+            "the API key contains a character a header cannot carry (a control character "
+            "such as CR, LF or NUL, or a non-ASCII one); not shown"
+        )
     return key
 
 
