@@ -84,3 +84,28 @@ def test_same_batch_cannot_be_registered_twice() -> None:
     pending.sent("b1", FRAMES, records=1, now=0.0)
     with pytest.raises(ValueError, match="already pending"):
         pending.sent("b1", FRAMES, records=1, now=0.0)
+
+
+def test_a_refused_batch_is_kept_and_offered_again_only_after_the_longest_wait() -> None:
+    """Rejected means not stored: the records must not be given up (their offsets would be
+    committed), so the batch stays, and the shipper is asked again once a minute."""
+    pending = PendingBatches(resend_after_s=5, max_resend_after_s=60)
+    pending.sent("b1", FRAMES, records=3, now=0.0)
+    refusal = Ack(batch_id="b1", status=AckStatus.REJECTED, reason="logs output disabled")
+
+    kept = pending.refused(refusal, now=1.0)
+
+    assert kept is not None and kept.refused == "logs output disabled"
+    assert len(pending) == 1
+    assert pending.refusals() == ["logs output disabled"]
+    assert pending.due(60.9) == []
+    assert [b.batch_id for b in pending.due(61.0)] == ["b1"]
+    # Stored at last (the shipper was reconfigured): forgotten like any stored batch.
+    assert pending.acknowledged(stored("b1")) is kept
+    assert pending.refusals() == []
+
+
+def test_a_refusal_for_an_unknown_batch_changes_nothing() -> None:
+    pending = PendingBatches()
+    assert pending.refused(Ack(batch_id="nope", status=AckStatus.REJECTED), now=0.0) is None
+    assert len(pending) == 0

@@ -70,9 +70,11 @@ class AgentPod:
         }
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
-    def env(self) -> dict[str, str]:
-        path = self.dir / "config.yaml"
-        path.write_text(yaml.safe_dump(self.config))
+    def env(
+        self, overrides: Mapping[str, Any] | None = None, name: str = "config"
+    ) -> dict[str, str]:
+        path = self.dir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(merge(self.config, overrides or {})))
         keep = {k: v for k, v in os.environ.items() if not k.startswith("KILLKRILL_")}
         keep.pop("KUBERNETES_SERVICE_HOST", None)
         env = {**keep, "KILLKRILL_CONFIG": str(path), "KILLKRILL_LICENSE_KEY": LICENSE_KEY}
@@ -80,11 +82,13 @@ class AgentPod:
             env["KUBECONFIG"] = str(self.kubeconfig)
         return env
 
-    def start(self, name: str) -> None:
-        """Start ``shipper`` or ``logs`` (the shipper binds the socket the logs connect to)."""
+    def start(self, name: str, overrides: Mapping[str, Any] | None = None) -> None:
+        """Start ``shipper`` or ``logs`` (the shipper binds the socket the logs connect to),
+        optionally with its own ``overrides`` of the shared configuration."""
         log = (self.dir / f"{name}.log").open("ab")
+        env = self.env(overrides, name=f"config-{name}") if overrides else self.env()
         self.processes[name] = subprocess.Popen(
-            [str(BIN / f"killkrill-{name}")], env=self.env(), stdout=log, stderr=log
+            [str(BIN / f"killkrill-{name}")], env=env, stdout=log, stderr=log
         )
         log.close()
         if name == "shipper":

@@ -294,3 +294,34 @@ def test_sigterm_with_a_full_window_stops_the_logs_service_promptly(
         agent.start("shipper")
         agent.start("logs")
         agent.wait_for(lambda: receiver.stats()["unique_ids"] >= EARLY_LINES, 30, "all records")
+
+
+def test_a_shipper_that_refuses_logs_loses_nothing_and_says_so(
+    receiver: ReceiverProcess, log_root: Path
+) -> None:
+    """The shipper's configuration disables the logs output (a mismatch between the
+    containers' configs): it answers `rejected`. The logs service keeps the batches (no
+    offset committed past them), reports the refusal once and in health, and after the
+    shipper is restarted with logs enabled every line arrives exactly once."""
+    with logs_without_a_shipper(receiver, log_root) as (agent, health):
+        agent.start("shipper", overrides={"logs": {"enabled": False}})
+        agent.wait_for(
+            lambda: agent.events("logs", "batch_rejected_by_shipper"), 15, "the refusal logged"
+        )
+
+        def refusal_in_health() -> bool:
+            logs = health.by_component.get("logs")
+            return logs is not None and any(
+                "refuses to store logs" in problem for problem in logs.status.problems
+            )
+
+        agent.wait_for(refusal_in_health, 15, "the refusal in health")
+        assert not health.by_component["logs"].status.ready
+        assert receiver.stats()["unique_ids"] == 0
+        assert len(agent.events("logs", "batch_rejected_by_shipper")) == 1
+        # Nothing committed: a restarted logs service would read the same lines again.
+        agent.kill("logs")
+        agent.stop("shipper")
+        agent.start("shipper")
+        agent.start("logs")
+        agent.wait_for(lambda: receiver.stats()["unique_ids"] >= EARLY_LINES, 30, "all records")

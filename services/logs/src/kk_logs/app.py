@@ -44,7 +44,6 @@ import zmq.asyncio
 from kk_common.config import AgentConfig
 from kk_common.envelope import (
     Ack,
-    AckStatus,
     ComponentStatus,
     MetricSample,
     Telemetry,
@@ -214,10 +213,12 @@ class LogsService:
                 max_bytes=logs.window.max_bytes,
             ),
             on_ack=self._acknowledged,
+            on_refused=self._refused,
         )
         self.telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
         self.counters = LogsCounters()
         self.pause = ReadingPause(report_after_s=PAUSE_REPORT_AFTER_S)
+        self._refusal_reported: str | None = None
         self._wake = asyncio.Event()
         self._scan_due = True
         self._last_scan = 0.0
@@ -229,9 +230,19 @@ class LogsService:
         return self._committed.get(identity.key)
 
     def _acknowledged(self, ack: Ack, batch: PendingBatch) -> None:
-        rejected = ack.status is AckStatus.REJECTED
-        if rejected:
-            self.counters.batches_rejected += 1
+        if self._refusal_reported is not None and not self.sender.pending.refusals():
+            log_event(_log, logging.INFO, "shipper_accepting_logs_again")
+            self._refusal_reported = None
+        self.tracker.acknowledged(ack.batch_id)
+        self._wake.set()
+
+    def _refused(self, ack: Ack, batch: PendingBatch) -> None:
+        # Not stored: the batch stays in the window and its offsets are not committed (a
+        # configuration mismatch between containers must not drop logs). Said once per
+        # reason, not once per batch and minute.
+        self.counters.batches_rejected += 1
+        if ack.reason != self._refusal_reported:
+            self._refusal_reported = ack.reason
             log_event(
                 _log,
                 logging.ERROR,
@@ -239,9 +250,9 @@ class LogsService:
                 batch_id=ack.batch_id,
                 reason=ack.reason,
                 records=batch.records,
+                detail="the records are kept and offered again every minute; reading pauses "
+                "when the window is full. Check that the shipper's logs output is enabled",
             )
-        self.tracker.acknowledged(ack.batch_id, rejected=rejected)
-        self._wake.set()
 
     def commit_offsets(self) -> None:
         """Persist what the acknowledged prefix allows."""
@@ -592,6 +603,9 @@ class LogsService:
         problems = []
         if not self.sender.connected:
             problems.append("not connected to the shipper")
+        problems.extend(
+            f"the shipper refuses to store logs: {reason}" for reason in pending.refusals()
+        )
         ready = not problems
         paused_s = self.pause.paused_for(self._monotonic())
         if paused_s:

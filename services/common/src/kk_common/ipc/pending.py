@@ -12,9 +12,18 @@ to a shipper that then dies. So every kept batch is re-sent
   not acknowledging) is not flooded with copies.
 
 Re-sending is always safe: the shipper drops record ids it already holds and
-acknowledges again. The window (``max_batches``, ``max_bytes``) is the producer's
-backpressure: while it is full the producer stops reading. An empty window always
-has room, so one batch larger than ``max_bytes`` can still be sent.
+acknowledges again.
+
+An ack with status ``rejected`` (the shipper will not store this stream, e.g. its output
+is disabled in the shipper's configuration) is *not* a reason to forget the batch: the
+records were not stored, and committing past them would drop logs silently over a
+configuration mismatch between containers. The batch stays in the window, marked
+``refused``, and is offered again every ``max_resend_after_s`` (the shipper may be
+reconfigured and restarted); a window full of refused batches pauses reading.
+
+The window (``max_batches``, ``max_bytes``) is the producer's backpressure: while it is
+full the producer stops reading. An empty window always has room, so one batch larger
+than ``max_bytes`` can still be sent.
 
 Time is passed in (``now``, seconds on a monotonic clock); nothing here sleeps.
 """
@@ -42,6 +51,8 @@ class PendingBatch:
     attempts: int = 1
     context: Any = None
     """The producer's own bookkeeping (e.g. the file offsets the batch covers)."""
+    refused: str = ""
+    """Why the shipper last refused to store the batch (empty unless it did)."""
 
     @property
     def size_bytes(self) -> int:
@@ -109,11 +120,33 @@ class PendingBatches:
         return batch
 
     def acknowledged(self, ack: Ack) -> PendingBatch | None:
-        """Forget the batch ``ack`` names and return it; None for an unknown or repeated ack."""
+        """Forget the stored batch ``ack`` names and return it; None for an unknown or
+        repeated ack. Use `refused` for an ack that is not ``stored``."""
         batch = self._batches.pop(ack.batch_id, None)
         if batch is not None:
             self._bytes -= batch.size_bytes
         return batch
+
+    def refused(self, ack: Ack, now: float) -> PendingBatch | None:
+        """The shipper answered ``ack`` (not stored) for a kept batch: keep it, note why, and
+        offer it again only after the longest wait. None for an unknown batch."""
+        batch = self._batches.get(ack.batch_id)
+        if batch is None:
+            return None
+        batch.refused = ack.reason or str(ack.status)
+        batch.last_sent_at = now
+        batch.attempts = max(batch.attempts, self._attempts_at_cap())
+        return batch
+
+    def refusals(self) -> list[str]:
+        """The distinct reasons of the kept batches the shipper refused, oldest first."""
+        return list(dict.fromkeys(b.refused for b in self._batches.values() if b.refused))
+
+    def _attempts_at_cap(self) -> int:
+        attempts = 1
+        while self._resend_after_s * 2 ** (attempts - 1) < self._max_resend_after_s:
+            attempts += 1
+        return attempts
 
     def _wait_after(self, batch: PendingBatch) -> float:
         return min(self._resend_after_s * 2 ** (batch.attempts - 1), self._max_resend_after_s)

@@ -46,6 +46,7 @@ from zmq.utils.monitor import parse_monitor_message
 
 from kk_common.envelope import (
     Ack,
+    AckStatus,
     EncodedRecords,
     EnvelopeError,
     RecordBatch,
@@ -157,8 +158,10 @@ class BatchSender:
 
     Run `run` as a task; call `send` for each batch. `send` waits while the pending
     window is full, which is how a slow or full shipper slows the producer down.
-    ``on_ack`` is called for every first acknowledgement of a batch, with the kept
-    batch (its ``context`` is what the producer passed to `send`).
+    ``on_ack`` is called for every first ``stored`` acknowledgement of a batch, with the
+    kept batch (its ``context`` is what the producer passed to `send`). ``on_refused`` is
+    called when the shipper answers that it will not store a batch; the batch stays kept
+    (see `PendingBatches.refused`).
     """
 
     def __init__(
@@ -168,11 +171,13 @@ class BatchSender:
         *,
         pending: PendingBatches,
         on_ack: AckHandler,
+        on_refused: AckHandler | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._endpoint = endpoint
         self._pending = pending
         self._on_ack = on_ack
+        self._on_refused = on_refused
         self._clock = clock
         self._room = asyncio.Event()
         self._room.set()
@@ -232,6 +237,11 @@ class BatchSender:
             _count_refused(
                 self.refused, EnvelopeError(f"expected an ack, got {message.type}"), self._endpoint
             )
+            return
+        if message.status is not AckStatus.STORED:
+            refused = self._pending.refused(message, self._clock())
+            if refused is not None and self._on_refused is not None:
+                self._on_refused(message, refused)
             return
         kept = self._pending.acknowledged(message)
         if kept is not None:
