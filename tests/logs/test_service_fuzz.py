@@ -1,0 +1,81 @@
+"""No log line can stop collection: arbitrary bytes and arbitrarily nested JSON go through
+the logs service's record path (parse, level detection, record build, envelope) without an
+exception, and every line becomes exactly one record carrying its text.
+
+Profiles as in ``test_parser_fuzz.py``: ``ci`` (default) and ``full`` (``KK_TEST_PROFILE``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kk_logs.app import LogsService
+from tests.logs.test_service_records import TS, cri, feed, records
+from tests.logs.test_service_records import service as service  # the fixture, re-exported
+
+settings.register_profile(
+    "kk-logs-service-ci",
+    max_examples=150,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "kk-logs-service-full",
+    max_examples=3000,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+PROFILE = settings.get_profile(
+    "kk-logs-service-full" if os.environ.get("KK_TEST_PROFILE") == "full" else "kk-logs-service-ci"
+)
+
+
+def nested(depth: int, opener: str = "[") -> bytes:
+    closer = {"[": "]", "{": "}"}[opener]
+    if opener == "[":
+        return ("[" * depth + "]" * depth).encode()
+    return ('{"a":' * depth + "1" + closer * depth).encode()
+
+
+line_content = st.one_of(
+    # Arbitrary bytes (invalid UTF-8 included), as a broken program writes them.
+    st.binary(max_size=400).map(lambda b: b.replace(b"\n", b" ")),
+    # JSON nested deeper than any parser's recursion limit, and just below it.
+    st.integers(min_value=1, max_value=3000).map(lambda d: b'{"a":' + nested(d) + b"}"),
+    st.integers(min_value=1, max_value=1200).map(lambda d: nested(d, "{")),
+    # JSON-looking lines with a level somewhere inside.
+    st.builds(
+        lambda level, junk: json.dumps({"level": level, "msg": junk}).encode(),
+        st.sampled_from(["error", "WARN", "fatal", "", "\u0000", "debug\n"]),
+        st.text(max_size=50),
+    ),
+)
+
+
+class FileEnd:
+    """Where the next chunk of the one growing file starts (examples share the service)."""
+
+    offset = 0
+
+
+@PROFILE
+@given(contents=st.lists(line_content, min_size=1, max_size=8))
+def test_any_line_content_becomes_one_record_and_never_raises(
+    service: LogsService, contents: list[bytes]
+) -> None:
+    data = b"".join(cri("stdout", "F", "")[:-1] + content + b"\n" for content in contents)
+    start = FileEnd.offset
+    FileEnd.offset += len(data)
+
+    messages = feed(service, start, data)
+
+    shipped = [record for message in messages for record in records(message)]
+    assert len(shipped) == len(contents)
+    for record, content in zip(shipped, contents, strict=True):
+        assert record["message"] == content.decode("utf-8", "replace")
+        assert record["timestamp"].startswith(TS[:19])
+        assert record["log_level"] in {"trace", "debug", "info", "warn", "error", "fatal"}
