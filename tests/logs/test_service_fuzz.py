@@ -8,30 +8,16 @@ Profiles as in ``test_parser_fuzz.py``: ``ci`` (default) and ``full`` (``KK_TEST
 from __future__ import annotations
 
 import json
-import os
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kk_logs.app import LogsService
+from tests.hypothesis_profiles import profile
 from tests.logs.test_service_records import TS, cri, feed, records
 from tests.logs.test_service_records import service as service  # the fixture, re-exported
 
-settings.register_profile(
-    "kk-logs-service-ci",
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-settings.register_profile(
-    "kk-logs-service-full",
-    max_examples=3000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-PROFILE = settings.get_profile(
-    "kk-logs-service-full" if os.environ.get("KK_TEST_PROFILE") == "full" else "kk-logs-service-ci"
-)
+PROFILE = profile("kk-logs-service", ci=150, full=3000)
 
 
 def nested(depth: int, opener: str = "[") -> bytes:

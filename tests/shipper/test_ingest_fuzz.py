@@ -8,13 +8,12 @@ Profiles: ``ci`` (default) and ``full`` (``KK_TEST_PROFILE``).
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kk_common.envelope import (
@@ -26,24 +25,9 @@ from kk_common.envelope import (
     from_record_batch,
 )
 from kk_shipper.storage import DurableQueue
+from tests.hypothesis_profiles import profile
 
-settings.register_profile(
-    "kk-shipper-ingest-ci",
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-settings.register_profile(
-    "kk-shipper-ingest-full",
-    max_examples=3000,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
-PROFILE = settings.get_profile(
-    "kk-shipper-ingest-full"
-    if os.environ.get("KK_TEST_PROFILE") == "full"
-    else "kk-shipper-ingest-ci"
-)
+PROFILE = profile("kk-shipper-ingest", ci=150, full=3000)
 
 HEADERS = [b"kk.v1", b"kk.v2", b"kk.v3", b"", b"kk.v1.0", b"\xff"]
 
