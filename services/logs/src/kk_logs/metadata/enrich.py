@@ -45,8 +45,6 @@ ALL_POD_METADATA: tuple[str, ...] = (
 )
 EXCLUDE_ANNOTATION = "killkrill.io/exclude"
 EXCLUDE_CONTAINERS_ANNOTATION = "killkrill.io/exclude-containers"
-# kubectl apply stores the whole object in this annotation: large, and never useful in a log.
-_SKIPPED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
 
 
 @dataclass(frozen=True)
@@ -86,13 +84,11 @@ def is_excluded(pod: PodMeta | None, container: str) -> bool:
     return container in {name.strip() for name in listed.split(",") if name.strip()}
 
 
-def _prefixed(prefix: str, values: Mapping[str, str], skip: frozenset[str]) -> dict[str, str]:
+def _prefixed(prefix: str, values: Mapping[str, str]) -> dict[str, str]:
     # Different keys can sanitize to the same label (``a.b`` and ``a-b``); iterating in
     # sorted order and keeping the first makes the winner deterministic.
     out: dict[str, str] = {}
     for key in sorted(values):
-        if key in skip:
-            continue
         out.setdefault(prefix + sanitize_label_key(key), values[key])
     return out
 
@@ -157,7 +153,7 @@ def enrich(
     if services:
         labels["k8s_services"] = ",".join(services)
     if "labels" in selected:
-        labels.update(_prefixed("label_", pod.labels, frozenset()))
+        labels.update(_prefixed("label_", pod.labels))
     if "annotations" in selected:
-        labels.update(_prefixed("annotation_", pod.annotations, _SKIPPED_ANNOTATIONS))
+        labels.update(_prefixed("annotation_", pod.annotations))
     return Enrichment(MappingProxyType(labels), service_name)

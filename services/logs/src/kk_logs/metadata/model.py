@@ -7,11 +7,16 @@ metadata code never touches raw dicts or the client's generated models (whose
 strict validation would turn one odd field into a lost event).
 
 Only the fields enrichment needs are kept: a node runs about a hundred pods,
-but a full Pod object carries its whole spec, and the cache is long-lived.
+but a full Pod object carries its whole spec, and the cache is long-lived. For the same
+reason the ``last-applied-configuration`` annotation (a copy of the whole object that
+``kubectl apply`` leaves) is dropped here, and the strings many pods repeat (label and
+annotation keys and values, namespaces, images, owner kinds) are interned so the cache
+holds one copy of each.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +34,9 @@ __all__ = [
 ]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
+
+UNUSED_ANNOTATIONS = frozenset({"kubectl.kubernetes.io/last-applied-configuration"})
+"""Never useful in a log record, and often kilobytes: not kept."""
 
 
 def _empty() -> Mapping[str, str]:
@@ -109,10 +117,17 @@ class ServiceMeta:
     resource_version: str = ""
 
 
-def _str_map(value: Any) -> Mapping[str, str]:
-    if not isinstance(value, Mapping):
+def _text(value: Any) -> str:
+    return sys.intern(value if isinstance(value, str) else str(value))
+
+
+def _str_map(value: Any, skip: frozenset[str] = frozenset()) -> Mapping[str, str]:
+    if not isinstance(value, Mapping) or not value:
         return _EMPTY
-    return MappingProxyType({str(k): "" if v is None else str(v) for k, v in value.items()})
+    kept = {
+        _text(k): "" if v is None else _text(v) for k, v in value.items() if str(k) not in skip
+    }
+    return MappingProxyType(kept) if kept else _EMPTY
 
 
 def _strip_scheme(container_id: Any) -> str:
@@ -154,7 +169,7 @@ def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Mapping[s
                 name=name,
                 # Status carries the image the runtime actually resolved; before the
                 # container starts only the spec knows it.
-                image=str(st.get("image") or ctr.get("image") or ""),
+                image=_text(st.get("image") or ctr.get("image") or ""),
                 container_id=_strip_scheme(st.get("containerID")),
                 restart_count=int(st.get("restartCount") or 0),
                 last_container_id=_strip_scheme(last.get("containerID")),
@@ -179,7 +194,7 @@ def pod_from_dict(obj: Mapping[str, Any]) -> PodMeta:
     status = obj.get("status") or {}
     owners = tuple(
         OwnerRef(
-            kind=str(ref.get("kind", "")),
+            kind=_text(ref.get("kind", "")),
             name=str(ref.get("name", "")),
             uid=str(ref.get("uid", "")),
             controller=bool(ref.get("controller", False)),
@@ -189,11 +204,11 @@ def pod_from_dict(obj: Mapping[str, Any]) -> PodMeta:
     )
     return PodMeta(
         uid=uid,
-        namespace=namespace,
+        namespace=_text(namespace),
         name=name,
-        node_name=str(spec.get("nodeName") or ""),
+        node_name=_text(spec.get("nodeName") or ""),
         labels=_str_map(meta.get("labels")),
-        annotations=_str_map(meta.get("annotations")),
+        annotations=_str_map(meta.get("annotations"), skip=UNUSED_ANNOTATIONS),
         owners=owners,
         containers=_containers(spec, status),
         resource_version=str(meta.get("resourceVersion") or ""),
