@@ -8,7 +8,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from kk_logs.tailing import Chunk, FileClosed, FileOpened, FileTruncated, Tailer, TailEvent
+from kk_logs.tailing import (
+    Chunk,
+    FileClosed,
+    FileOpened,
+    FileTruncated,
+    Tailer,
+    TailerConfig,
+    TailEvent,
+)
 
 
 class Driver:
@@ -113,3 +121,15 @@ def numbers(data: bytes) -> list[int]:
         fields = line.split(b" ")
         out.append(int(fields[3]) if len(fields) >= 4 else int(fields[0]))
     return out
+
+
+def container_dir(root: Path, pod: str = "default_web_uid1", container: str = "c") -> Path:
+    """``root/pods/<pod>/<container>``, created."""
+    directory = root / "pods" / pod / container
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def tailer_config(root: Path, **kwargs: object) -> TailerConfig:
+    """A config tailing ``root/pods/*/*/*.log``."""
+    return TailerConfig(globs=(str(root / "pods/*/*/*.log"),), **kwargs)  # type: ignore[arg-type]

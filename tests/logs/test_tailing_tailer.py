@@ -11,19 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kk_logs.tailing import FileClosed, FileRotated, Tailer, TailerConfig
+from kk_logs.tailing import FileClosed, FileRotated, Tailer
 from kk_logs.tailing import tailer as tailer_module
-from tests.logs.tailing_support import Driver, cri_line, numbers
-
-
-def _container_dir(root: Path, pod: str = "default_web_uid1", container: str = "c") -> Path:
-    directory = root / "pods" / pod / container
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
-
-
-def _config(root: Path, **kwargs: object) -> TailerConfig:
-    return TailerConfig(globs=(str(root / "pods/*/*/*.log"),), **kwargs)  # type: ignore[arg-type]
+from tests.logs.tailing_support import Driver, container_dir, cri_line, numbers, tailer_config
 
 
 class _Writer(threading.Thread):
@@ -64,8 +54,8 @@ def test_kubelet_rotation_at_10k_lines_per_second_loses_and_repeats_nothing(
 ) -> None:
     """rename 0.log -> 0.log.<ts>, the runtime reopens 0.log, the previous rotated file is
     gzipped and deleted; every line number is read exactly once, in order within a file."""
-    directory = _container_dir(tmp_path)
-    tailer = Tailer(_config(tmp_path, slice_bytes=64 * 1024))
+    directory = container_dir(tmp_path)
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=64 * 1024))
     driver = Driver(tailer)
     writer = _Writer(directory)
     writer.start()
@@ -108,11 +98,11 @@ def test_kubelet_rotation_at_10k_lines_per_second_loses_and_repeats_nothing(
 
 
 def test_copytruncate_is_detected_and_the_new_content_read_from_zero(tmp_path: Path) -> None:
-    directory = _container_dir(tmp_path)
+    directory = container_dir(tmp_path)
     path = directory / "0.log"
     old = b"".join(cri_line(n) for n in range(1000))
     path.write_bytes(old)
-    tailer = Tailer(_config(tmp_path))
+    tailer = Tailer(tailer_config(tmp_path))
     driver = Driver(tailer)
     driver.step()
     (first_key,) = driver.chunks
@@ -140,10 +130,10 @@ def test_copytruncate_that_grew_back_past_the_offset_is_still_detected(tmp_path:
     """The file is truncated and rewritten beyond our old offset before we look again:
     the size alone says nothing; the first line gives it away, even to a read round that
     runs before the next scan."""
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     old = b"".join(cri_line(n) for n in range(10))
     path.write_bytes(old)
-    tailer = Tailer(_config(tmp_path))
+    tailer = Tailer(tailer_config(tmp_path))
     driver = Driver(tailer)
     driver.step()
     (old_key,) = driver.chunks
@@ -162,10 +152,10 @@ def test_copytruncate_that_grew_back_past_the_offset_is_still_detected(tmp_path:
 
 
 def test_deleted_file_is_read_to_its_end_then_closed(tmp_path: Path) -> None:
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     content = b"".join(cri_line(n, body="x" * 100) for n in range(10_000))  # ~1.3 MB
     path.write_bytes(content)
-    tailer = Tailer(_config(tmp_path, slice_bytes=64 * 1024))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=64 * 1024))
     driver = Driver(tailer)
     driver.step()
     assert 0 < driver.total_bytes() < len(content)
@@ -183,10 +173,10 @@ def test_deleted_file_past_its_grace_while_paused_is_closed_and_counted(
     tmp_path: Path,
 ) -> None:
     """The only loss: reading is paused (window full) and the deleted file's grace ends."""
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     content = b"".join(cri_line(n) for n in range(5000))
     path.write_bytes(content)
-    tailer = Tailer(_config(tmp_path, slice_bytes=4096, deleted_grace_s=30.0))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=4096, deleted_grace_s=30.0))
     driver = Driver(tailer)
     t0 = time.time()
     driver.step(t0)
@@ -208,10 +198,10 @@ def test_deleted_file_past_its_grace_while_paused_is_closed_and_counted(
 
 
 def test_deleted_file_within_grace_is_drained_after_resume(tmp_path: Path) -> None:
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     content = b"".join(cri_line(n) for n in range(5000))
     path.write_bytes(content)
-    tailer = Tailer(_config(tmp_path, slice_bytes=4096, deleted_grace_s=30.0))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=4096, deleted_grace_s=30.0))
     driver = Driver(tailer)
     t0 = time.time()
     driver.step(t0)
@@ -226,15 +216,15 @@ def test_deleted_file_within_grace_is_drained_after_resume(tmp_path: Path) -> No
 
 
 def test_first_round_gives_every_file_a_slice(tmp_path: Path) -> None:
-    big = _container_dir(tmp_path, "default_noisy_u0") / "0.log"
+    big = container_dir(tmp_path, "default_noisy_u0") / "0.log"
     big.write_bytes(b"".join(cri_line(n, body="y" * 200) for n in range(40_000)))  # ~9 MB
     small = []
     for i in range(5):
-        path = _container_dir(tmp_path, f"default_quiet{i}_u{i}") / "0.log"
+        path = container_dir(tmp_path, f"default_quiet{i}_u{i}") / "0.log"
         path.write_bytes(cri_line(i))
         small.append(path)
     slice_bytes = 64 * 1024
-    tailer = Tailer(_config(tmp_path, slice_bytes=slice_bytes))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=slice_bytes))
     tailer.scan(time.time())
     chunks = tailer.read_round(time.time())
     assert {c.path for c in chunks} == {str(big), *map(str, small)}
@@ -244,11 +234,11 @@ def test_first_round_gives_every_file_a_slice(tmp_path: Path) -> None:
 def test_round_budget_rotates_through_the_files(tmp_path: Path) -> None:
     paths = []
     for i in range(6):
-        path = _container_dir(tmp_path, f"default_p{i}_u{i}") / "0.log"
+        path = container_dir(tmp_path, f"default_p{i}_u{i}") / "0.log"
         path.write_bytes(b"".join(cri_line(n) for n in range(5000)))
         paths.append(str(path))
     slice_bytes = 8192
-    tailer = Tailer(_config(tmp_path, slice_bytes=slice_bytes))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=slice_bytes))
     tailer.scan(time.time())
     first = tailer.read_round(time.time(), budget_bytes=3 * slice_bytes)
     second = tailer.read_round(time.time(), budget_bytes=3 * slice_bytes)
@@ -257,9 +247,9 @@ def test_round_budget_rotates_through_the_files(tmp_path: Path) -> None:
 
 
 def test_paused_reads_nothing_and_resume_continues_exactly(tmp_path: Path) -> None:
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     path.write_bytes(b"".join(cri_line(n) for n in range(100)))
-    tailer = Tailer(_config(tmp_path, slice_bytes=1000))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=1000))
     driver = Driver(tailer)
     driver.step()
     (key,) = driver.chunks
@@ -279,10 +269,10 @@ def test_paused_reads_nothing_and_resume_continues_exactly(tmp_path: Path) -> No
 
 def test_new_files_are_opened_while_paused(tmp_path: Path) -> None:
     """A short-lived pod's file must be held even while reading is paused."""
-    tailer = Tailer(_config(tmp_path))
+    tailer = Tailer(tailer_config(tmp_path))
     driver = Driver(tailer)
     tailer.pause()
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     path.write_bytes(cri_line(1))
     driver.step()
     path.unlink()
@@ -297,9 +287,9 @@ def test_new_files_are_opened_while_paused(tmp_path: Path) -> None:
 def test_unreadable_file_is_reported_and_retried_never_fatal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    denied = _container_dir(tmp_path, "default_secret_u1") / "0.log"
+    denied = container_dir(tmp_path, "default_secret_u1") / "0.log"
     denied.write_bytes(cri_line(1))
-    fine = _container_dir(tmp_path, "default_open_u2") / "0.log"
+    fine = container_dir(tmp_path, "default_open_u2") / "0.log"
     fine.write_bytes(cri_line(2))
     real_open = os.open
     refuse = {"on": True}
@@ -310,7 +300,7 @@ def test_unreadable_file_is_reported_and_retried_never_fatal(
         return real_open(path, flags, *args)
 
     monkeypatch.setattr(tailer_module.os, "open", fake_open)
-    tailer = Tailer(_config(tmp_path, retry_max_s=30.0))
+    tailer = Tailer(tailer_config(tmp_path, retry_max_s=30.0))
     driver = Driver(tailer)
     t0 = time.time()
     driver.step(t0)
@@ -325,10 +315,10 @@ def test_unreadable_file_is_reported_and_retried_never_fatal(
 
 
 def test_rotated_file_is_closed_once_drained_and_idle(tmp_path: Path) -> None:
-    directory = _container_dir(tmp_path)
+    directory = container_dir(tmp_path)
     path = directory / "0.log"
     path.write_bytes(cri_line(1))
-    tailer = Tailer(_config(tmp_path, rotate_wait_s=5.0))
+    tailer = Tailer(tailer_config(tmp_path, rotate_wait_s=5.0))
     driver = Driver(tailer)
     t0 = time.time()
     driver.step(t0)
@@ -349,10 +339,10 @@ def test_rotated_file_is_closed_once_drained_and_idle(tmp_path: Path) -> None:
 
 
 def test_closed_file_is_not_read_again_if_a_glob_reaches_it_later(tmp_path: Path) -> None:
-    directory = _container_dir(tmp_path)
+    directory = container_dir(tmp_path)
     path = directory / "0.log"
     path.write_bytes(cri_line(1))
-    tailer = Tailer(_config(tmp_path, rotate_wait_s=0.0))
+    tailer = Tailer(tailer_config(tmp_path, rotate_wait_s=0.0))
     driver = Driver(tailer)
     t0 = time.time()
     driver.step(t0)
@@ -367,9 +357,9 @@ def test_closed_file_is_not_read_again_if_a_glob_reaches_it_later(tmp_path: Path
 
 
 def test_more_to_read_reports_a_backlog_and_is_quiet_while_paused(tmp_path: Path) -> None:
-    path = _container_dir(tmp_path) / "0.log"
+    path = container_dir(tmp_path) / "0.log"
     path.write_bytes(b"".join(cri_line(n) for n in range(1000)))
-    tailer = Tailer(_config(tmp_path, slice_bytes=4096))
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=4096))
     driver = Driver(tailer)
     driver.step()
     assert tailer.more_to_read

@@ -24,6 +24,10 @@ the shipper, a deadline, or at least every second):
 5. Acknowledgements feed the `CheckpointTracker`; only offsets over the contiguous prefix of
    acknowledged batches are written to the `OffsetStore`. A crash therefore re-sends (the
    shipper drops re-sent records by their positions in the file) but never skips.
+6. Every file the tailer starts to read is registered in the store at once (its start
+   offset), together with the tailers' look mark (`Tailer.look_mark`). After a restart,
+   a rotated file the store names is read on from its offset, and one it does not name is
+   read from 0 if it changed after the mark, since no earlier process can have read it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -90,6 +95,7 @@ from kk_logs.tailing import (
     TailerConfig,
     changes,
 )
+from kk_logs.tailing.identity import key_fingerprint
 
 __all__ = ["LogsService", "offsets_path"]
 
@@ -108,8 +114,29 @@ PAUSE_REPORT_AFTER_S = 1.0
 """A full window that lasts this long is a pause worth logging (shorter ones are routine)."""
 
 
+LOOK_MARK_INTERVAL_S = 1.0
+"""How often the look mark is written when no new file needs registering."""
+
+
 def offsets_path(config: AgentConfig) -> Path:
     return Path(config.agent.state_dir) / "logs" / "offsets.db"
+
+
+def process_started_at() -> float | None:
+    """When this process started, in wall-clock seconds (Linux ``/proc``), else ``None``.
+
+    The first run's look mark: a file rotated away after the process started, but before
+    its first scan (interpreter start-up takes seconds on a busy node), is new."""
+    try:
+        with open("/proc/self/stat", encoding="ascii") as stat:
+            # Field 22, starttime in clock ticks since boot; fields after the ")" that
+            # ends the command name start at field 3.
+            start_ticks = int(stat.read().rsplit(")", 1)[1].split()[19])
+        with open("/proc/stat", encoding="ascii") as system:
+            boot = next(int(line.split()[1]) for line in system if line.startswith("btime "))
+        return boot + start_ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _rfc3339(now: float) -> str:
@@ -177,6 +204,16 @@ class LogsService:
         committed = self.offsets.load()
         self.tracker = CheckpointTracker({key: stored.offset for key, stored in committed.items()})
         self._committed = {key: stored.offset for key, stored in committed.items()}
+        self._fingerprints = {key_fingerprint(key) for key in committed}
+        self._registrations: dict[str, tuple[int, str]] = {}
+        self._look_written: float | None = None
+        last_look = self.offsets.last_look()
+        if last_look is None and committed:
+            # A store written before look marks existed: its last commit is a safe
+            # (earlier) stand-in for the last look.
+            last_look = max(stored.updated_at for stored in committed.values())
+        if last_look is None:
+            last_look = process_started_at() or self._clock()
         self.tailer = Tailer(
             TailerConfig(
                 globs=tuple(logs.paths),
@@ -186,6 +223,8 @@ class LogsService:
                 deleted_grace_s=logs.deleted_file_grace,
             ),
             start_offset=self._start_offset,
+            known_fingerprint=self._fingerprints.__contains__,
+            last_look=last_look,
         )
         self.system_tailer = (
             Tailer(
@@ -195,6 +234,8 @@ class LogsService:
                     deleted_grace_s=logs.deleted_file_grace,
                 ),
                 start_offset=self._start_offset,
+                known_fingerprint=self._fingerprints.__contains__,
+                last_look=last_look,
             )
             if logs.system_logs.enabled
             else None
@@ -268,6 +309,33 @@ class LogsService:
         self.tracker.mark_committed(committable)
         self._committed.update(committable)
 
+    def _register(self, identity: FileIdentity, path: str, offset: int) -> None:
+        """Remember a file the tailer started to read, for `persist_look`."""
+        if identity.key not in self._committed:
+            self._registrations[identity.key] = (offset, path)
+            self._committed[identity.key] = offset
+            self._fingerprints.add(identity.fingerprint)
+
+    def persist_look(self) -> None:
+        """Write the new files' start offsets and the tailers' look mark, in one commit.
+
+        The mark may lag (it is written at most every `LOOK_MARK_INTERVAL_S` unless files
+        need registering): an earlier mark only makes the next process read more files."""
+        tailers = [t for t in (self.tailer, self.system_tailer) if t is not None]
+        marks = [t.look_mark for t in tailers]
+        if any(mark is None for mark in marks):
+            return
+        mark = min(m for m in marks if m is not None)
+        if (
+            not self._registrations
+            and self._look_written is not None
+            and mark - self._look_written < LOOK_MARK_INTERVAL_S
+        ):
+            return
+        self.offsets.commit(self._registrations, self._clock(), looked_at=mark)
+        self._registrations.clear()
+        self._look_written = mark
+
     # -- reading -----------------------------------------------------------------------
 
     def _file(self, identity: FileIdentity, path: str, offset: int, *, system: bool) -> _File:
@@ -296,20 +364,27 @@ class LogsService:
             match event:
                 case FileOpened(identity=identity, path=path, offset=offset):
                     self._file(identity, path, offset, system=system)
+                    self._register(identity, path, offset)
                     log_event(_log, logging.DEBUG, "file_opened", path=path, offset=offset)
                 case FileTruncated(
-                    identity=identity, path=path, offset=offset, missed_bytes=missed
+                    identity=identity,
+                    path=path,
+                    offset=offset,
+                    missed_bytes=missed,
+                    copy_path=copy_path,
                 ):
-                    known = self.files.pop(identity.key, None)
+                    # With a copy, the identity goes on there: its parser carries on.
+                    known = self.files.pop(identity.key, None) if copy_path is None else None
                     if known is not None:
                         self._finish(known)
                     log_event(
                         _log,
-                        logging.WARNING,
+                        logging.WARNING if missed or copy_path is None else logging.INFO,
                         "file_truncated",
                         path=path,
                         at_offset=offset,
                         missed_bytes=missed,
+                        copy_path=copy_path,
                     )
                 case FileClosed(identity=identity, path=path, reason=reason, missed_bytes=missed):
                     known = self.files.pop(identity.key, None) if identity else None
@@ -481,6 +556,7 @@ class LogsService:
             if self.system_tailer is not None:
                 self.handle_events(self.system_tailer.scan(now), system=True)
             self.handle_events(self.tailer.scan(now))
+            self.persist_look()
         room = self.sender.pending.has_room()
         self._report_pause(room)
         for tailer in tailers:

@@ -22,6 +22,7 @@ from kk_logs.offsets.checkpoint import CheckpointStats, CheckpointTracker
 from kk_logs.offsets.store import (
     APPLICATION_ID,
     CURRENT_VERSION,
+    LOOK_MARK,
     CommitResult,
     OffsetCorruptError,
     OffsetFormatError,
@@ -33,6 +34,7 @@ from kk_logs.offsets.store import (
 __all__ = [
     "APPLICATION_ID",
     "CURRENT_VERSION",
+    "LOOK_MARK",
     "CheckpointStats",
     "CheckpointTracker",
     "CommitResult",

@@ -4,6 +4,13 @@ One row per file identity (the tailer's opaque key, e.g. ``"dev:ino:fingerprint"
 offset to resume from, the path the file was last seen at, and when the row was last
 written (``now`` passed in by the caller; the store reads no clock).
 
+One more row, under the reserved identity `LOOK_MARK` (no file key starts with ``@``),
+holds the tailer's *look mark* in ``updated_at``: the time before which every file the
+tailer meant to read is in the store (`OffsetStore.last_look`). A rotated file that no
+row names and that changed after it is new: the next process reads it from 0. The row
+fits format v1 as it is, so an older agent reading the file just sees one identity that
+no file ever has.
+
 Durability. WAL journal with ``synchronous=NORMAL``, as Fluent Bit's ``db.sync normal``. In WAL
 mode that never tears or corrupts the file: every commit is atomic, and after a process crash
 (SIGKILL, OOM kill) every committed transaction is there, since it is in the OS page cache.
@@ -52,6 +59,7 @@ from kk_common import sqlite_files
 __all__ = [
     "APPLICATION_ID",
     "CURRENT_VERSION",
+    "LOOK_MARK",
     "CommitResult",
     "OffsetCorruptError",
     "OffsetFormatError",
@@ -65,6 +73,9 @@ CURRENT_VERSION = 1
 
 APPLICATION_ID = 0x4B4B4C4F
 """``PRAGMA application_id`` of an offsets file: ASCII "KKLO"."""
+
+LOOK_MARK = "@look_mark"
+"""The reserved identity whose ``updated_at`` is the tailer's look mark (module docstring)."""
 
 # Version 1, frozen. `byte_offset`, not `offset`: OFFSET is an SQL keyword.
 _SCHEMA_V1 = """
@@ -247,15 +258,24 @@ class OffsetStore:
     # -- API -------------------------------------------------------------------------------
 
     def load(self) -> dict[str, StoredOffset]:
-        """Every stored file: identity -> `StoredOffset`."""
+        """Every stored file: identity -> `StoredOffset` (the look mark is not a file)."""
         with self._transaction(write=False) as conn:
             rows = conn.execute(
-                "SELECT identity, byte_offset, path, updated_at FROM offsets"
+                "SELECT identity, byte_offset, path, updated_at FROM offsets WHERE identity != ?",
+                (LOOK_MARK,),
             ).fetchall()
         return {
             identity: StoredOffset(offset=int(offset), path=str(path), updated_at=float(at))
             for identity, offset, path, at in rows
         }
+
+    def last_look(self) -> float | None:
+        """The look mark last committed (``looked_at``), or ``None`` if there is none."""
+        with self._transaction(write=False) as conn:
+            row = conn.execute(
+                "SELECT updated_at FROM offsets WHERE identity = ?", (LOOK_MARK,)
+            ).fetchone()
+        return None if row is None else float(row[0])
 
     def commit(
         self,
@@ -263,8 +283,12 @@ class OffsetStore:
         now: float,
         *,
         reset: bool | Set[str] = False,
+        looked_at: float | None = None,
     ) -> CommitResult:
         """Store ``identity -> (offset, path)`` for every file given, in one transaction.
+
+        With ``looked_at``, the look mark is set to it in the same transaction, so the
+        mark never covers a file the same commit registers.
 
         A stored offset never moves backwards: when the stored one is ahead, it is kept (and
         named in `CommitResult.kept_ahead`), but the path and ``updated_at`` are updated.
@@ -279,7 +303,9 @@ class OffsetStore:
             raise TypeError(f"reset must be a bool or a set of identities, got {reset!r}")
         for identity, (offset, _path) in offsets.items():
             _check_offset(identity, offset)
-        if not offsets:
+            if identity == LOOK_MARK:
+                raise ValueError(f"{LOOK_MARK!r} is reserved for the look mark")
+        if not offsets and looked_at is None:
             return CommitResult(written=0, kept_ahead=())
         kept_ahead: list[str] = []
         rows: list[tuple[str, int, str, float]] = []
@@ -296,6 +322,8 @@ class OffsetStore:
                     offset = int(row[0])
                 rows.append((identity, offset, path, now))
             conn.executemany(_UPSERT, rows)
+            if looked_at is not None:
+                conn.execute(_UPSERT, (LOOK_MARK, 0, "", looked_at))
         return CommitResult(written=len(rows), kept_ahead=tuple(sorted(kept_ahead)))
 
     def forget(self, identities: Iterable[str]) -> int:
@@ -316,11 +344,14 @@ class OffsetStore:
             gone = [
                 row[0]
                 for row in conn.execute(
-                    "SELECT identity FROM offsets WHERE updated_at < ? ORDER BY identity",
-                    (cutoff,),
+                    "SELECT identity FROM offsets WHERE updated_at < ? AND identity != ? "
+                    "ORDER BY identity",
+                    (cutoff, LOOK_MARK),
                 )
             ]
-            conn.execute("DELETE FROM offsets WHERE updated_at < ?", (cutoff,))
+            conn.execute(
+                "DELETE FROM offsets WHERE updated_at < ? AND identity != ?", (cutoff, LOOK_MARK)
+            )
         return gone
 
     def close(self) -> None:

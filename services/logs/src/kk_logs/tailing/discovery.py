@@ -19,6 +19,13 @@ why. Rules, in order:
 
 Exclude globs use shell syntax on whole paths: ``*``, ``?`` and ``[...]`` stay within one
 path component, ``**`` spans any number of components.
+
+*Rotated siblings.* The globs reach live files only; a rotated file has been renamed out
+of their reach: kubelet's ``0.log.<YYYYMMDD-hhmmss>`` and docker json-file's
+``<id>-json.log.<n>`` (logrotate's ``app.log.<n>`` has the same shape). `rotated_rank`
+says whether a name in a live file's directory is such a sibling and where it stands in
+rotation order; `scan_rotated` lists the live files' directories for them (IO). Which of
+them the tailer reads is its decision (`kk_logs.tailing.tailer`).
 """
 
 from __future__ import annotations
@@ -36,10 +43,13 @@ __all__ = [
     "Decision",
     "FileKey",
     "Found",
+    "RotatedSibling",
     "ScanResult",
     "compile_globs",
     "decide",
+    "rotated_rank",
     "scan_paths",
+    "scan_rotated",
     "watch_dirs",
 ]
 
@@ -92,6 +102,91 @@ class Decision:
     compressed: int = 0
     excluded: int = 0
     too_old: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedSibling:
+    """A rotated file beside a live one: ``path`` was once ``live_path``."""
+
+    path: str
+    live_path: str
+    dev: int
+    ino: int
+    size: int
+    mtime: float
+    mtime_ns: int
+    rank: tuple[int, str]
+    """Sort key: older rotations first (see `rotated_rank`)."""
+
+    @property
+    def key(self) -> FileKey:
+        return (self.dev, self.ino)
+
+
+# kubelet: "20060102-150405" (pkg/kubelet/logs/container_log_manager.go); docker json-file
+# and logrotate: a number, 1 being the newest.
+_ROTATED_SUFFIX = re.compile(r"\.(?:(?P<stamp>\d{8}-\d{6})|(?P<number>\d{1,6}))")
+
+
+def rotated_rank(live_name: str, name: str) -> tuple[int, str] | None:
+    """If ``name`` is a rotated (uncompressed) sibling of ``live_name``, its place in
+    rotation order as a sort key, oldest first; otherwise ``None``.
+
+    kubelet's timestamps sort as written; docker's and logrotate's numbers count back
+    from the newest (``.1``), so a higher number is older.
+    """
+    if not name.startswith(live_name) or len(name) == len(live_name):
+        return None
+    match = _ROTATED_SUFFIX.fullmatch(name, len(live_name))
+    if match is None:
+        return None
+    if match["stamp"] is not None:
+        return (1, match["stamp"])
+    return (0, f"{999_999 - int(match['number']):06d}")
+
+
+def scan_rotated(live_paths: Iterable[str]) -> list[RotatedSibling]:
+    """The rotated siblings of ``live_paths`` (real paths of live files), oldest first.
+
+    One directory listing per directory; entries that vanish meanwhile are skipped, and
+    so are directories that cannot be listed (the live files' own errors are reported by
+    the tailer).
+    """
+    by_dir: dict[str, set[str]] = {}
+    for path in live_paths:
+        directory, name = os.path.split(path)
+        by_dir.setdefault(directory, set()).add(name)
+    siblings: list[RotatedSibling] = []
+    for directory, live_names in by_dir.items():
+        try:
+            entries = list(os.scandir(directory))
+        except OSError:
+            continue
+        for entry in entries:
+            for live_name in live_names:
+                rank = rotated_rank(live_name, entry.name)
+                if rank is None:
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    break
+                if stat.S_ISREG(st.st_mode):
+                    siblings.append(
+                        RotatedSibling(
+                            entry.path,
+                            os.path.join(directory, live_name),
+                            st.st_dev,
+                            st.st_ino,
+                            st.st_size,
+                            st.st_mtime,
+                            st.st_mtime_ns,
+                            rank,
+                        )
+                    )
+                break
+    siblings.sort(key=lambda s: (s.live_path, s.rank))
+    return siblings
 
 
 _SEGMENT = re.compile(r"\*\*/|\*\*|\*|\?|\[[^/\]]*\]|[^*?\[]+|\[")

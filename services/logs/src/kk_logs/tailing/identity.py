@@ -16,6 +16,14 @@ so a file's first line is unique in practice; a file whose first line is not com
 is not identified (and not read) until it is, or until it is deleted, when whatever it
 holds becomes final (`final=True`).
 
+*Generations.* A file truncated in place (copytruncate) and rewritten keeps its device
+and inode, and may well start with the same first line again (a fixed banner, say). Its
+new content must not take the old content's key: record ids and the shipper's duplicate
+check are made of ``(key, offset)``, so the new lines would pass for lines already sent
+and be dropped. The tailer therefore gives each rewrite of one ``(dev, ino, fingerprint)``
+the next *generation*, a suffix of the key (none for generation 0, so the keys of files
+never rewritten are what they always were).
+
 This module does no IO except `read_head`, a single ``pread``.
 """
 
@@ -31,6 +39,7 @@ __all__ = [
     "fingerprint",
     "fingerprint_length",
     "identify",
+    "key_fingerprint",
     "read_head",
 ]
 
@@ -51,11 +60,18 @@ class FileIdentity:
     fingerprint: str
     """Hex digest of the first ``head_len`` bytes (see `fingerprint`)."""
     head_len: int
+    generation: int = 0
+    """How many times this file was rewritten in place with the same first line."""
 
     @property
     def key(self) -> str:
-        """The stable string form: ``<dev hex>.<inode hex>.<fingerprint>``."""
-        return f"{self.dev:x}.{self.ino:x}.{self.fingerprint}"
+        """The stable string form: ``<dev hex>.<inode hex>.<fingerprint>[.<generation hex>]``."""
+        base = f"{self.dev:x}.{self.ino:x}.{self.fingerprint}"
+        return f"{base}.{self.generation:x}" if self.generation else base
+
+    def with_generation(self, generation: int) -> FileIdentity:
+        """The same file at another generation."""
+        return FileIdentity(self.dev, self.ino, self.fingerprint, self.head_len, generation)
 
     def __str__(self) -> str:
         return self.key
@@ -93,6 +109,12 @@ def identify(dev: int, ino: int, head: bytes, *, final: bool = False) -> FileIde
     if length is None:
         return None
     return FileIdentity(dev, ino, fingerprint(head[:length]), length)
+
+
+def key_fingerprint(key: str) -> str | None:
+    """The fingerprint part of a `FileIdentity.key` (``None`` if ``key`` is not one)."""
+    parts = key.split(".")
+    return parts[2] if len(parts) in (3, 4) else None
 
 
 def read_head(fd: int, length: int = FINGERPRINT_MAX_BYTES) -> bytes:

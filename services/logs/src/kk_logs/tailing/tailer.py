@@ -46,14 +46,42 @@ it has been unreachable and idle at its end for ``rotate_wait_s`` (the runtime m
 write to it until it reopens its log) or once it is deleted and drained. kubelet's later
 ``gzip`` creates a ``.gz`` file, which is never read, and deletes the renamed one.
 
-*Truncation* (copytruncate). A file that shrinks below the read offset, or whose first
-line no longer matches its fingerprint, was truncated and rewritten. Its old identity
-ends (`FileTruncated`: the app flushes that file's parser); the file is identified afresh
-and read from 0. The bytes between our offset and the size it had at the last look were
-never read: that estimate is added to ``bytes_missed``. copytruncate always has such a
-window (the writer keeps writing between the copy and the truncate): use rename rotation.
-Before returning a chunk, `read_round` re-reads the first line, so content that a
-truncated file grew back past our offset is not passed off as the old file's.
+*Rotated files nobody held open.* A rotation can also happen when no descriptor is held:
+while the logs service is down (killed, upgraded), or to a file created and renamed away
+between two scans. So every scan also lists the live files' directories for their rotated
+siblings (`kk_logs.tailing.discovery.rotated_rank`: kubelet's ``<n>.log.<timestamp>``,
+docker's ``<id>-json.log.<n>``; never ``.gz``) and, oldest rotation first, opens
+
+* a sibling whose identity is *known* (``start_offset`` has it, or this process read it)
+  and has bytes past that offset: it is read from there;
+* a sibling never seen whose modification time is not older than the tailer's *last look*
+  (``last_look`` for the first scan: the previous process's last scan, which the app
+  persists, see `look_mark`; afterwards the previous scan), less `NEW_FILE_SLACK_S` for
+  coarse file timestamps: it was written after we last looked, so nobody read it; it is
+  read from 0.
+
+Anything else (older rotations present when the tailer first looked, copies, files read
+to their end) is left alone, and remembered by size and mtime so it is not opened again
+until it changes. A sibling keeps the path of its live file (``0.log``): the path is what
+pod and container metadata come from, and the identity (inode and first line, never the
+name) is what record ids come from, so its lines get the ids they would have had under
+the old name. It is then treated like a rotated file we held (read to its end, closed
+when idle or deleted; deleted before that, its unread bytes are ``bytes_missed``).
+
+*Truncation* (copytruncate). A file that shrinks below the read offset, whose first line
+no longer matches its fingerprint, or whose bytes just before the read offset changed,
+was truncated and rewritten. If a *copy* is visible beside it (a rotated sibling, e.g.
+``app.log.1``, whose first line matches the identity and which reaches our offset), the
+unread rest is read from the copy under the old identity, so nothing is lost and the
+parser just goes on (`FileTruncated.copy_path`). Otherwise the old identity ends
+(`FileTruncated`: the app flushes that file's parser) and the bytes between our offset
+and the size seen at the last look are counted as ``bytes_missed`` (a lower bound: the
+writer may have written more before the truncate; ``missed_counted_from`` says which
+estimate was used). Either way the rewritten file is identified afresh and read from 0;
+if its first line is the one it had, it is the identity's next *generation*
+(`kk_logs.tailing.identity`), so its lines never take the old lines' record ids. A copy
+is never read as a file of its own: a sibling whose first line is that of a file we
+know is a copy and is left alone.
 
 *Deletion and the grace period.* A deleted file (``st_nlink == 0``) that is still open is
 read to its end, then closed (``files_closed_deleted``). This is what makes a pod that
@@ -72,8 +100,9 @@ returns nothing, while `scan` keeps opening new files and holding rotated and de
 so their bytes remain readable after `resume`, which continues exactly at each file's
 offset. The one limit: a deleted file whose grace period ends while reading is paused (or
 too slow) is closed and its unread bytes are counted as ``bytes_missed``. That, the
-copytruncate window above, and files created and deleted between two scans (never seen)
-are the only ways bytes are lost; the first two are counted and logged.
+copytruncate without a visible copy above, and files created and deleted between two
+scans (never seen) are the only ways bytes are lost; the first two are counted and
+logged.
 
 *Events.* `scan` and `close_finished` return what happened to files; chunks carry their
 identity. The app keeps one parser per ``chunk.identity.key``, made at that identity's
@@ -97,11 +126,18 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from kk_common.jsonlog import log_event
 from kk_logs.tailing import discovery
 from kk_logs.tailing.discovery import DEFAULT_GLOBS, FileKey
-from kk_logs.tailing.identity import FINGERPRINT_MAX_BYTES, FileIdentity, fingerprint, identify
+from kk_logs.tailing.identity import (
+    FINGERPRINT_MAX_BYTES,
+    FileIdentity,
+    fingerprint,
+    identify,
+    key_fingerprint,
+)
 
 __all__ = [
     "Chunk",
@@ -119,6 +155,17 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 StartOffset = Callable[[FileIdentity], "int | None"]
+KnownFingerprint = Callable[[str], bool]
+
+NEW_FILE_SLACK_S = 2.0
+"""A rotated sibling modified up to this long before the last look still counts as new.
+
+File times come from the kernel's coarse clock, which lags ``time.time()`` by up to a
+scheduler tick, and the app's persisted look mark may lag the real last look; a file
+read twice is dropped by id downstream, a file skipped is lost, so err towards reading."""
+
+_TAIL_CHECK_BYTES = 32
+"""How many bytes before the read offset are re-checked on every read (see `_still_same`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,12 +232,20 @@ class FileRotated:
 
 @dataclass(frozen=True, slots=True)
 class FileTruncated:
-    """``identity`` ended at ``offset`` because the file was truncated; flush its parser."""
+    """The file read as ``identity`` was truncated at our ``offset``.
+
+    Without ``copy_path`` the identity ended there: flush its parser. With it, the rest
+    of the identity is read from that copy, in chunks of the same identity that go on at
+    ``offset``: keep the parser. ``missed_bytes`` were lost, estimated from
+    ``missed_counted_from``: ``"copy"`` or ``"last_size_seen"`` (a lower bound).
+    """
 
     identity: FileIdentity
     path: str
     offset: int
     missed_bytes: int
+    copy_path: str | None = None
+    missed_counted_from: str = "last_size_seen"
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +333,12 @@ class _Tracked:
     rotated: bool = False
     deleted_at: float | None = None
     last_data_at: float = 0.0
+    opened_at: float = 0.0
+    mtime_ns: int = 0
+    source_path: str = ""
+    """Where the bytes are read from when that is not ``path`` (a rotated sibling, a copy)."""
+    tail: bytes = b""
+    """The last bytes read before ``offset``: a rewrite shows as a change there."""
     from_zero: bool = False
     """Identify afresh at offset 0, ignoring the offset store (after a truncation)."""
     hold: bool = False
@@ -300,14 +361,30 @@ class Tailer:
 
     ``start_offset`` is asked once per newly identified file for the offset to resume at
     (the offset store's committed offset); ``None`` or no callback means 0.
+    ``known_fingerprint`` tells whether the offset store holds a file with that first-line
+    fingerprint (a rotated sibling with it is a copy, not a new file). ``last_look`` is
+    when the files were last looked at before this tailer (the previous process's
+    `look_mark`, or this process's start): rotated files modified since are new; ``None``
+    means the first scan's own time.
     """
 
     def __init__(
-        self, config: TailerConfig | None = None, *, start_offset: StartOffset | None = None
+        self,
+        config: TailerConfig | None = None,
+        *,
+        start_offset: StartOffset | None = None,
+        known_fingerprint: KnownFingerprint | None = None,
+        last_look: float | None = None,
     ) -> None:
         self._config = config or TailerConfig()
         self._exclude = discovery.compile_globs(self._config.exclude)
         self._start_offset = start_offset
+        self._known_fingerprint = known_fingerprint
+        self._last_look = last_look
+        self._look_mark = last_look
+        # Rotated siblings decided against (history, copies, read to their end), by their
+        # size and mtime then: not opened again until either changes.
+        self._settled: dict[FileKey, tuple[int, int]] = {}
         self._files: dict[FileKey, _Tracked] = {}
         self._cursor = 0
         self._paused = False
@@ -345,6 +422,14 @@ class Tailer:
         """Whether `read_round` is currently returning nothing."""
         return self._paused
 
+    @property
+    def look_mark(self) -> float | None:
+        """A time before which every file this tailer means to read has been reported
+        (`FileOpened`): the app persists it, with those files' identities, as the next
+        process's ``last_look``. It is the last scan's time, held back by files opened
+        but not identified yet (they could be rotated away before they are)."""
+        return self._look_mark
+
     def scan(self, now: float) -> list[TailEvent]:
         """Discover files and check every open one; return what happened since last time.
 
@@ -379,9 +464,13 @@ class Tailer:
         for key, found in decision.files.items():
             if key not in self._files:
                 self._open(found, now)
+        self._follow_rotated(decision, now)
         for tracked in list(self._files.values()):
             self._check(tracked, now, events)
         events.extend(self.close_finished(now))
+        self._last_look = now
+        unidentified = [t.opened_at for t in self._files.values() if t.identity is None]
+        self._look_mark = min([now, *unidentified])
         return events
 
     def read_round(self, now: float, budget_bytes: int | None = None) -> list[Chunk]:
@@ -520,10 +609,124 @@ class Tailer:
             os.close(fd)
             return
         self._retry.pop(path, None)
-        tracked = _Tracked(key=key, fd=fd, path=path, size=st.st_size, last_data_at=now)
+        self._identify(self._adopt(fd, st, path, now), now, final=False)
+
+    def _adopt(self, fd: int, st: os.stat_result, path: str, now: float, **state: Any) -> _Tracked:
+        """Track an open file: ``path`` is the one it is read as (the live path for a
+        rotated sibling or a copy, whose ``source_path`` says where it really is)."""
+        key = (st.st_dev, st.st_ino)
+        tracked = _Tracked(
+            key=key,
+            fd=fd,
+            path=path,
+            size=st.st_size,
+            last_data_at=now,
+            opened_at=now,
+            mtime_ns=st.st_mtime_ns,
+            **state,
+        )
+        if state.get("source_path"):
+            tracked.reachable = False
+            tracked.unreachable_since = now
         self._files[key] = tracked
         self._stats.files_opened += 1
+        return tracked
+
+    # -- rotated siblings ---------------------------------------------------------
+
+    def _follow_rotated(self, decision: discovery.Decision, now: float) -> None:
+        """Open the rotated siblings of the live files that nobody read to their end
+        (module docstring, "Rotated files nobody held open"), oldest first."""
+        live = [found.real_path for found in decision.files.values()]
+        seen: set[FileKey] = set()
+        for sibling in discovery.scan_rotated(live):
+            seen.add(sibling.key)
+            if sibling.key in self._files:
+                continue
+            if self._settled.get(sibling.key) == (sibling.size, sibling.mtime_ns):
+                continue
+            if self._exclude(sibling.path) or self._exclude(sibling.live_path):
+                continue
+            if len(self._files) >= self._config.max_open_files:
+                self._failed(
+                    sibling.path, OSError(errno.EMFILE, "max_open_files reached"), now, "open"
+                )
+                continue
+            self._open_rotated(sibling, now)
+        self._settled = {k: v for k, v in self._settled.items() if k in seen}
+
+    def _open_rotated(self, sibling: discovery.RotatedSibling, now: float) -> None:
+        try:
+            fd = os.open(sibling.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+        except FileNotFoundError:
+            return  # deleted meanwhile: nothing held it, nothing to read
+        except OSError as exc:
+            self._failed(sibling.path, exc, now, "open")
+            return
+        try:
+            st = os.fstat(fd)
+            head = os.pread(fd, FINGERPRINT_MAX_BYTES, 0)
+        except OSError as exc:
+            os.close(fd)
+            self._failed(sibling.path, exc, now, "read")
+            return
+        key = (st.st_dev, st.st_ino)
+        if key in self._files:
+            os.close(fd)  # renamed again since the listing, and already held
+            return
+        if not self._wanted_sibling(key, head, st, now):
+            os.close(fd)
+            self._settled[key] = (st.st_size, st.st_mtime_ns)
+            return
+        tracked = self._adopt(fd, st, sibling.live_path, now, source_path=sibling.path)
         self._identify(tracked, now, final=False)
+
+    def _wanted_sibling(self, key: FileKey, head: bytes, st: os.stat_result, now: float) -> bool:
+        """Whether a rotated sibling (not held) still has bytes for us."""
+        identity = identify(key[0], key[1], head)
+        reference = now if self._last_look is None else self._last_look
+        new = st.st_mtime >= reference - NEW_FILE_SLACK_S
+        if identity is None:
+            return new  # first line not complete yet: identified once it is
+        latest = identity.with_generation(self._latest_generation(identity))
+        known = self._known_offset(latest)
+        if known is not None:
+            return known < st.st_size
+        if self._is_copy(identity):
+            return False
+        return new
+
+    def _is_copy(self, identity: FileIdentity) -> bool:
+        """Whether another file we know starts with the same first line."""
+        fp = identity.fingerprint
+        held = (t.identity for t in self._files.values() if t.identity is not None)
+        if any(identity.fingerprint == fp for identity in held):
+            return True
+        if any(key_fingerprint(key) == fp for key in self._finished):
+            return True
+        return self._known_fingerprint is not None and self._known_fingerprint(fp)
+
+    def _known_offset(self, identity: FileIdentity) -> int | None:
+        """Where a file known by its key was read up to, or ``None`` if it is unknown."""
+        stored = self._start_offset(identity) if self._start_offset else None
+        finished = self._finished.get(identity.key)
+        if stored is None and finished is None:
+            return None
+        return max(stored or 0, finished or 0)
+
+    def _latest_generation(self, identity: FileIdentity) -> int:
+        """The newest generation of ``(dev, ino, fingerprint)`` that is known (0 if none)."""
+        generation = 0
+        while True:
+            following = identity.with_generation(generation + 1)
+            if self._known_offset(following) is None and not self._held(following):
+                return generation
+            generation += 1
+
+    def _held(self, identity: FileIdentity) -> bool:
+        return any(
+            t.identity is not None and t.identity.key == identity.key for t in self._files.values()
+        )
 
     def _identify(self, tracked: _Tracked, now: float, *, final: bool) -> bool:
         """Fingerprint the file if its first line is complete; pick its start offset."""
@@ -535,14 +738,21 @@ class Tailer:
         identity = identify(tracked.key[0], tracked.key[1], head, final=final)
         if identity is None:
             return False
+        latest = self._latest_generation(identity)
         offset = 0
-        if not tracked.from_zero:
-            stored = self._start_offset(identity) if self._start_offset else None
-            offset = max(stored or 0, self._finished.get(identity.key, 0))
+        if tracked.from_zero:
+            # Rewritten in place: a first line we already know gets the next generation,
+            # so the new lines never take ids of lines already sent.
+            known = self._known_offset(identity) is not None or self._held(identity)
+            identity = identity.with_generation(latest + 1 if known else 0)
+        else:
+            identity = identity.with_generation(latest)
+            offset = self._known_offset(identity) or 0
             if offset > max(tracked.size, len(head)):
                 self._refresh(tracked, now)
                 if offset > tracked.size:
-                    # Truncated while we were not looking (agent restart): start over.
+                    # Truncated while we were not looking (agent restart): start over as
+                    # the next generation.
                     self._stats.truncations += 1
                     log_event(
                         _log,
@@ -552,10 +762,13 @@ class Tailer:
                         identity=identity.key,
                         offset=offset,
                         size=tracked.size,
+                        missed_counted_from="unknown",
                     )
+                    identity = identity.with_generation(latest + 1)
                     offset = 0
         tracked.identity = identity
         tracked.offset = offset
+        tracked.tail = b""
         tracked.from_zero = False
         self._stats.files_identified += 1
         self._pending.append(FileOpened(identity, tracked.path, offset))
@@ -569,6 +782,7 @@ class Tailer:
             self._failed(tracked.path, exc, now, "stat")
             return False
         tracked.size = st.st_size
+        tracked.mtime_ns = st.st_mtime_ns
         if st.st_nlink == 0 and tracked.deleted_at is None:
             tracked.deleted_at = now
             tracked.reachable = False
@@ -586,7 +800,7 @@ class Tailer:
             self._stats.rotations += 1
             events.append(FileRotated(tracked.identity, tracked.path))
         if tracked.identity is not None and (
-            tracked.size < tracked.offset or not self._head_matches(tracked, now)
+            tracked.size < tracked.offset or not self._still_same(tracked, now)
         ):
             self._truncated(tracked, now, last_size)
         if tracked.identity is None:
@@ -608,48 +822,136 @@ class Tailer:
             return True  # can't tell; the read error is counted, try again later
         return len(head) == identity.head_len and fingerprint(head) == identity.fingerprint
 
+    def _still_same(self, tracked: _Tracked, now: float) -> bool:
+        """Whether the file still holds what we read: its first line (the fingerprint)
+        and the bytes just before our offset. A file truncated and rewritten past our
+        offset (with the same first line, even) fails one of the two."""
+        tail = tracked.tail
+        if not self._head_matches(tracked, now):
+            return False
+        if not tail:
+            return True
+        try:
+            before = os.pread(tracked.fd, len(tail), tracked.offset - len(tail))
+        except OSError as exc:
+            self._failed(tracked.path, exc, now, "read")
+            return True
+        return before == tail
+
     def _truncated(self, tracked: _Tracked, now: float, last_size: int) -> None:
         identity = tracked.identity
         assert identity is not None
-        # What the file held past our offset at the previous look was never read: a
-        # lower bound of the loss (the writer may have added more before the truncate).
-        missed = max(0, last_size - tracked.offset)
+        copy = self._open_copy(tracked, now)
+        if copy is not None:
+            # The copy holds the file as it was when copied: read the rest from there.
+            missed, counted_from = 0, "copy"
+        else:
+            # What the file held past our offset at the previous look was never read: a
+            # lower bound of the loss (the writer may have added more before the truncate).
+            missed, counted_from = max(0, last_size - tracked.offset), "last_size_seen"
+            self._finished[identity.key] = tracked.offset
         self._stats.truncations += 1
         self._stats.bytes_missed += missed
         log_event(
             _log,
-            logging.WARNING,
+            logging.WARNING if missed or copy is None else logging.INFO,
             "tailer_file_truncated",
             path=tracked.path,
             identity=identity.key,
             offset=tracked.offset,
             size=tracked.size,
             missed_bytes=missed,
+            missed_counted_from=counted_from,
+            copy_path=copy.source_path if copy else None,
         )
-        self._pending.append(FileTruncated(identity, tracked.path, tracked.offset, missed))
-        self._finished.pop(identity.key, None)
+        self._pending.append(
+            FileTruncated(
+                identity,
+                tracked.path,
+                tracked.offset,
+                missed,
+                copy.source_path if copy else None,
+                counted_from,
+            )
+        )
         tracked.identity = None
         tracked.offset = 0
+        tracked.tail = b""
         tracked.from_zero = True
         tracked.hold = True
+
+    def _open_copy(self, tracked: _Tracked, now: float) -> _Tracked | None:
+        """Find the copy of a truncated file beside it, newest rotation first, and take
+        over its identity there: same first line, and at least our offset long."""
+        identity = tracked.identity
+        assert identity is not None
+        live_path = tracked.source_path or tracked.path
+        candidates = [
+            s
+            for s in discovery.scan_rotated([live_path])
+            if s.key != tracked.key and s.key not in self._files and s.size >= tracked.offset
+        ]
+        for sibling in reversed(candidates):
+            try:
+                fd = os.open(sibling.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            except OSError:
+                continue
+            try:
+                st = os.fstat(fd)
+                head = os.pread(fd, identity.head_len, 0)
+                tail = tracked.tail
+                before = os.pread(fd, len(tail), tracked.offset - len(tail)) if tail else b""
+            except OSError:
+                os.close(fd)
+                continue
+            key = (st.st_dev, st.st_ino)
+            if (
+                key in self._files
+                or fingerprint(head) != identity.fingerprint
+                or len(head) != identity.head_len
+                or before != tracked.tail
+                or st.st_size < tracked.offset
+            ):
+                os.close(fd)
+                continue
+            return self._adopt(
+                fd,
+                st,
+                tracked.path,
+                now,
+                source_path=sibling.path,
+                identity=identity,
+                offset=tracked.offset,
+                rotated=True,
+                tail=tracked.tail,
+            )
+        return None
 
     def _read(self, tracked: _Tracked, want: int, now: float) -> Chunk | None:
         identity = tracked.identity
         assert identity is not None
+        # Read the last bytes before our offset along with the new ones, so a file that
+        # was truncated and grew back past our offset shows in the same system call.
+        tail = tracked.tail
         try:
-            data = os.pread(tracked.fd, want, tracked.offset)
+            data = os.pread(tracked.fd, want + len(tail), tracked.offset - len(tail))
         except OSError as exc:
             self._failed(tracked.path, exc, now, "read")
             return None
-        if not data:
+        if len(data) < len(tail) or data[: len(tail)] != tail:
+            self._truncated(tracked, now, tracked.size)  # shorter than our offset, or rewritten
+            return None
+        if len(data) == len(tail):
             return None
         # A copytruncated file may have grown back past our offset: check that it is
         # still the file we identified before passing its bytes off as that file's.
         if not self._head_matches(tracked, now):
             self._truncated(tracked, now, tracked.size)
             return None
+        data = data[len(tail) :]
         chunk = Chunk(identity, tracked.path, tracked.offset, data)
         tracked.offset += len(data)
+        tracked.tail = (tail + data)[-_TAIL_CHECK_BYTES:]
         tracked.size = max(tracked.size, tracked.offset)
         tracked.last_data_at = now
         self._stats.bytes_read += len(data)
@@ -671,6 +973,7 @@ class Tailer:
                 logging.WARNING,
                 "tailer_deleted_file_abandoned",
                 path=tracked.path,
+                file=tracked.source_path or tracked.path,
                 identity=tracked.identity.key if tracked.identity else None,
                 offset=tracked.offset,
                 size=tracked.size,
@@ -682,6 +985,9 @@ class Tailer:
             self._stats.files_closed_deleted += 1
         elif reason == "rotated":
             self._stats.files_closed_rotated += 1
+        if reason == "rotated" or tracked.source_path:
+            # Rotated siblings come up in every scan: not opened again unless they change.
+            self._settled[tracked.key] = (tracked.size, tracked.mtime_ns)
         if tracked.identity is not None:
             self._finished[tracked.identity.key] = tracked.offset
             self._finished.move_to_end(tracked.identity.key)

@@ -289,8 +289,12 @@ class Wakeups:
                 else:
                     reason = "event"
                     timeout = max(0.0, last_timer + interval - loop.time())
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+                    # cancel() that arrives as the event is set, and the iterator would
+                    # then wait on instead of ending (seen as a hung test teardown).
                     try:
-                        await asyncio.wait_for(woken.wait(), timeout=timeout)
+                        async with asyncio.timeout(timeout):
+                            await woken.wait()
                     except TimeoutError:
                         reason = "timer"
                     woken.clear()
