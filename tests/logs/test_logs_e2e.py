@@ -12,7 +12,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from agent_support import AgentPod, cri_line, pod_log_dir
 from e2e_support import TelemetryListener
 from fake_apiserver import FakeApiServer, make_pod, owner, write_kubeconfig
@@ -21,17 +20,6 @@ from kk_receiver.testing import ReceiverProcess, wait_until
 
 UID = "6b1f0c2e-1111-2222-3333-444455556666"
 EXCLUDED_UID = "6b1f0c2e-9999-2222-3333-444455556666"
-
-
-@pytest.fixture
-def receiver() -> Iterator[ReceiverProcess]:
-    with ReceiverProcess() as running:
-        yield running
-
-
-@pytest.fixture
-def log_root(tmp_path: Path) -> Path:
-    return tmp_path / "var-log"
 
 
 def messages(receiver: ReceiverProcess) -> list[str]:

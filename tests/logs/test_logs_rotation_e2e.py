@@ -9,10 +9,8 @@ telemetry shows that the tailer has seen the file's full size."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,6 @@ from kk_receiver.testing import ReceiverProcess
 
 UID = "6b1f0c2e-1111-2222-3333-444455556666"
 OTHER_UID = "6b1f0c2e-7777-2222-3333-444455556666"
-
-
-@pytest.fixture
-def receiver() -> Iterator[ReceiverProcess]:
-    with ReceiverProcess() as running:
-        yield running
-
-
-@pytest.fixture
-def log_root(tmp_path: Path) -> Path:
-    return tmp_path / "var-log"
 
 
 def _write(path: Path, prefix: str, numbers: range) -> None:
@@ -54,12 +41,6 @@ def _assert_each_once(receiver: ReceiverProcess, expected: list[str]) -> None:
     assert len(stored) == len(expected), f"{len(stored)} stored, {len(expected)} written"
     assert stored == expected
     assert receiver.stats()["duplicates"] == 0
-
-
-def _log_events(agent: AgentPod, event: str) -> list[dict[str, object]]:
-    lines = (agent.dir / "logs.log").read_text(errors="replace").splitlines()
-    events = [json.loads(line) for line in lines if line.startswith("{")]
-    return [e for e in events if e.get("event") == event]
 
 
 @pytest.mark.parametrize("rotations", [1, 2])
@@ -159,7 +140,7 @@ def test_copytruncate_with_a_copy_beside_it_loses_nothing(
         _write(live, "b", range(1000))
         paused.agent.start("shipper")
         paused.agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 21_000, 60, "all")
-        (event,) = _log_events(paused.agent, "tailer_file_truncated")
+        (event,) = paused.agent.events("logs", "tailer_file_truncated")
         assert (event["missed_bytes"], event["missed_counted_from"]) == (0, "copy")
         assert event["copy_path"] == str(directory / "0.log.1")
     finally:
@@ -183,14 +164,14 @@ def test_copytruncate_without_a_copy_counts_and_logs_the_missed_bytes(
         paused.agent.start("shipper")
         paused.agent.wait_for(
             lambda: (
-                receiver.stats()["unique_ids"] >= 1000
+                sum(m.startswith("b ") for m in _stored(receiver)) >= 1000
                 and paused.health.sample("killkrill_logs_bytes_missed_total", component="logs")
                 == size - read
             ),
             60,
             "the new lines and the missed bytes counted",
         )
-        (event,) = _log_events(paused.agent, "tailer_file_truncated")
+        (event,) = paused.agent.events("logs", "tailer_file_truncated")
         assert event["missed_bytes"] == size - read
         assert event["missed_counted_from"] == "last_size_seen"
     finally:
