@@ -57,7 +57,6 @@ def test_out_of_order_ack_is_held_back_until_the_gap_closes() -> None:
     assert tracker.stats() == CheckpointStats(
         emitted=3,
         acked=3,
-        rejected=0,
         ignored_acks=0,
         acked_out_of_order=2,
         held_back=0,
@@ -115,26 +114,13 @@ def test_safe_offset_is_committed_not_the_end_of_the_last_line() -> None:
     assert commit(tracker) == {"f": 80}
 
 
-def test_rejected_batch_advances_offsets_and_is_counted_separately() -> None:
-    tracker = CheckpointTracker()
-    tracker.emitted("b1", {"f": 100})
-    tracker.emitted("b2", {"f": 200})
-    tracker.acknowledged("b1", rejected=True)
-    assert commit(tracker) == {"f": 100}
-
-    tracker.acknowledged("b2")
-    assert commit(tracker) == {"f": 200}
-    stats = tracker.stats()
-    assert (stats.acked, stats.rejected) == (1, 1)
-
-
 def test_repeated_and_unknown_acks_are_ignored_and_counted() -> None:
     tracker = CheckpointTracker()
     tracker.emitted("b1", {"f": 100})
     tracker.emitted("b2", {"f": 200})
     tracker.acknowledged("b2")
     tracker.acknowledged("b2")  # repeated while held back
-    tracker.acknowledged("b2", rejected=True)  # the first ack wins
+    tracker.acknowledged("b2")  # repeated again
     tracker.acknowledged("from-a-previous-life")
     assert tracker.committable() == {}
 
@@ -142,7 +128,7 @@ def test_repeated_and_unknown_acks_are_ignored_and_counted() -> None:
     tracker.acknowledged("b1")  # repeated after the prefix passed it
     assert commit(tracker) == {"f": 200}
     stats = tracker.stats()
-    assert (stats.acked, stats.rejected, stats.ignored_acks) == (2, 0, 4)
+    assert (stats.acked, stats.ignored_acks) == (2, 4)
 
 
 def test_failed_store_commit_loses_nothing_offsets_stay_committable() -> None:
@@ -214,9 +200,9 @@ def test_emitting_a_pending_batch_id_twice_is_refused() -> None:
 
 
 @st.composite
-def stories(draw: st.DrawFn) -> tuple[list[dict[str, int]], list[tuple[int, bool]]]:
+def stories(draw: st.DrawFn) -> tuple[list[dict[str, int]], list[int]]:
     """Batches over a few files with growing offsets, then every batch acked once, in any
-    order, each stored or rejected, with some unknown and repeated acks mixed in."""
+    order, with some unknown and repeated acks mixed in."""
     files = ["a", "b", "c"]
     position = dict.fromkeys(files, 0)
     batches: list[dict[str, int]] = []
@@ -228,18 +214,18 @@ def stories(draw: st.DrawFn) -> tuple[list[dict[str, int]], list[tuple[int, bool
             batch[f] = position[f]
         batches.append(batch)
     order = draw(st.permutations(range(len(batches))))
-    acks = [(i, draw(st.booleans())) for i in order]
+    acks = list(order)
     # -1 is an id never emitted; a repeat names an index already in the list.
     for _ in range(draw(st.integers(min_value=0, max_value=4))):
         extra = draw(st.sampled_from([-1, *range(len(batches))]))
-        acks.insert(draw(st.integers(min_value=0, max_value=len(acks))), (extra, False))
+        acks.insert(draw(st.integers(min_value=0, max_value=len(acks))), extra)
     return batches, acks
 
 
 @settings(max_examples=300, deadline=None)
 @given(stories())
 def test_any_ack_order_never_commits_past_an_unacknowledged_batch(
-    story: tuple[list[dict[str, int]], list[tuple[int, bool]]],
+    story: tuple[list[dict[str, int]], list[int]],
 ) -> None:
     batches, acks = story
     tracker = CheckpointTracker()
@@ -248,8 +234,8 @@ def test_any_ack_order_never_commits_past_an_unacknowledged_batch(
 
     persisted: dict[str, int] = {}
     acked: set[int] = set()
-    for i, rejected in acks:
-        tracker.acknowledged(f"b{i:03}" if i >= 0 else "unknown", rejected=rejected)
+    for i in acks:
+        tracker.acknowledged(f"b{i:03}" if i >= 0 else "unknown")
         if i >= 0:
             acked.add(i)
         for f, offset in commit(tracker).items():
@@ -274,7 +260,7 @@ def test_any_ack_order_never_commits_past_an_unacknowledged_batch(
     assert persisted == last
     assert tracker.pending_batches == 0
     stats = tracker.stats()
-    assert stats.acked + stats.rejected == len(batches)
+    assert stats.acked == len(batches)
     assert stats.held_back == 0
 
 

@@ -117,6 +117,14 @@ PAUSE_REPORT_AFTER_S = 1.0
 LOOK_MARK_INTERVAL_S = 1.0
 """How often the look mark is written when no new file needs registering."""
 
+OFFSETS_RETENTION_S = 24 * 3600.0
+"""A stored offset is forgotten once its file is gone from disk, not followed, and was not
+committed for this long: the store (and the maps that mirror it) stays the size of what is
+on the node, not of every file ever seen."""
+
+PRUNE_INTERVAL_S = 3600.0
+"""How often stored offsets are checked against `OFFSETS_RETENTION_S`."""
+
 
 def offsets_path(config: AgentConfig) -> Path:
     return Path(config.agent.state_dir) / "logs" / "offsets.db"
@@ -205,6 +213,7 @@ class LogsService:
         self.tracker = CheckpointTracker({key: stored.offset for key, stored in committed.items()})
         self._committed = {key: stored.offset for key, stored in committed.items()}
         self._fingerprints = {key_fingerprint(key) for key in committed}
+        self._next_prune_at = self._clock() + PRUNE_INTERVAL_S
         self._registrations: dict[str, tuple[int, str]] = {}
         self._look_written: float | None = None
         last_look = self.offsets.last_look()
@@ -335,6 +344,38 @@ class LogsService:
         self.offsets.commit(self._registrations, self._clock(), looked_at=mark)
         self._registrations.clear()
         self._look_written = mark
+
+    def prune_offsets(self, now: float) -> list[str]:
+        """Forget the stored offsets of files gone for longer than `OFFSETS_RETENTION_S`.
+
+        A file is gone when no tailer follows it and nothing exists at its stored path (a
+        rotated sibling is stored under its live file's path, so it stays while the
+        container's directory does). Returns the forgotten identities."""
+        followed = {
+            status.key
+            for tailer in (self.tailer, self.system_tailer)
+            if tailer is not None
+            for status in tailer.stats().files
+            if status.key is not None
+        }
+        cutoff = now - OFFSETS_RETENTION_S
+        gone = sorted(
+            key
+            for key, stored in self.offsets.load().items()
+            if stored.updated_at < cutoff
+            and key not in followed
+            and not os.path.lexists(stored.path)
+        )
+        if gone:
+            self.offsets.forget(gone)
+            self.tracker.forget(gone)
+            for key in gone:
+                self._committed.pop(key, None)
+            # The tailers hold this set's __contains__: update it in place.
+            self._fingerprints.clear()
+            self._fingerprints.update(key_fingerprint(key) for key in self._committed)
+            log_event(_log, logging.INFO, "offsets_pruned", files=len(gone))
+        return gone
 
     # -- reading -----------------------------------------------------------------------
 
@@ -557,6 +598,9 @@ class LogsService:
                 self.handle_events(self.system_tailer.scan(now), system=True)
             self.handle_events(self.tailer.scan(now))
             self.persist_look()
+            if now >= self._next_prune_at:
+                self._next_prune_at = now + PRUNE_INTERVAL_S
+                self.prune_offsets(now)
         room = self.sender.pending.has_room()
         self._report_pause(room)
         for tailer in tailers:

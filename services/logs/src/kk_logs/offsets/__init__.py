@@ -7,7 +7,7 @@ How the app wires them (the shipper's `Ack` drives the tracker; the store persis
     tracker = CheckpointTracker({k: v.offset for k, v in resume.items()})
     ...
     tracker.emitted(batch.batch_id, safe_offsets_after_batch)   # in send order
-    tracker.acknowledged(ack.batch_id, rejected=ack.status is AckStatus.REJECTED)
+    tracker.acknowledged(ack.batch_id)                 # "stored" acks only
     offsets = tracker.committable()
     if offsets:
         store.commit({f: (o, paths[f]) for f, o in offsets.items()}, now,

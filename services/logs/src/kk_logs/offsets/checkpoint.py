@@ -5,7 +5,7 @@ Theory of operation
 
 The problem. The logs service reads lines from many files, packs their records into batches
 and sends the batches to the shipper, which answers each with an `Ack` once the batch is
-durably stored (or ``rejected``: it can never be stored). Several batches are in flight at
+durably stored. Several batches are in flight at
 once and their acks may come back in any order. After a crash or restart the service resumes
 each file from its persisted offset, so that offset must never pass a line whose batch the
 shipper does not hold: that would be a silent gap. Persisting too little is harmless, the
@@ -32,9 +32,9 @@ mention keeps the offset of the latest batch that did. A batch that never goes t
 (offsets only: lines that produced no record) is emitted and acknowledged at once by the
 caller; it still waits its turn in the sequence.
 
-Rejected batches. A batch the shipper rejects can never be stored, so re-reading it would
-only be rejected again, forever. It therefore advances offsets like a stored batch, and is
-counted separately (`CheckpointStats.rejected`) so the loss is visible.
+Rejected batches. A ``rejected`` answer is not an acknowledgement: the records were not
+stored. The producer keeps such a batch and offers it again (`PendingBatches.refused`), so
+it never reaches this tracker until it is stored, and its offsets never advance before that.
 
 Committing. `committable` returns, for each file whose offset advanced since it was last
 committed, the offset of the latest batch in the prefix that mentioned it. It does not clear
@@ -52,7 +52,7 @@ is in the prefix, `rewound` names the file: the store must accept that offset wi
 Acks that do not fit. An ack for a batch the tracker does not know (never emitted, or already
 passed by the prefix) or one that repeats an ack is ignored and counted: the shipper may
 re-acknowledge a re-sent batch, and a restarted producer may hear about batches of its previous
-life. The first ack of a batch wins; a later ``rejected`` does not change a ``stored``.
+life.
 
 Bounds. Memory is one entry per batch in flight plus one integer per file the tracker has seen
 (until `forget`). The caller bounds batches in flight (`pending_batches`); `oldest_pending`
@@ -79,8 +79,6 @@ class CheckpointStats:
     """Batches emitted."""
     acked: int
     """Batches acknowledged as stored."""
-    rejected: int
-    """Batches acknowledged as rejected: their offsets advanced, their records are lost."""
     ignored_acks: int
     """Acks for unknown batches, or repeats of an ack already received."""
     acked_out_of_order: int
@@ -103,7 +101,6 @@ class _Batch:
 class _Counters:
     emitted: int = 0
     acked: int = 0
-    rejected: int = 0
     ignored_acks: int = 0
     acked_out_of_order: int = 0
     held_back: int = 0
@@ -155,8 +152,8 @@ class CheckpointTracker:
         self._pending[batch_id] = _Batch(copied, frozenset(rewinds))
         self._counters.emitted += 1
 
-    def acknowledged(self, batch_id: str, *, rejected: bool = False) -> None:
-        """Record the shipper's ack for ``batch_id`` (``rejected``: it can never be stored).
+    def acknowledged(self, batch_id: str) -> None:
+        """Record that the shipper stored ``batch_id``.
 
         Acks may come in any order. Unknown and repeated acks are ignored and counted.
         """
@@ -165,10 +162,7 @@ class CheckpointTracker:
             self._counters.ignored_acks += 1
             return
         batch.acked = True
-        if rejected:
-            self._counters.rejected += 1
-        else:
-            self._counters.acked += 1
+        self._counters.acked += 1
         if next(iter(self._pending)) != batch_id:
             # An earlier batch is still unacknowledged: committing this one's offsets could
             # skip that batch's lines after a crash. Hold it until the gap closes.
@@ -228,7 +222,6 @@ class CheckpointTracker:
         return CheckpointStats(
             emitted=c.emitted,
             acked=c.acked,
-            rejected=c.rejected,
             ignored_acks=c.ignored_acks,
             acked_out_of_order=c.acked_out_of_order,
             held_back=c.held_back,
