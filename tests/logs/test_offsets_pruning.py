@@ -13,12 +13,11 @@ from pathlib import Path
 
 import zmq.asyncio
 
-from kk_common.config import AgentConfig
 from kk_logs.app import OFFSETS_RETENTION_S, LogsService, offsets_path
 from kk_logs.metadata import PodCache
 from kk_logs.offsets import OffsetStore
 from kk_logs.tailing.identity import identify
-from tests.logs.test_service_records import LICENSE_KEY, RecordingSender, cri
+from tests.logs.test_service_records import RecordingSender, cri, reading_config
 
 NOW = 1_800_000_000.0
 LONG_AGO = NOW - OFFSETS_RETENTION_S - 60
@@ -39,18 +38,7 @@ def test_only_files_gone_from_disk_unfollowed_and_old_are_forgotten(tmp_path: Pa
     followed.write_bytes(cri("stdout", "F", "still being read"))
     kept_by_kubelet = logs_dir / "idle.log.20261201-000000"
     kept_by_kubelet.write_bytes(cri("stdout", "F", "rotated, read to its end, still on disk"))
-    config = AgentConfig.model_validate(
-        {
-            "agent": {
-                "node_name": "node-1",
-                "cluster_name": "prod",
-                "state_dir": str(tmp_path / "state"),
-                "ipc_dir": str(tmp_path),
-            },
-            "logs": {"paths": [str(logs_dir / "*.log")], "kubernetes": {"enabled": False}},
-            "credentials": {"license_key": LICENSE_KEY},
-        }
-    )
+    config = reading_config(tmp_path, str(logs_dir / "*.log"))
     rows = {
         key_of(followed): ((0, str(followed)), LONG_AGO),
         key_of(kept_by_kubelet): ((10, str(kept_by_kubelet)), LONG_AGO),

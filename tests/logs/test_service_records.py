@@ -32,6 +32,23 @@ FILE = FileIdentity(dev=2049, ino=42, fingerprint="9f86d081884c7d65", head_len=6
 TS = "2026-12-02T10:00:00.123456789Z"
 
 
+def reading_config(tmp_path: Path, glob: str) -> AgentConfig:
+    """A configuration that reads ``glob`` without Kubernetes metadata, state under
+    ``tmp_path``."""
+    return AgentConfig.model_validate(
+        {
+            "agent": {
+                "node_name": "node-1",
+                "cluster_name": "prod",
+                "state_dir": str(tmp_path / "state"),
+                "ipc_dir": str(tmp_path),
+            },
+            "credentials": {"license_key": LICENSE_KEY},
+            "logs": {"paths": [glob], "kubernetes": {"enabled": False}},
+        }
+    )
+
+
 class RecordingSender:
     """Stands in for `BatchSender`: keeps every message as the shipper would decode it."""
 
@@ -161,18 +178,7 @@ def test_a_step_reads_at_most_its_budget_across_all_files(tmp_path: Path) -> Non
         log = pods_dir / f"shop_p{n}_{UID[:-1]}{n}" / "app" / "0.log"
         log.parent.mkdir(parents=True)
         log.write_bytes(line * (per_file // len(line)))
-    config = AgentConfig.model_validate(
-        {
-            "agent": {
-                "node_name": "node-1",
-                "cluster_name": "prod",
-                "state_dir": str(tmp_path / "state"),
-                "ipc_dir": str(tmp_path),
-            },
-            "credentials": {"license_key": LICENSE_KEY},
-            "logs": {"paths": [str(pods_dir / "*/*/*.log")], "kubernetes": {"enabled": False}},
-        }
-    )
+    config = reading_config(tmp_path, str(pods_dir / "*/*/*.log"))
     context = zmq.asyncio.Context()
     logs = LogsService(config, context=context, clock=lambda: 1_800_000_000.0)
     try:
