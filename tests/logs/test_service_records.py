@@ -198,3 +198,44 @@ def test_a_step_reads_at_most_its_budget_across_all_files(tmp_path: Path) -> Non
         logs.telemetry.close()
         logs.offsets.close()
         context.destroy(linger=0)
+
+
+class Clocks:
+    """A wall clock and a monotonic clock that tests move separately."""
+
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 100.0
+
+
+def test_a_backward_wall_clock_step_does_not_hold_a_partial_batch(tmp_path: Path) -> None:
+    """Batching waits are durations: after the wall clock steps back an hour (NTP), a
+    partial batch still leaves ``batch_max_wait`` after it opened, not an hour later."""
+    clocks = Clocks()
+    context = zmq.asyncio.Context()
+    logs = LogsService(
+        reading_config(tmp_path, str(tmp_path / "*.log")),
+        context=context,
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+    )
+    real_sender, recording = logs.sender, RecordingSender()
+    logs.sender = recording  # type: ignore[assignment]
+    try:
+        logs.handle_chunk(Chunk(FILE, PATH, 0, cri("stdout", "F", "one line")))
+        asyncio.run(logs.send_due_batches())
+        assert recording.sent == []  # the batch is open: 200 ms to fill up
+
+        clocks.wall -= 3600.0
+        clocks.mono += 0.25
+        asyncio.run(logs.send_due_batches())
+
+        assert [len(message) for message in recording.sent] == [1]
+        (record,) = records(recording.sent[0])
+        assert record["message"] == "one line"
+    finally:
+        real_sender.close()
+        logs.telemetry.close()
+        logs.tailer.close()
+        logs.offsets.close()
+        context.destroy(linger=0)

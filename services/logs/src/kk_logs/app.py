@@ -440,11 +440,11 @@ class LogsService:
         known = self._file(chunk.identity, chunk.path, chunk.offset, system=system)
         known.path = chunk.path
         self.counters.bytes_read += len(chunk.data)
-        lines = known.parser.feed(chunk.data, chunk.offset, now=self._clock())
+        lines = known.parser.feed(chunk.data, chunk.offset, now=self._monotonic())
         self._emit(known, lines, known.parser.safe_offset)
 
     def flush_partials(self) -> None:
-        now = self._clock()
+        now = self._monotonic()
         for known in self.files.values():
             deadline = known.parser.next_deadline()
             if deadline is not None and deadline <= now:
@@ -500,7 +500,8 @@ class LogsService:
         return self.pods.get_by_name(meta.namespace, meta.pod_name, self._monotonic())
 
     def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
-        now = self._clock()
+        # Batching deadlines are durations: monotonic. Wall time only labels records.
+        now = self._monotonic()
         if not lines:
             self.assembler.add(known.key, None, safe_offset, now)
             return
@@ -518,7 +519,7 @@ class LogsService:
                 self.counters.shipped_without_metadata += len(lines)
             names = self.services.services_for(pod) if (self.services and pod) else ()
             encoder = self._encoder(known, meta, pod, names)
-        stamp = _rfc3339(now)
+        stamp = _rfc3339(self._clock())
         limit = self.assembler.max_records
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
@@ -573,7 +574,7 @@ class LogsService:
         """Send the batches that are due while the window has room; the rest wait, built,
         in the assembler (their offsets are not committed, so nothing is lost on exit)."""
         while self.sender.pending.has_room():
-            batch = self.assembler.take(self._clock(), force=force)
+            batch = self.assembler.take(self._monotonic(), force=force)
             if batch is None:
                 return
             self.tracker.emitted(batch.batch_id, batch.offsets)
@@ -641,13 +642,14 @@ class LogsService:
         deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None and room]
         report_at = self.pause.next_report_at()
         if report_at is not None:
-            deadlines.append(report_at - self._monotonic() + self._clock())
+            deadlines.append(report_at)
         deadlines += [
             d for d in (f.parser.next_deadline() for f in self.files.values()) if d is not None
         ]
         wait = 1.0
         if deadlines:
-            wait = min(wait, max(0.0, min(deadlines) - self._clock()))
+            # Every deadline here is on the monotonic clock.
+            wait = min(wait, max(0.0, min(deadlines) - self._monotonic()))
         if any(f.held for f in self.files.values()):
             wait = min(wait, 0.1)
         return wait
