@@ -36,13 +36,14 @@ DELIVERY_DEFAULTS: dict[str, Any] = {
     "compression_level": None,
     "max_in_flight": 4,
     "request_timeout": 30.0,
-    "http3": {"handshake_timeout": 1.0, "probe_interval": 300.0},
+    "http3": {"handshake_timeout": 1.0, "probe_interval": 300.0, "path_timeout": 1.0},
     "retry": {
         "initial_backoff": 1.0,
         "max_backoff": 60.0,
         "max_retry_after": 300.0,
         "attempts_before_split": 3,
         "record_retry_budget": 5,
+        "check_interval": 1.0,
     },
     "tls": {
         "ca_file": None,
@@ -84,6 +85,7 @@ SHIPPER_DEFAULTS: dict[str, Any] = {
     "drain_timeout": 20.0,
     "telemetry_interval": 10.0,
     "ack_timeout": 5.0,
+    "outage_summary_interval": 60.0,
 }
 
 
@@ -294,13 +296,14 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
         "compression_level": 19,
         "max_in_flight": 16,
         "request_timeout": 60.0,
-        "http3": {"handshake_timeout": 0.5, "probe_interval": 900.0},
+        "http3": {"handshake_timeout": 0.5, "probe_interval": 900.0, "path_timeout": 1.5},
         "retry": {
             "initial_backoff": 0.25,
             "max_backoff": 120.0,
             "max_retry_after": 600.0,
             "attempts_before_split": 2,
             "record_retry_budget": 8,
+            "check_interval": 2.0,
         },
         "tls": {
             "ca_file": "/etc/kk/tls/ca.crt",
@@ -315,13 +318,14 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
         "compression_level": 1,
         "max_in_flight": 1,
         "request_timeout": 10.0,
-        "http3": {"handshake_timeout": 2.0, "probe_interval": 3600.0},
+        "http3": {"handshake_timeout": 2.0, "probe_interval": 3600.0, "path_timeout": 3.0},
         "retry": {
             "initial_backoff": 5.0,
             "max_backoff": 5.0,
             "max_retry_after": 60.0,
             "attempts_before_split": 1,
             "record_retry_budget": 1,
+            "check_interval": 0.5,
         },
         "tls": {
             "ca_file": "/etc/kk/metrics-tls/ca.crt",
@@ -338,6 +342,7 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
         "drain_timeout": 25.0,
         "telemetry_interval": 60.0,
         "ack_timeout": 2.0,
+        "outage_summary_interval": 300.0,
     }
     assert config.logs.output.effective_fallback_url == (
         "https://logs-h1.example.com:443/ingest/logs"

@@ -68,7 +68,19 @@ def test_chatty_libraries_are_quiet_unless_tracing(captured: io.StringIO) -> Non
     log_event(logging.getLogger("kk.test"), logging.DEBUG, "ours")
     configure_logging(component="c", node="n", level="trace", stream=captured)
     logging.getLogger("quic").debug("packet received")
-    assert [line["event"] for line in lines(captured)] == ["ours", "packet received"]
+    assert [line["event"] for line in lines(captured)] == ["ours", "library_log"]
+    assert lines(captured)[1]["message"] == "packet received"
+
+
+def test_library_text_never_becomes_the_event_and_quic_warnings_wait_for_trace(
+    captured: io.StringIO,
+) -> None:
+    configure_logging(component="c", node="n", level="debug", stream=captured)
+    logging.getLogger("quic").warning("Error: 298, reason: unable to get local issuer certificate")
+    logging.getLogger("asyncio").error("Future exception was never retrieved")
+    [line] = lines(captured)
+    assert (line["event"], line["logger"]) == ("library_log", "asyncio")
+    assert line["message"] == "Future exception was never retrieved"
 
 
 def test_unknown_level_names_the_choices() -> None:

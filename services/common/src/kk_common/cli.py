@@ -3,7 +3,8 @@
 ``killkrill-agent validate [--config PATH]`` reads the environment and the config file
 exactly as the services will, then either prints a short summary of the effective
 configuration (never a secret) and exits 0, or prints every problem to stderr, one
-``path: message`` per line, and exits 2. Notes about a valid config go to stderr as
+``path: message`` per line, and exits 2. The TLS files of the enabled outputs must exist,
+be readable and parse (as the shipper checks at startup). Notes about a valid config go to stderr as
 ``warning: path: message``.
 """
 
@@ -24,6 +25,7 @@ from kk_common.config import (
     format_duration,
     format_size,
     load_config,
+    tls_file_problems,
 )
 from kk_common.urls import carries_http3, endpoint_url
 
@@ -81,6 +83,12 @@ def _validate(
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=stderr)
+        return EXIT_INVALID_CONFIG
+    # The files the shipper will read (TLS CA, client certificate and key) must be there.
+    file_problems = tls_file_problems(config)
+    for problem in file_problems:
+        print(problem, file=stderr)
+    if file_problems:
         return EXIT_INVALID_CONFIG
     for note in config_notes(config):
         print(f"warning: {note}", file=stderr)

@@ -3,7 +3,9 @@
 Every line carries ``ts`` (RFC 3339 UTC), ``level``, ``component``, ``node``, ``event``
 (a stable snake_case name an operator can alert on) and ``logger``, plus the event's
 own fields. Code logs through `log_event`; `configure_logging` is called once by each
-service's entry point, never at import time.
+service's entry point, never at import time. A library's own log record (aioquic, asyncio,
+...) is not an event of ours: it becomes ``event: "library_log"`` with its text in
+``message``, so free text never lands where alerts match names.
 
 Secrets: configuration values are never logged, but as a second line of defence every
 value registered with `configure_logging(secrets=...)` is replaced by ``[REDACTED]``
@@ -48,6 +50,11 @@ _FIELDS_ATTR = "kk_fields"
 # Libraries whose debug output is per packet or per connection; they log at warn and above
 # unless the agent runs at trace level.
 _CHATTY_LIBRARIES = ("aioquic", "quic", "asyncio", "httpx", "httpcore", "kubernetes", "urllib3")
+# aioquic warns once per failed connection ("Error: 298, reason: unable to get local issuer
+# certificate"); the agent's transport reports the same failure as its own event, so below
+# trace level only its errors are shown.
+_REPORTED_BY_CALLER = ("aioquic", "quic")
+_LIBRARY_EVENT = "library_log"
 
 
 def parse_level(name: str) -> int:
@@ -86,7 +93,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
         }
         fields = getattr(record, _FIELDS_ATTR, None)
-        if fields:
+        if fields is None:
+            line["event"] = _LIBRARY_EVENT
+            line["message"] = record.getMessage()
+        elif fields:
             for key, value in fields.items():
                 line.setdefault(key, value)
         if record.exc_info:
@@ -112,6 +122,5 @@ def configure_logging(
     numeric = parse_level(level) if isinstance(level, str) else level
     root.setLevel(numeric)
     for name in _CHATTY_LIBRARIES:
-        logging.getLogger(name).setLevel(
-            numeric if numeric <= TRACE else max(numeric, logging.WARNING)
-        )
+        floor = logging.ERROR if name in _REPORTED_BY_CALLER else logging.WARNING
+        logging.getLogger(name).setLevel(numeric if numeric <= TRACE else max(numeric, floor))

@@ -21,7 +21,7 @@ from functools import partial
 
 import zmq.asyncio
 
-from kk_common.config import AgentConfig
+from kk_common.config import AgentConfig, tls_file_problems
 from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
@@ -84,6 +84,17 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
             moved = queue.replay_dead_letters(args.kind, now=time.time())
         print(f"replayed {moved} dead-lettered records into the queue")
         return 0
+    # Before anything opens a socket: a missing or unreadable CA, certificate or key is a
+    # configuration problem (named by its key path), not a traceback at the first request.
+    file_problems = tls_file_problems(config)
+    if file_problems:
+        listed = "\n".join(str(problem) for problem in file_problems)
+        print(f"killkrill-shipper: invalid configuration:\n{listed}", file=sys.stderr)
+        for problem in file_problems:
+            log_event(
+                _log, logging.ERROR, "config_invalid", path=problem.path, detail=problem.message
+            )
+        return CONFIG_EXIT_STATUS
     try:
         run_until_signalled(partial(_run, config))
     except IpcSetupError as error:

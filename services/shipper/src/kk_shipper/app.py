@@ -87,6 +87,7 @@ def _transports(
             tls=tls,
             handshake_timeout=output.http3.handshake_timeout,
             max_streams=output.max_in_flight,
+            path_timeout=output.http3.path_timeout,
         )
     return transports
 

@@ -6,6 +6,15 @@ transport error back, and carries out the core's effects: delivered records leav
 durable queue, dead-lettered ones move to the dead-letter store, the rest become metrics,
 log lines and health problems. It sleeps until the core's next deadline, new records, or
 an answer. Logs and metrics each have their own loop, so one never waits for the other.
+
+While the output is down it also runs the core's reachability checks (a connect and
+handshake per protocol, no payload; core/outage.py says why).
+
+Log lines are written for an operator during an outage: one ``output_down`` line (cause,
+detail, and the fix where there is one), one ``output_still_down`` summary per
+``shipper.outage_summary_interval`` (queued records and bytes, oldest record age, next
+attempt), one ``output_recovered`` line (downtime). Each failed request and each scheduled
+retry is a debug line only; the counters in telemetry count them all.
 """
 
 from __future__ import annotations
@@ -23,14 +32,19 @@ from kk_shipper.core import (
     ContractMismatchDetected,
     Http3ProbeFailed,
     OutputDelivery,
+    OutputDown,
     OutputPaused,
+    OutputRecovered,
     OutputResumed,
+    OutputStillDown,
     ProtocolChanged,
+    ReachabilityCheck,
     RecordsDeadLettered,
     RecordsDelivered,
     RecordsRejectedByReceiver,
     RetryScheduled,
 )
+from kk_shipper.core.outage import fix_for
 from kk_shipper.ingest import StorageThread
 from kk_shipper.storage import DurableQueue
 from kk_shipper.telemetry import DURATION_BUCKETS, SIZE_BUCKETS, ShipperMetrics
@@ -66,6 +80,7 @@ class OutputPipeline:
         self._clock = clock
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
+        self._checking: set[asyncio.Task[None]] = set()
         self._last_offered_seq = 0
         self._queue_may_have_more = True
         self.problems: dict[str, str] = {}
@@ -93,10 +108,15 @@ class OutputPipeline:
     async def step(self) -> None:
         """Offer queued records, start due attempts, apply effects."""
         await self._offer_queued()
-        for attempt in self.delivery.next_attempts(self._clock()):
+        now = self._clock()
+        for attempt in self.delivery.next_attempts(now):
             task = asyncio.create_task(self._send(attempt))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
+        for check in self.delivery.next_checks(now):
+            task = asyncio.create_task(self._check(check))
+            self._checking.add(task)
+            task.add_done_callback(self._checking.discard)
         await self._apply_effects()
 
     async def _offer_queued(self) -> None:
@@ -135,6 +155,31 @@ class OutputPipeline:
             self.delivery.attempt_answered(attempt, response, self._clock())
         self._wake.set()
 
+    async def _check(self, check: ReachabilityCheck) -> None:
+        try:
+            await self._transports[check.protocol].check(check.url)
+        except TransportError as error:
+            log_event(
+                _log,
+                logging.DEBUG,
+                "reachability_check_failed",
+                output=self.kind,
+                protocol=str(check.protocol),
+                reason=error.reason,
+                detail=error.detail,
+            )
+            self.delivery.check_failed(check, error, self._clock())
+        else:
+            log_event(
+                _log,
+                logging.DEBUG,
+                "reachability_check_passed",
+                output=self.kind,
+                protocol=str(check.protocol),
+            )
+            self.delivery.check_passed(check, self._clock())
+        self._wake.set()
+
     def _record_transport_error(self, attempt: Attempt, error: TransportError) -> None:
         self._metrics.inc(
             "killkrill_agent_sent_bytes_total",
@@ -142,10 +187,10 @@ class OutputPipeline:
             type=self.kind,
             status="transport_error",
         )
-        level = logging.WARNING if attempt.protocol is Protocol.H3 else logging.ERROR
+        # One line per failed request is a flood during an outage: output_down says it once.
         log_event(
             _log,
-            level,
+            logging.DEBUG,
             "transport_error",
             output=self.kind,
             protocol=str(attempt.protocol),
@@ -223,7 +268,7 @@ class OutputPipeline:
                 self._metrics.inc("killkrill_agent_retries_total", type=kind, reason=reason)
                 log_event(
                     _log,
-                    logging.INFO,
+                    logging.DEBUG,
                     "retry_scheduled",
                     output=kind,
                     reason=reason,
@@ -266,6 +311,7 @@ class OutputPipeline:
                     reason=reason,
                     status=status,
                     detail=detail,
+                    fix=fix_for(f"http_{status}"),
                     for_s=round(until - self._clock(), 1),
                 )
             case OutputResumed(reason=reason):
@@ -281,10 +327,68 @@ class OutputPipeline:
                     detail=detail,
                     suggestion=suggestion,
                 )
+            case OutputDown(cause=cause, detail=detail, fix=fix, checking=checking):
+                check_every = self.delivery.settings.retry.check_interval_s if checking else None
+                fix_text = f"; fix: {fix}" if fix else ""
+                self.problems["down"] = f"{kind} output down: {cause} ({detail}){fix_text}"
+                log_event(
+                    _log,
+                    logging.ERROR if fix else logging.WARNING,
+                    "output_down",
+                    output=kind,
+                    cause=cause,
+                    detail=detail,
+                    fix=fix,
+                    protocol=str(self.delivery.protocol),
+                    checking_every_s=check_every,
+                )
+            case OutputStillDown():
+                await self._log_still_down(effect)
+            case OutputRecovered(cause=cause, down_for_s=down_for, failures=failures):
+                self.problems.pop("down", None)
+                log_event(
+                    _log,
+                    logging.INFO,
+                    "output_recovered",
+                    output=kind,
+                    cause=cause,
+                    down_for_s=round(down_for, 1),
+                    failed_attempts=failures,
+                    protocol=str(effect.protocol),
+                )
             case BatchSplit(seqs=seqs, reason=reason):
                 log_event(
                     _log, logging.INFO, "batch_split", output=kind, records=len(seqs), reason=reason
                 )
+
+    async def _log_still_down(self, summary: OutputStillDown) -> None:
+        now = self._clock()
+        stats = (await self._storage.call(self._queue.stats, now=now)).kinds[self.kind]
+
+        def seconds_until(at: float | None) -> float | None:
+            return None if at is None else round(max(0.0, at - now), 1)
+
+        next_at = min(
+            (at for at in (summary.next_retry_at, summary.next_check_at) if at is not None),
+            default=None,
+        )
+        oldest = stats.oldest_age_s
+        log_event(
+            _log,
+            logging.WARNING,
+            "output_still_down",
+            output=self.kind,
+            cause=summary.cause,
+            detail=summary.detail,
+            fix=summary.fix,
+            down_for_s=round(now - summary.since, 1),
+            failed_attempts=summary.failures,
+            queued_records=stats.queued_records,
+            queued_bytes=stats.queued_bytes,
+            oldest_record_age_s=None if oldest is None else round(oldest, 1),
+            next_attempt_in_s=seconds_until(next_at),
+            next_retry_in_s=seconds_until(summary.next_retry_at),
+        )
 
     async def drain(self, budget_s: float) -> None:
         """Stop taking new records; send what is held and finish in-flight requests within
@@ -303,7 +407,7 @@ class OutputPipeline:
                 wait = min(wait, max(0.0, next_at - self._clock()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
-        for task in list(self._sending):
+        for task in [*self._sending, *self._checking]:
             task.cancel()
-        await asyncio.gather(*self._sending, return_exceptions=True)
+        await asyncio.gather(*self._sending, *self._checking, return_exceptions=True)
         await self._apply_effects()

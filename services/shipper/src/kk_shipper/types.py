@@ -76,7 +76,8 @@ class TransportError(Exception):
     """The request did not get an HTTP response (no status code to act on).
 
     ``reason`` is a short stable code for metrics and logs, e.g. ``handshake_timeout``,
-    ``connection_lost``, ``tls_verify_failed``, ``connect_failed``, ``request_timeout``.
+    ``path_lost``, ``connection_lost``, ``tls_verify_failed``, ``connect_failed``,
+    ``request_timeout``.
     A transport error over HTTP/3 is the only reason to fall back to HTTP/1.1.
     """
 
@@ -107,5 +108,10 @@ class Transport(TypingProtocol):
     protocol: Protocol
 
     async def send(self, request: HttpRequest, *, timeout: float) -> HttpResponse: ...
+
+    async def check(self, url: str) -> None:
+        """Reach the receiver without sending a request (connect, handshake); raise
+        `TransportError` when that fails. Used while an output is down."""
+        ...
 
     async def aclose(self) -> None: ...

@@ -15,6 +15,7 @@ listing every problem at once. The reference for every key and variable is
 from .checks import config_notes
 from .environment import DEFAULT_CONFIG_PATH, ENVIRONMENT_VARIABLES, EnvironmentVariable
 from .errors import ConfigError, ConfigProblem
+from .files import tls_file_problems
 from .load import config_file_path, load_config, parse_config
 from .metric_sources import default_kubelet_url, default_metric_sources
 from .model import (
@@ -84,4 +85,5 @@ __all__ = [
     "parse_config",
     "parse_duration",
     "parse_size",
+    "tls_file_problems",
 ]

@@ -122,6 +122,9 @@ class Http3Config(_Section):
     """Fall back to HTTP/1.1 when the QUIC handshake takes longer (a blocked UDP path)."""
     probe_interval: Seconds = 300.0
     """While on the HTTP/1.1 fallback, try HTTP/3 again this often (default ``5m``)."""
+    path_timeout: Seconds = 1.0
+    """A live connection that hears nothing (QUIC PINGs unanswered) this long while requests
+    wait is lost: its requests move to HTTP/1.1 at once."""
 
 
 class RetryConfig(_Section):
@@ -137,6 +140,9 @@ class RetryConfig(_Section):
     """Failed attempts (5xx) of a batch before it is split in two to isolate a poison record."""
     record_retry_budget: PositiveInt = 5
     """Failed attempts of a single record before it is moved to the dead letter store."""
+    check_interval: Seconds = 1.0
+    """While the receiver is unreachable, check this often whether it is back (a TCP/TLS
+    connect and a QUIC handshake, no payload), so delivery resumes that soon after it returns."""
 
 
 class TlsConfig(_Section):
@@ -365,6 +371,8 @@ class ShipperConfig(_Section):
     """How often the shipper sends its own metrics."""
     ack_timeout: Seconds = 5.0
     """How long a producer waits for the shipper's acknowledgement before re-sending."""
+    outage_summary_interval: Seconds = 60.0
+    """While an output is down, log one summary line this often (queued records, next try)."""
 
 
 class Credentials(_Section):

@@ -13,11 +13,14 @@ Inputs (verbs)
     - `OutputDelivery.offer`: new records from the durable queue, in ``seq`` order, each once;
     - `OutputDelivery.attempt_answered` / `OutputDelivery.attempt_failed`: the result of
       sending an `Attempt` (an HTTP response of any status, or a `TransportError`);
+    - `OutputDelivery.check_passed` / `OutputDelivery.check_failed`: the result of a
+      `ReachabilityCheck` (while the output is down);
     - time passing: the app calls `OutputDelivery.next_attempts` again at `next_deadline`.
     Plus `OutputDelivery.stop_accepting` for a graceful stop.
 
 Outputs (nouns)
     - `OutputDelivery.next_attempts`: the requests to send now;
+    - `OutputDelivery.next_checks`: the reachability checks to run now;
     - `OutputDelivery.take_effects`: past-tense events for the app (records to remove from the
       queue or dead-letter, protocol changes, pauses, counters to bump);
     - `OutputDelivery.next_deadline`: when to call `next_attempts` again if nothing else
@@ -27,6 +30,8 @@ The app's loop, after *every* input (and when the deadline passes)::
 
     for attempt in delivery.next_attempts(now):      # respects max_in_flight, pauses, backoff
         spawn(send(transports[attempt.protocol], attempt))   # -> attempt_answered / _failed
+    for check in delivery.next_checks(now):          # only while the receiver is unreachable
+        spawn(check(transports[check.protocol], check))      # -> check_passed / _failed
     for effect in delivery.take_effects():           # RecordsDelivered -> delete from queue,
         handle(effect)                               # RecordsDeadLettered -> dead-letter it
     rearm_timer(delivery.next_deadline())            # None: wait for an input
@@ -54,7 +59,8 @@ Answers (outcomes.py holds the status table; receiver-api.md "Responses")
 - 401/403: the batch is kept, the output pauses. Nothing is dead-lettered.
 - 413: split in halves, sent at once; a single record is dead-lettered (``too_large``).
 - 408/429/503, other 5xx, and transport errors over HTTP/1.1: retried after a full-jitter
-  exponential backoff; a ``Retry-After`` wins over the backoff, capped (backoff.py).
+  exponential backoff whose exponent is the output's failures since its last delivery; a
+  ``Retry-After`` wins over the backoff, capped (backoff.py).
 - 500/502/504 also count towards *poison isolation*: after ``attempts_before_split`` such
   failures a batch is split in halves (which wait out the backoff), so the records that do
   not cause the error get through; a single record that fails ``record_retry_budget`` times
@@ -77,12 +83,30 @@ Protocols
 ---------
 The output starts on HTTP/3 when `OutputSettings.http3_enabled` (``type: http3`` and an
 ``https://`` URL), else it is HTTP/1.1 for life. Only a `TransportError` on an HTTP/3 attempt
-changes protocol: the same batch goes out again at once over HTTP/1.1 (same key), the output
-switches to HTTP/1.1 (``ProtocolChanged``) and schedules a probe at ``+probe_interval_s``.
-From then on, the first batch sent after the probe time goes over HTTP/3 as a probe (one at
-a time). Any HTTP response to the probe, whatever its status, proves the transport and
-switches the output back; a transport error re-sends that batch over HTTP/1.1 at once and
-schedules the next probe. A status code never changes protocol.
+can change protocol: the same batch goes out again at once over HTTP/1.1 (same key), and new
+batches follow it there while the question is open: QUIC blocked, or the receiver down? An
+HTTP/1.1 *answer* settles it as QUIC blocked: the output switches to HTTP/1.1
+(``ProtocolChanged``) and schedules a probe at ``+probe_interval_s``. An HTTP/1.1 transport
+error settles it as receiver down (below): HTTP/3 stays the protocol. While on HTTP/1.1, the
+first batch sent after the probe time goes over HTTP/3 as a probe (one at a time). Any HTTP
+response to the probe, whatever its status, proves the transport and switches the output
+back; a transport error re-sends that batch over HTTP/1.1 at once and schedules the next
+probe. A status code never changes protocol. HTTP/3 failures of attempts begun while the
+output was down are no evidence about QUIC (their handshake may predate the receiver's
+return) and change nothing.
+
+Outages (outage.py has the why)
+-------------------------------
+The output is *down* from a transport error over HTTP/1.1 (the receiver unreachable), or a
+second failed answer (5xx, 429, 408) with no delivery in between, until the next delivery:
+``OutputDown`` once, ``OutputStillDown`` every ``outage_summary_interval_s``,
+``OutputRecovered`` at the end. While down: one request in flight at a time; re-sends share
+the output's backoff (exponent: failures since the last delivery, whichever batch); and
+while the receiver is unreachable no payload goes at all except after a passed
+`ReachabilityCheck` (`next_checks`, every ``check_interval_s``, one per protocol), which
+releases one held batch as the trial. Its delivery ends the outage and releases the rest.
+Backoff grows per output to ``max_backoff_s``; checks keep the return-to-delivery time near
+``check_interval_s`` regardless.
 
 Misuse (answering an attempt that is not in flight, offering a record twice or out of
 order, offering after `stop_accepting`) raises `ValueError`: it is a bug in the caller.
@@ -101,6 +125,14 @@ from types import MappingProxyType
 from ..types import HttpRequest, HttpResponse, Protocol, QueuedRecord, TransportError
 from . import batching
 from .backoff import pause_duration, retry_delay
+from .outage import (
+    Outage,
+    OutputDown,
+    OutputRecovered,
+    OutputStillDown,
+    ReachabilityCheck,
+    fix_for,
+)
 from .outcomes import (
     AuthFailed,
     ContractMismatch,
@@ -121,9 +153,13 @@ __all__ = [
     "Effect",
     "Http3ProbeFailed",
     "OutputDelivery",
+    "OutputDown",
     "OutputPaused",
+    "OutputRecovered",
     "OutputResumed",
+    "OutputStillDown",
     "ProtocolChanged",
+    "ReachabilityCheck",
     "RecordsDeadLettered",
     "RecordsDelivered",
     "RecordsRejectedByReceiver",
@@ -287,6 +323,9 @@ Effect = (
     | OutputPaused
     | OutputResumed
     | ContractMismatchDetected
+    | OutputDown
+    | OutputStillDown
+    | OutputRecovered
 )
 
 
@@ -304,6 +343,9 @@ class DeliveryStatus:
     paused_reason: str | None
     """``auth_failed`` or ``contract_mismatch`` until a 2xx; None when sending normally."""
     paused_until: float | None
+    down_since: float | None
+    """When the output went down (see `OutputDown`); None while it delivers."""
+    down_cause: str | None
     next_probe_at: float | None
     last_error: str | None
     accepting: bool
@@ -319,8 +361,6 @@ class _Batch:
     records: tuple[QueuedRecord, ...]
     encoded: EncodedBatch
     sends: int = 0
-    retries: int = 0
-    """Transient failures so far: the backoff exponent."""
     isolating_failures: int = 0
     """5xx answers that may come from a poison record (reset for each split half)."""
     failing_since: int | None = None
@@ -329,6 +369,8 @@ class _Batch:
     """The answer tick at which this batch was made by a split (None: an original batch)."""
     h1_next: bool = False
     """The last attempt was an HTTP/3 transport failure: the next send is HTTP/1.1."""
+    h3_failure: str | None = None
+    """Why its last HTTP/3 attempt failed (a transport reason); None once sent over HTTP/3."""
 
 
 @dataclass(slots=True)
@@ -364,6 +406,15 @@ class OutputDelivery:
         self._retries_total = 0
         self._fallbacks: Counter[str] = Counter()
         self._last_error: str | None = None
+        self._streak = 0
+        """Transient failures since the last delivery: the output's backoff exponent."""
+        self._quic_suspect: str | None = None
+        """An HTTP/3 transport error whose HTTP/1.1 resend has not answered yet: QUIC
+        blocked (HTTP/1.1 will work) or the receiver down (it will not)."""
+        self._outage: Outage | None = None
+        self._outage_ended_at = float("-inf")
+        self._checks: dict[int, ReachabilityCheck] = {}
+        self._next_check_id = 1
 
     # -- inputs ----------------------------------------------------------------------------
 
@@ -397,9 +448,10 @@ class OutputDelivery:
             response, batch_size=len(batch.records), mode=self._settings.mode, now=now
         )
         if isinstance(outcome, Delivered):
-            self._delivered(batch, attempt, outcome, response.status)
+            self._delivered(batch, attempt, outcome, response.status, now)
         elif isinstance(outcome, Retry):
-            self._retry(batch, attempt, outcome, now)
+            detail = f"HTTP {outcome.status}" + (f": {outcome.detail}" if outcome.detail else "")
+            self._retry(batch, attempt, outcome, now, cause=outcome.reason, detail=detail)
         elif isinstance(outcome, Split):
             self._split_too_large(batch, outcome.status, now)
         elif isinstance(outcome, Rejected):
@@ -416,6 +468,10 @@ class OutputDelivery:
             self._hold(batch, now)
             self._emit(ContractMismatchDetected(outcome.detail))
             self._pause_output("contract_mismatch", response.status, outcome.detail, attempt, now)
+        if self._outage is not None and self.is_idle:
+            # The failures were the records' own (dead-lettered poison, 400s): nothing is
+            # left to fail, and the receiver answers. The output is idle, not down.
+            self._end_outage(attempt.protocol, now)
 
     def attempt_failed(self, attempt: Attempt, error: TransportError, now: float) -> None:
         """Report that ``attempt`` got no HTTP response (`TransportError`)."""
@@ -425,15 +481,64 @@ class OutputDelivery:
             # receiver-api.md: QUIC unavailable -> the same batch over HTTP/1.1 at once.
             self._fallbacks[error.reason] += 1
             batch.h1_next = True
+            # An attempt begun while the receiver was down says nothing about QUIC: its
+            # handshake may have started before the receiver was back (QUIC retransmits its
+            # first packets slowly), so an HTTP/1.1 success after it does not mean blocked.
+            telling = self._outage is None and attempt.sent_at >= self._outage_ended_at
+            batch.h3_failure = error.reason if telling else None
             self._hold(batch, now)
             if attempt.is_probe:
                 self._probe_at = now + self._settings.probe_interval_s
                 self._emit(Http3ProbeFailed(error.reason, self._probe_at))
-            elif self._protocol is Protocol.H3:
-                self._switch(Protocol.H1, error.reason)
-                self._probe_at = now + self._settings.probe_interval_s
+            elif self._protocol is Protocol.H3 and telling:
+                # QUIC blocked, or the receiver down? The HTTP/1.1 resend tells (see
+                # _delivered and below); until then new batches go over HTTP/1.1 too.
+                self._quic_suspect = self._quic_suspect or error.reason
             return
-        self._retry(batch, attempt, Retry(reason=f"transport_{error.reason}"), now)
+        # Over HTTP/1.1 too: the receiver is down, not QUIC blocked; HTTP/3 stays preferred.
+        self._quic_suspect = None
+        retry = Retry(reason=f"transport_{error.reason}")
+        self._retry(batch, attempt, retry, now, cause=error.reason, detail=error.detail)
+
+    def check_passed(self, check: ReachabilityCheck, now: float) -> None:
+        """Report that ``check`` reached the receiver.
+
+        Checks say *when* to try again, not *which protocol*: a failed HTTP/3 check may have
+        begun its handshake before the receiver was back (and QUIC retransmits its first
+        packets slowly), so it proves nothing about the path. The trial goes over the
+        protocol in use; if that is HTTP/3 and QUIC is in fact blocked, the trial's own
+        transport error sends it over HTTP/1.1 and `_delivered` draws the conclusion, as
+        for any batch. Only a passed HTTP/3 check changes protocol (back to HTTP/3).
+        """
+        outage = self._finish_check(check)
+        if outage is None:
+            return
+        outage.round[check.protocol] = True
+        if check.protocol is Protocol.H3:
+            if self._protocol is Protocol.H1:
+                # QUIC works again: this check did what a probe does.
+                self._switch(Protocol.H3, "http/3 reachable again")
+                self._probe_at = None
+            self._release_trial(outage, now)
+        elif self._protocol is Protocol.H1 or outage.round.get(Protocol.H3) is not None:
+            self._release_trial(outage, now)
+        # else: the HTTP/3 check is still out; a trial over HTTP/3 now would only share
+        # its (possibly stale) handshake. Its answer releases the trial.
+
+    def check_failed(self, check: ReachabilityCheck, error: TransportError, now: float) -> None:
+        """Report that ``check`` did not reach the receiver."""
+        outage = self._finish_check(check)
+        if outage is None:
+            return
+        outage.round[check.protocol] = False
+        if check.protocol is Protocol.H1:
+            # Every output has HTTP/1.1: its error says best why the receiver is unreachable.
+            outage.cause, outage.detail = error.reason, error.detail
+        elif outage.round.get(Protocol.H1):
+            self._release_trial(outage, now)  # HTTP/1.1 reached it (see check_passed)
+            return
+        if all(result is False for result in outage.round.values()):
+            outage.end_round(check.started_at + self._settings.retry.check_interval_s)
 
     def stop_accepting(self) -> None:
         """Graceful stop: no more offers; records already offered are batched at once,
@@ -446,6 +551,7 @@ class OutputDelivery:
     def next_attempts(self, now: float) -> list[Attempt]:
         """The requests to send now (possibly none), within ``max_in_flight``, pauses and
         backoff times. Each must be reported back by `attempt_answered` or `attempt_failed`."""
+        self._summarize_outage(now)
         attempts: list[Attempt] = []
         while self._capacity(now) > 0:
             batch = self._next_ready_batch(now)
@@ -454,23 +560,59 @@ class OutputDelivery:
             attempts.append(self._start(batch, now))
         return attempts
 
+    def next_checks(self, now: float) -> list[ReachabilityCheck]:
+        """The reachability checks to run now (possibly none): while the receiver is
+        unreachable, one per protocol every ``check_interval_s``. Each must be reported back
+        by `check_passed` or `check_failed`."""
+        outage = self._outage
+        if (
+            outage is None
+            or not outage.unreachable
+            or outage.next_check_at is None
+            or now < outage.next_check_at
+        ):
+            return []
+        protocols = [Protocol.H3, Protocol.H1] if self._settings.http3_enabled else [Protocol.H1]
+        checks = []
+        for protocol in protocols:
+            url = self._settings.url if protocol is Protocol.H3 else self._settings.h1_url
+            check = ReachabilityCheck(self._next_check_id, protocol, url, now)
+            self._next_check_id += 1
+            self._checks[check.check_id] = check
+            checks.append(check)
+        outage.start_round({check.protocol: check.check_id for check in checks})
+        return checks
+
     def take_effects(self) -> list[Effect]:
         """The events since the last call, oldest first."""
         effects, self._effects = self._effects, []
         return effects
 
     def next_deadline(self) -> float | None:
-        """When to call `next_attempts` again if no input arrives first; None: wait for one.
+        """When to call `next_attempts` and `next_checks` again if no input arrives first;
+        None: wait for one.
 
         May be in the past right after `offer` (call `next_attempts` now). Never in the past
-        right after `next_attempts`, so a timer re-armed from it cannot spin.
+        right after `next_attempts` and `next_checks`, so a timer re-armed from it cannot spin.
         """
+        candidates: list[float] = []
+        outage = self._outage
+        if outage is not None:
+            candidates.append(outage.next_summary_at)
+            if outage.unreachable and outage.next_check_at is not None:
+                candidates.append(outage.next_check_at)
+        work = self._work_deadline()
+        if work is not None:
+            candidates.append(work)
+        return min(candidates, default=None)
+
+    def _work_deadline(self) -> float | None:
         if self._pause is not None:
             # Paused, or in the one-at-a-time trial: an answer (an input) must come first.
             if self._in_flight or not self._holds_unsent():
                 return None
             return max(self._pause.until, self._earliest_work() or self._pause.until)
-        if len(self._in_flight) >= self._settings.max_in_flight:
+        if len(self._in_flight) >= self._limit():
             return None
         return self._earliest_work()
 
@@ -489,6 +631,11 @@ class OutputDelivery:
         return self.room() > 0
 
     # -- read-only state -------------------------------------------------------------------
+
+    @property
+    def settings(self) -> OutputSettings:
+        """The settings this output runs with."""
+        return self._settings
 
     @property
     def protocol(self) -> Protocol:
@@ -523,6 +670,8 @@ class OutputDelivery:
             fallbacks_by_reason=MappingProxyType(dict(self._fallbacks)),
             paused_reason=None if self._pause is None else self._pause.reason,
             paused_until=None if self._pause is None else self._pause.until,
+            down_since=None if self._outage is None else self._outage.since,
+            down_cause=None if self._outage is None else self._outage.cause,
             next_probe_at=self._probe_at,
             last_error=self._last_error,
             accepting=self._accepting,
@@ -535,11 +684,40 @@ class OutputDelivery:
             if now < self._pause.until:
                 return 0
             return 1 - min(1, len(self._in_flight))  # the trial: one request at a time
-        return self._settings.max_in_flight - len(self._in_flight)
+        return max(0, self._limit() - len(self._in_flight))
+
+    def _limit(self) -> int:
+        """Requests in flight at most: one while the output is down (no storm against a
+        receiver that fails), else ``max_in_flight``."""
+        return 1 if self._outage is not None else self._settings.max_in_flight
+
+    def _next_waiting_due(self) -> float | None:
+        """When the first held batch may go. While the output is down, held batches share
+        one retry time, so the output's backoff bounds its request rate whatever the number
+        of batches held; while the receiver is unreachable, only a passed reachability check
+        lets one go (a payload retry would race the check's handshake and learn nothing
+        more). An HTTP/1.1 resend after an HTTP/3 transport error still goes at once (it
+        completes the attempt that failed)."""
+        if not self._waiting:
+            return None
+        at, _, batch = self._waiting[0]
+        if self._outage is None or batch.h1_next:
+            return at
+        if self._outage.unreachable:
+            return None
+        return max(at, self._outage.retry_at)
+
+    def _batches_pending(self) -> bool:
+        """Whether new batches may be made from pending records now. While the output is
+        down, the held batches go first: new ones would only fail alike."""
+        return self._outage is None or not (self._waiting or self._in_flight)
 
     def _next_ready_batch(self, now: float) -> _Batch | None:
-        if self._waiting and self._waiting[0][0] <= now:
+        due = self._next_waiting_due()
+        if due is not None and due <= now:
             return heapq.heappop(self._waiting)[2]
+        if not self._batches_pending():
+            return None
         if batching.batch_due(
             self._pending,
             self._settings,
@@ -559,6 +737,8 @@ class OutputDelivery:
         protocol, is_probe = self._choose_protocol(batch, now)
         batch.sends += 1
         batch.h1_next = False
+        if protocol is Protocol.H3:
+            batch.h3_failure = None
         attempt = Attempt(
             attempt_id=self._next_attempt_id,
             protocol=protocol,
@@ -578,7 +758,7 @@ class OutputDelivery:
         if not self._settings.http3_enabled or batch.h1_next:
             return Protocol.H1, False
         if self._protocol is Protocol.H3:
-            return Protocol.H3, False
+            return (Protocol.H1 if self._quic_suspect else Protocol.H3), False
         if self._probe_at is not None and now >= self._probe_at and not self._probe_in_flight:
             return Protocol.H3, True
         return Protocol.H1, False
@@ -594,8 +774,18 @@ class OutputDelivery:
         self._tick += 1
         return entry[1]
 
-    def _delivered(self, batch: _Batch, attempt: Attempt, outcome: Delivered, status: int) -> None:
+    def _delivered(
+        self, batch: _Batch, attempt: Attempt, outcome: Delivered, status: int, now: float
+    ) -> None:
         self._last_delivery_tick = self._tick
+        if attempt.protocol is Protocol.H1:
+            quic_failure = batch.h3_failure or self._quic_suspect
+            if quic_failure is not None and self._protocol is Protocol.H3:
+                # HTTP/3 failed at transport level and HTTP/1.1 works: QUIC is blocked.
+                self._switch(Protocol.H1, quic_failure)
+                self._probe_at = now + self._settings.probe_interval_s
+            self._quic_suspect = None
+        self._streak = 0
         self._emit(
             RecordsDelivered(
                 seqs=attempt.seqs,
@@ -612,18 +802,31 @@ class OutputDelivery:
         if self._pause is not None:
             self._emit(OutputResumed(self._pause.reason))
             self._pause = None
+        self._end_outage(attempt.protocol, now)
 
-    def _retry(self, batch: _Batch, attempt: Attempt, outcome: Retry, now: float) -> None:
+    def _retry(
+        self,
+        batch: _Batch,
+        attempt: Attempt,
+        outcome: Retry,
+        now: float,
+        *,
+        cause: str,
+        detail: str,
+    ) -> None:
         if outcome.status is not None:
             self._last_error = f"HTTP {outcome.status} ({outcome.reason})"
+        self._streak += 1
+        self._note_failure(cause, detail, unreachable=outcome.status is None, now=now)
         if outcome.isolate:
             batch.isolating_failures += 1
             if batch.failing_since is None:
                 batch.failing_since = self._tick
             if self._isolate(batch, outcome, now):
                 return
-        batch.retries += 1
-        at = now + retry_delay(batch.retries - 1, outcome.after_s, self._settings.retry, self._rng)
+        at = now + self._backoff(outcome)
+        if self._outage is not None:
+            self._outage.retry_at = at
         self._hold(batch, at)
         self._retries_total += 1
         self._emit(
@@ -649,8 +852,9 @@ class OutputDelivery:
                 # that looks like an outage, not a poison record. Splitting further would only
                 # multiply the requests (a retry storm); wait for a delivery to say otherwise.
                 return False
-            batch.retries += 1
-            at = now + retry_delay(batch.retries - 1, outcome.after_s, retry, self._rng)
+            at = now + self._backoff(outcome)
+            if self._outage is not None:
+                self._outage.retry_at = at
             self._split(batch, f"isolate_{outcome.reason}", at)
             return True
         since = batch.failing_since
@@ -677,7 +881,6 @@ class OutputDelivery:
         halves = (batch.records[:middle], batch.records[middle:])
         for records in halves:
             half = self._new_batch(records)
-            half.retries = batch.retries
             half.failing_since = batch.failing_since
             half.split_tick = self._tick
             self._hold(half, at)
@@ -711,6 +914,96 @@ class OutputDelivery:
         self._pause = _Pause(reason, until, self._next_attempt_id)
         self._emit(OutputPaused(reason, status, until, detail))
 
+    # -- outages ---------------------------------------------------------------------------
+
+    def _backoff(self, outcome: Retry) -> float:
+        """The wait before a retry: the output's backoff, which grows with every failure
+        since the last delivery (whichever batch failed), or the receiver's Retry-After."""
+        return retry_delay(self._streak - 1, outcome.after_s, self._settings.retry, self._rng)
+
+    def _note_failure(self, cause: str, detail: str, *, unreachable: bool, now: float) -> None:
+        """Start or extend the outage. A transport error over the last protocol left means
+        the receiver cannot be reached: down at once. One HTTP failure between deliveries
+        is a blip (retried, logged at debug); two in a row are an outage."""
+        retry = self._settings.retry
+        if self._outage is not None:
+            self._outage.failed_again(
+                cause,
+                detail,
+                unreachable=unreachable,
+                now=now,
+                check_interval=retry.check_interval_s,
+                check_cap=retry.max_backoff_s,
+            )
+            return
+        if not unreachable and self._streak < 2:
+            return
+        self._outage = Outage(
+            since=now,
+            cause=cause,
+            detail=detail,
+            unreachable=unreachable,
+            next_summary_at=now + self._settings.outage_summary_interval_s,
+            failures=self._streak,
+            next_check_at=now if unreachable else None,
+        )
+        self._emit(OutputDown(cause, detail, fix_for(cause), now, checking=unreachable))
+
+    def _end_outage(self, protocol: Protocol, now: float) -> None:
+        outage, self._outage = self._outage, None
+        if outage is None:
+            return
+        self._outage_ended_at = now
+        self._emit(
+            OutputRecovered(
+                cause=outage.cause,
+                since=outage.since,
+                down_for_s=now - outage.since,
+                failures=outage.failures,
+                protocol=protocol,
+            )
+        )
+        # The receiver takes data again: everything held goes now, not at its backoff.
+        self._waiting = [(min(at, now), order, held) for at, order, held in self._waiting]
+        heapq.heapify(self._waiting)
+
+    def _summarize_outage(self, now: float) -> None:
+        outage = self._outage
+        if outage is None or now < outage.next_summary_at:
+            return
+        outage.next_summary_at = now + self._settings.outage_summary_interval_s
+        self._emit(
+            OutputStillDown(
+                cause=outage.cause,
+                detail=outage.detail,
+                fix=fix_for(outage.cause),
+                since=outage.since,
+                failures=outage.failures,
+                records_held=self.records_held,
+                next_retry_at=self._next_waiting_due(),
+                # A round of checks may be running right now: then the next try is now.
+                next_check_at=(outage.next_check_at or now) if outage.unreachable else None,
+            )
+        )
+
+    def _finish_check(self, check: ReachabilityCheck) -> Outage | None:
+        """Take ``check`` off the books; the outage it belongs to, or None when it is stale
+        (the outage ended, or a later round began)."""
+        if self._checks.pop(check.check_id, None) is not check:
+            raise ValueError(f"{check!r} is not in flight (answered twice, or not ours)")
+        outage = self._outage
+        if outage is None or check.check_id not in outage.round_checks:
+            return None
+        return outage
+
+    def _release_trial(self, outage: Outage, now: float) -> None:
+        """A check passed: the next held batch goes now, as the trial (one at a time)."""
+        outage.release_trial()
+        outage.retry_at = now
+        if self._waiting:
+            _, order, batch = heapq.heappop(self._waiting)
+            heapq.heappush(self._waiting, (now, order, batch))
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _hold(self, batch: _Batch, at: float) -> None:
@@ -725,9 +1018,10 @@ class OutputDelivery:
 
     def _earliest_work(self) -> float | None:
         candidates: list[float] = []
-        if self._waiting:
-            candidates.append(self._waiting[0][0])
-        if self._pending:
+        due = self._next_waiting_due()
+        if due is not None:
+            candidates.append(due)
+        if self._pending and self._batches_pending():
             if not self._accepting or batching.batch_due(
                 self._pending, self._settings, self._envelope.overhead, float("-inf")
             ):

@@ -90,6 +90,8 @@ class Retry:
     isolate: bool = False
     """Count this failure towards splitting / dead-lettering a poison record."""
     status: int | None = None
+    detail: str = ""
+    """An excerpt of the receiver's error body, if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ def classify(response: HttpResponse, *, batch_size: int, mode: Mode, now: float)
         after_s=parse_retry_after(response.headers.get("retry-after"), now),
         isolate=action is StatusAction.RETRY_ISOLATE,
         status=status,
+        detail=detail,
     )
 
 

@@ -67,6 +67,8 @@ class RetrySettings:
     """First pause of the output after 401/403 or a contract mismatch; doubles per repeat."""
     max_pause_s: float = 300.0
     """Cap of that pause."""
+    check_interval_s: float = 1.0
+    """While the receiver is unreachable, a reachability check (no payload) runs this often."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -78,6 +80,8 @@ class RetrySettings:
             problems.append("max_retry_after_s must be >= 0")
         if not 0 < self.pause_s <= self.max_pause_s:
             problems.append("need 0 < pause_s <= max_pause_s")
+        if self.check_interval_s <= 0:
+            problems.append("check_interval_s must be > 0")
         if problems:
             raise ValueError("invalid retry settings: " + "; ".join(problems))
 
@@ -120,6 +124,8 @@ class OutputSettings:
     retry: RetrySettings = field(default_factory=RetrySettings)
     probe_interval_s: float = 300.0
     """While on the HTTP/1.1 fallback, the next batch after this long goes over HTTP/3."""
+    outage_summary_interval_s: float = 60.0
+    """While the output is down, an `OutputStillDown` summary comes this often."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -141,6 +147,8 @@ class OutputSettings:
             problems.append("max_request_bytes must be >= 1024")
         if self.flush_interval_s < 0 or self.probe_interval_s <= 0:
             problems.append("flush_interval_s must be >= 0 and probe_interval_s > 0")
+        if self.outage_summary_interval_s <= 0:
+            problems.append("outage_summary_interval_s must be > 0")
         if problems:
             raise ValueError("invalid output settings: " + "; ".join(problems))
 
@@ -217,6 +225,8 @@ class OutputSettings:
                 attempts_before_split=retry.attempts_before_split,
                 record_retry_budget=retry.record_retry_budget,
                 max_retry_after_s=retry.max_retry_after,
+                check_interval_s=retry.check_interval,
             ),
             probe_interval_s=output.http3.probe_interval,
+            outage_summary_interval_s=config.shipper.outage_summary_interval,
         )

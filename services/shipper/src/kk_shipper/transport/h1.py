@@ -116,10 +116,11 @@ class H1Transport:
 
     def __init__(self, *, tls: TlsSettings, pool_size: int, connect_timeout: float) -> None:
         self._connect_timeout = connect_timeout
+        self._ssl_context = ssl_context(tls)
         self._client = httpx.AsyncClient(
             http1=True,
             http2=False,
-            verify=ssl_context(tls),
+            verify=self._ssl_context,
             limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
             # The overall deadline is send()'s timeout; see the module docstring.
             timeout=httpx.Timeout(None, connect=connect_timeout),
@@ -170,6 +171,43 @@ class H1Transport:
             body=response.content,
             protocol=_H1,
         )
+
+    async def check(self, url: str) -> None:
+        """Whether ``url``'s host can be reached now, without sending a request: a TCP
+        connect plus, for ``https://``, a TLS handshake verified as a request's would be,
+        bounded by ``connect_timeout``. The connection is dropped at once.
+
+        Raises:
+            TransportError: not reachable (``connect_failed``, ``tls_verify_failed``,
+                ``handshake_failed``, ``protocol_error`` for a bad URL, ``closed``).
+        """
+        if self._closed:
+            raise _error("closed", "transport is closed")
+        _check_url(url)
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        secure = parts.scheme == "https"
+        port = parts.port or (443 if secure else 80)
+        target = _where(url)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, writer = await asyncio.open_connection(
+                    host,
+                    port,
+                    ssl=self._ssl_context if secure else None,
+                    server_hostname=host if secure else None,
+                )
+        except TimeoutError as exc:
+            detail = f"{target}: no TCP/TLS connection within {self._connect_timeout:g}s"
+            raise _error("connect_failed", detail) from exc
+        except ssl.SSLCertVerificationError as exc:
+            detail = f"{target}: {exc.verify_message or exc.reason or exc}"
+            raise _error("tls_verify_failed", detail) from exc
+        except ssl.SSLError as exc:
+            raise _error("handshake_failed", f"{target}: {exc.reason or exc}") from exc
+        except OSError as exc:
+            raise _error("connect_failed", f"{target}: {exc.strerror or exc}") from exc
+        writer.transport.abort()  # nothing to say; no need to wait for a TLS goodbye
 
     async def aclose(self) -> None:
         """Close every pooled connection. Idempotent."""

@@ -26,10 +26,15 @@ is written for a one-shot command-line tool and has gaps that matter to a long-r
   (``connection_lost``), they wait forever. Here every pending request, and every caller
   still waiting for a stream slot, is woken with ``connection_lost`` as soon as the
   connection dies. Each request also has its own deadline (slot + send + whole response).
-* A path that goes dark after the handshake looks to QUIC like silence, noticed only at the
-  idle timeout, so every request until then would time out. A request that times out without
-  the receiver having acknowledged it drops the connection instead; the next send then fails
-  fast at the handshake (and the caller can fall back) or gets a fresh, working connection.
+* A path that goes dark after the handshake (UDP dropped, the receiver killed) looks to QUIC
+  like silence, noticed only at the idle timeout, so every request until then would wait for
+  its full request timeout. Here a watchdog runs while requests are in flight: when nothing
+  has been heard from the receiver for a quarter of ``path_timeout`` it sends a QUIC PING
+  (which a live peer acknowledges within its ack delay, even while it is still working on a
+  request), and when nothing has been heard for ``path_timeout`` the connection is abandoned
+  and every waiting request fails with ``path_lost`` at once, so the caller can resend over
+  HTTP/1.1 within seconds. (A request that times out without the receiver having
+  acknowledged it also drops the connection.)
 * A failed handshake surfaces as ``ConnectionError()`` with no message; the actual reason
   (e.g. "unable to get local issuer certificate") is only in the ``ConnectionTerminated``
   event, so the protocol records that event and the transport reports it as
@@ -48,6 +53,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -69,6 +75,7 @@ __all__ = ["REASONS", "H3Transport"]
 
 REASONS: Final = (
     "handshake_timeout",
+    "path_lost",
     "tls_verify_failed",
     "handshake_failed",
     "connect_failed",
@@ -144,7 +151,7 @@ class _H3ClientProtocol(QuicConnectionProtocol):
     without waiting for the closing period.
     """
 
-    def __init__(self, quic: QuicConnection, **kwargs: Any) -> None:
+    def __init__(self, quic: QuicConnection, *, path_timeout: float, **kwargs: Any) -> None:
         super().__init__(quic, **kwargs)
         self._h3 = H3Connection(quic)
         self._streams: dict[int, _PendingStream] = {}
@@ -152,6 +159,13 @@ class _H3ClientProtocol(QuicConnectionProtocol):
         self.lost: TransportError | None = None
         """Set once the connection is unusable; the error pending requests got."""
         self._socket_closed = False
+        self._path_timeout = path_timeout
+        self._ping_interval = path_timeout / 4
+        self._last_heard = self._loop.time()
+        self._watch_started = 0.0
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._heard_waiters: list[asyncio.Future[None]] = []
+        self._ping_ids = itertools.count(1)
 
     # aioquic hooks
 
@@ -182,12 +196,22 @@ class _H3ClientProtocol(QuicConnectionProtocol):
         for h3_event in self._h3.handle_event(event):
             self._h3_event_received(h3_event)
 
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        """Anything from the receiver proves the path works (see the watchdog)."""
+        self._last_heard = self._loop.time()
+        waiters, self._heard_waiters = self._heard_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        super().datagram_received(data, addr)
+
     def connection_lost(self, exc: Exception | None) -> None:
         """The UDP socket closed (by us or by an OS error): nothing more can arrive."""
         self._socket_closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._stop_watchdog()
         detail = f"UDP socket closed: {exc}" if exc else "UDP socket closed"
         self._fail_all(_error("connection_lost", detail))
         self._closed.set()
@@ -247,7 +271,25 @@ class _H3ClientProtocol(QuicConnectionProtocol):
             self._streams.pop(stream_id, None)
             raise _error("protocol_error", f"cannot send request: {type(exc).__name__}") from exc
         self.transmit()
+        self._start_watchdog()
         return stream_id, future
+
+    async def alive(self) -> bool:
+        """Whether the receiver answers on this connection: heard from lately, or a PING
+        is acknowledged (anything heard counts) within ``path_timeout``."""
+        if self.lost is not None:
+            return False
+        if self._loop.time() - self._last_heard < self._ping_interval:
+            return True
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        self._heard_waiters.append(waiter)
+        self._ping()
+        try:
+            async with asyncio.timeout(self._path_timeout):
+                await waiter
+        except TimeoutError:
+            return False
+        return self.lost is None
 
     def request_delivered(self, stream_id: int) -> bool:
         """True when the receiver acknowledged every byte of the request, FIN included.
@@ -277,6 +319,7 @@ class _H3ClientProtocol(QuicConnectionProtocol):
         helps nobody.
         """
         self._fail_all(_error(reason, detail))
+        self._stop_watchdog()
         if self._connected_waiter is not None:
             # aioquic would later set ConnectionError on it with nobody awaiting it.
             self._connected_waiter.cancel()
@@ -288,6 +331,40 @@ class _H3ClientProtocol(QuicConnectionProtocol):
             self._transport.close()
 
     # internals
+
+    def _start_watchdog(self) -> None:
+        if self._watchdog is None and self.lost is None:
+            self._watch_started = self._loop.time()
+            self._watchdog = self._loop.call_later(self._ping_interval, self._watch)
+
+    def _stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+
+    def _watch(self) -> None:
+        """While requests wait: PING when the receiver has been quiet, abandon the
+        connection when it has been quiet for ``path_timeout``."""
+        self._watchdog = None
+        if self.lost is not None or self._socket_closed or not self._streams:
+            return
+        silent_for = self._loop.time() - max(self._last_heard, self._watch_started)
+        if silent_for >= self._path_timeout:
+            self.abandon(
+                "path_lost",
+                f"nothing heard from the receiver for {silent_for:.1f}s while "
+                f"{len(self._streams)} request(s) waited (QUIC PINGs unanswered)",
+            )
+            return
+        if silent_for >= self._ping_interval:
+            self._ping()
+        self._watchdog = self._loop.call_later(self._ping_interval, self._watch)
+
+    def _ping(self) -> None:
+        if self.lost is None and not self._socket_closed:
+            # The id only matters to aioquic's own ping() waiters; any datagram heard counts.
+            self._quic.send_ping(next(self._ping_ids))
+            self.transmit()
 
     def _h3_event_received(self, event: H3Event) -> None:
         if not isinstance(event, HeadersReceived | DataReceived):
@@ -346,6 +423,8 @@ class H3Transport:
         handshake_timeout: Deadline for address lookup + QUIC/TLS handshake, in seconds.
         max_streams: Requests in flight at once on the connection; more callers wait.
         idle_timeout: Seconds of silence after which QUIC drops the connection.
+        path_timeout: Seconds of silence, while requests wait, after which the path is
+            declared lost (``path_lost``); see the module docstring.
 
     Raises:
         OSError / ssl.SSLError: a TLS file in ``tls`` cannot be read (at construction).
@@ -363,9 +442,13 @@ class H3Transport:
         handshake_timeout: float,
         max_streams: int,
         idle_timeout: float = 30.0,
+        path_timeout: float = 1.0,
     ) -> None:
         if max_streams < 1:
             raise ValueError("max_streams must be at least 1")
+        if path_timeout <= 0:
+            raise ValueError("path_timeout must be positive")
+        self._path_timeout = path_timeout
         self._host = url_host
         self._port = port
         self._handshake_timeout = handshake_timeout
@@ -423,6 +506,27 @@ class H3Transport:
             raise _error("protocol_error", "response without a valid :status")
         return HttpResponse(status=status, headers=headers, body=body, protocol=_H3)
 
+    async def check(self, url: str) -> None:
+        """Whether the receiver can be reached over QUIC now, without sending a request: a
+        handshake when there is no connection (bounded by ``handshake_timeout``), else a
+        PING on the live one (bounded by ``path_timeout``). ``url`` is not used: this
+        transport talks to one host and port.
+
+        Raises:
+            TransportError: not reachable (see :data:`REASONS`).
+        """
+        del url
+        if self._closed:
+            raise _error("closed", "transport is closed")
+        connection = await self._connected()
+        if await connection.alive():
+            return
+        if connection is self._connection:
+            self._connection = None
+        detail = f"no answer to a QUIC PING within {self._path_timeout:g}s"
+        connection.abandon("path_lost", detail)
+        raise _error("path_lost", f"{self._host}:{self._port}: {detail}")
+
     async def aclose(self) -> None:
         """Close the connection; pending requests fail with ``closed``. Idempotent."""
         self._closed = True
@@ -477,7 +581,8 @@ class H3Transport:
                     sock.bind(wildcard)
                     connection = QuicConnection(configuration=self._configuration)
                     _, protocol = await loop.create_datagram_endpoint(
-                        lambda: _H3ClientProtocol(connection), sock=sock
+                        lambda: _H3ClientProtocol(connection, path_timeout=self._path_timeout),
+                        sock=sock,
                     )
                 except BaseException:
                     sock.close()
