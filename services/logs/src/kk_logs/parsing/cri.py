@@ -108,8 +108,6 @@ _NO_FLAGS: frozenset[str] = frozenset()
 _BAD_UTF8 = frozenset({FLAG_INVALID_UTF8})
 _NO_NEWLINE = frozenset({FLAG_NO_NEWLINE})
 _STREAMS = {b"stdout": "stdout", b"stderr": "stderr"}
-_FULL_LINE = Line(0, 0, "", "", "", "")[Line._fields.index("flags") :]
-"""The fields of a `Line` after ``content``, as they are for one full physical line."""
 # Every physical line of a buffer in one ``findall``: the common form in groups 1-4
 # (timestamp, stream, tag, content), anything else whole in group 5. Each line matches one
 # branch or the other, so there is one tuple per line, and a branch cannot backtrack into
@@ -346,8 +344,10 @@ class LineParser:
                 # ts, stream and tag are ASCII too: lengths in characters are in bytes.
                 end = pos + len(ts) + len(stream) + len(content) + 5
                 # Line(pos, end, stream, ts, ts, content) without the call of its
-                # generated __new__ (a Python function taking 13 arguments).
-                out.append(new_tuple(Line, (pos, end, stream, ts, ts, content, *_FULL_LINE)))
+                # generated __new__ (a Python function taking 13 arguments): the other
+                # fields are Line's defaults (a test compares with Line(...)).
+                fields = (pos, end, stream, ts, ts, content, _NO_FLAGS, "", 1, 0, True, -1, ())
+                out.append(new_tuple(Line, fields))
             else:  # a partial, or a line to decode as UTF-8 (invalid bytes are replaced)
                 data = content.encode("utf-8", "surrogateescape")
                 end = pos + len(ts) + len(stream) + len(data) + 5

@@ -96,6 +96,9 @@ _WORDS = (
     r"error|err|fatal|critical|crit|panic|emergency|emerg|alert"
 )
 _WORD_LEVELS: Final[Mapping[str, str]] = {word: _ALIASES[word] for word in _WORDS.split("|")}
+_WORD_INITIALS: Final = frozenset(
+    case(word[0]) for word in _WORD_LEVELS for case in (str.lower, str.upper)
+)
 _LOGFMT = re.compile(r"(?:^|[\s,;])(?:level|lvl|severity)=[\"']?([A-Za-z]+)")
 # Rules 3 and 4 match any run of ASCII letters and look it up in `_WORD_LEVELS`, lower
 # cased: a case-insensitive alternation of the words cost more than the rest of the
@@ -232,10 +235,11 @@ def _json_level(text: str) -> str:
 def detect_level(message: str) -> str:
     """The receiver level of ``message`` by the rules in the module docstring."""
     stripped = message.lstrip()
-    if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}":
-        first = _JSON_LEVEL_FIRST.match(stripped)
-        if first is not None:
-            return _json_value_level(stripped, first)
+    first = stripped[:1]
+    if first == "{" and stripped.rstrip()[-1:] == "}":
+        level_key = _JSON_LEVEL_FIRST.match(stripped)
+        if level_key is not None:
+            return _json_value_level(stripped, level_key)
         if _JSON_OBJECT.match(stripped):
             return _json_level(stripped)
     # C-level substring tests keep the regex off the common line that has no "=", or
@@ -253,10 +257,9 @@ def detect_level(message: str) -> str:
         if level is not None:
             return level
         at = m.end()
-    first = stripped[:1]
     if first in _KLOG and _KLOG_PREFIX.match(stripped) is not None:
         return _KLOG[first]
-    if first.isalpha():  # a cheap test before the regex: most other lines start with digits
+    if first in _WORD_INITIALS:  # a cheap test first: most lines start otherwise
         m = _LEADING_WORD.match(stripped)
         if m is not None:
             return _WORD_LEVELS.get(m.group(1).lower(), DEFAULT_LEVEL)
