@@ -248,15 +248,13 @@ def detect_level(message: str) -> str:
         m = _LOGFMT.search(message)
         if m is not None:  # letters only: `normalize_level` without its strip()
             return _ALIASES.get(m.group(1).lower(), DEFAULT_LEVEL)
-    at = message.find("[", 0, _BRACKET_SCAN) if "[" in message else -1  # memchr first
-    while at >= 0:
-        m = _BRACKET.search(message, at, _BRACKET_SCAN)
-        if m is None:
-            break
+    # A memchr-speed test first; the search itself skips to each "[" the same way.
+    m = _BRACKET.search(message, 0, _BRACKET_SCAN) if "[" in message else None
+    while m is not None:
         level = _WORD_LEVELS.get(m.group(1).lower())
         if level is not None:
             return level
-        at = m.end()
+        m = _BRACKET.search(message, m.end(), _BRACKET_SCAN)
     if first in _KLOG and _KLOG_PREFIX.match(stripped) is not None:
         return _KLOG[first]
     if first in _WORD_INITIALS:  # a cheap test first: most lines start otherwise
