@@ -10,7 +10,7 @@ Two ways to the same records:
   line of a file (labels, ``service_name``, ``hostname``, ``ecs_version``, the id
   prefix) is encoded once, when the encoder is made; a common line (no flags, a runtime
   timestamp, a message within the receiver's limit) costs its id, level, one
-  ``orjson.dumps`` of its message and one ``bytes.join``. Any other line takes the
+  ``orjson.dumps`` of its message and two byte concatenations. Any other line takes the
   general path: `build_log_records` and ``orjson`` on the dicts.
 * `build_log_records`, the general path and the reference: a dict per record.
   Both give the same JSON (tests/logs/test_record_encoding.py holds them to it).
