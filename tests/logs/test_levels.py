@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kk_logs.parsing import detect_level, normalize_level
+from kk_logs.parsing.levels import LEVELS
 
 
 @pytest.mark.parametrize(
@@ -64,6 +65,8 @@ from kk_logs.parsing import detect_level, normalize_level
         ("[emerg] nginx", "fatal"),
         ("x" * 300 + " [ERROR] too far", "info"),
         ("[ERRORS] not a level word", "info"),
+        ("[main] [worker-3] [Error] a bracket that is no level word is passed over", "error"),
+        ("[\u0131nfo] [warn] dotless i: not the ASCII word", "warn"),
         # 4. Leading words.
         ("ERROR could not connect", "error"),
         ("WARN: deprecated flag", "warn"),
@@ -78,6 +81,11 @@ from kk_logs.parsing import detect_level, normalize_level
         ("WARN[0000] logrus text", "warn"),
         ("Errors were found", "info"),  # a word that only starts with a level
         ("debugger attached", "info"),
+        ("\u00a0\u2003WARN: Unicode white space before the word", "warn"),
+        ("\u0130NFO: a dotted capital I only folds to i under Unicode rules", "info"),
+        ("warn\u0131ng: a dotless i", "info"),
+        ('{"level":"warn","msg":"level first: read without a scan"}', "warn"),
+        ('{ "level" : 40 }', "warn"),
         # 5. klog.
         ("E1126 10:00:00.000000       1 reflector.go:123] failed", "error"),
         ("I1126 10:00:00.000000       1 main.go:1] started", "info"),
@@ -186,3 +194,11 @@ def test_any_json_object_gets_the_level_its_parsed_form_names(
     separators = (",", ":") if compact else (", ", ": ")
     text = json.dumps(obj, separators=separators, ensure_ascii=ascii_only)
     assert detect_level(text) == _level_of_parsed_object(obj)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_no_text_makes_detection_raise(message: str) -> None:
+    """Any text gets one of the six levels (Unicode case folding once raised KeyError)."""
+    assert detect_level(message) in LEVELS
+    assert detect_level("[" + message + "]") in LEVELS

@@ -20,6 +20,7 @@ from kk_logs.parsing import (
     DockerJsonParser,
     Line,
     LineParser,
+    decode_cri_line,
 )
 
 settings.register_profile(
@@ -192,3 +193,71 @@ def test_arbitrary_bytes_never_crash_and_nothing_is_dropped(
     lines, parser = run(kind, raw, cuts, data.draw(st.integers(1, 64)))
     lines += parser.flush_all()
     assert_tiles([span for line in lines for span in line.spans], len(raw))
+
+
+class PerLineCriParser(LineParser):
+    """CRI read one physical line at a time, by `decode_cri_line`: the reference that
+    `CriLineParser`'s one-regex-per-buffer path must agree with, line for line."""
+
+    codec = (lambda raw: decode_cri_line(raw), *CriLineParser.codec[1:])
+
+
+# Dates at the edges of the buffer path's "every year" rule, offsets, >9 fraction digits
+# and lower case: the buffer path takes some, the per-line decoder all.
+edge_timestamps = st.sampled_from(
+    [
+        "2026-11-26T04:09:57.059307123Z",
+        "2026-11-26T04:09:57Z",
+        "2026-01-31T23:59:59.5Z",
+        "2026-04-30T00:00:00.1Z",
+        "2026-04-31T00:00:00Z",
+        "2024-02-29T12:00:00.123Z",
+        "2026-02-29T12:00:00.123Z",
+        "2026-12-31T23:59:60.999999999Z",
+        "2026-11-26T04:09:57.0593071234Z",
+        "2026-11-26t04:09:57z",
+        "2026-11-26 04:09:57Z",
+        "2026-11-26T05:09:57.5+01:00",
+        "2026-13-01T00:00:00Z",
+        "0000-01-01T00:00:00Z",
+        "",
+    ]
+)
+cri_tags = st.sampled_from(["P", "F", "F", "P:x", "F:x", "Q", "", "FP"])
+separators = st.sampled_from([" ", " ", " ", "  ", "\t"])
+
+
+@st.composite
+def edgy_cri_lines(draw: st.DrawFn) -> bytes:
+    gap = draw(separators)
+    head = f"{draw(edge_timestamps)}{gap}{draw(streams)} {draw(cri_tags)}"
+    tail = draw(st.sampled_from([b" ", b" ", b"", b"  "])) + draw(content)
+    return head.encode() + tail + draw(st.sampled_from([b"", b"", b"\r"]))
+
+
+@PROFILE
+@given(
+    st.lists(st.one_of(edgy_cri_lines(), edgy_cri_lines(), raw_content), max_size=25),
+    st.data(),
+    st.sampled_from([CriLineParser, AutoLineParser]),
+)
+def test_cri_buffer_path_gives_what_the_per_line_decoder_gives(
+    lines: list[bytes], data: st.DataObject, kind: type[LineParser]
+) -> None:
+    """Every Line, flag, counter, safe offset and pending span, after every chunk."""
+    if kind is AutoLineParser:  # a CRI file's first line decides, then the rest is CRI
+        lines = [b"2026-11-26T04:09:57Z stdout F first", *lines]
+    raw = b"\n".join(lines) + data.draw(st.sampled_from([b"\n", b""]))
+    cuts = sorted(set(data.draw(st.lists(st.integers(0, len(raw)), max_size=8))))
+    max_line = data.draw(st.integers(1, 200))
+    fast, reference = kind(max_line_bytes=max_line), PerLineCriParser(max_line_bytes=max_line)
+    for start, end in itertools.pairwise([0, *cuts, len(raw)]):
+        chunk = raw[start:end]
+        assert fast.feed(chunk, start, now=float(start)) == reference.feed(
+            chunk, start, now=float(start)
+        )
+        assert fast.safe_offset == reference.safe_offset
+        assert fast.pending_spans() == reference.pending_spans()
+    assert fast.flush(1e9) == reference.flush(1e9)
+    assert fast.flush_all() == reference.flush_all()
+    assert fast.stats == reference.stats

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from kk_logs.parsing import normalize_timestamp
+from kk_logs.parsing.timestamps import CANONICAL_UTC_PATTERN
 
 
 @pytest.mark.parametrize(
@@ -63,3 +66,18 @@ def test_timestamps_become_utc_z_with_all_their_digits(raw: str, expected: str) 
 def test_bad_timestamps_are_rejected(raw: str) -> None:
     """Anything that is not a valid RFC 3339 date-time gives None (the caller flags it)."""
     assert normalize_timestamp(raw) is None
+
+
+@pytest.mark.parametrize("year", [2024, 2026, 2100, 2000])
+def test_the_canonical_pattern_takes_only_what_normalization_keeps_as_it_is(year: int) -> None:
+    """`CANONICAL_UTC_PATTERN` (the parser's one-regex path) accepts a date only when
+    `normalize_timestamp` returns it unchanged, and every such date but February 29."""
+    canonical = re.compile(CANONICAL_UTC_PATTERN, re.ASCII)
+    for month in range(0, 14):
+        for day in range(0, 33):
+            raw = f"{year:04d}-{month:02d}-{day:02d}T23:59:59.123456789Z"
+            exists = normalize_timestamp(raw) == raw
+            if canonical.fullmatch(raw):
+                assert exists, raw
+            else:
+                assert not exists or (month, day) == (2, 29), raw

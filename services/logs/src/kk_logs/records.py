@@ -10,7 +10,7 @@ Two ways to the same records:
   line of a file (labels, ``service_name``, ``hostname``, ``ecs_version``, the id
   prefix) is encoded once, when the encoder is made; a common line (no flags, a runtime
   timestamp, a message within the receiver's limit) costs its id, level, one
-  ``orjson.dumps`` of its message and one ``bytes.join``. Any other line takes the
+  ``orjson.dumps`` of its message and two byte concatenations. Any other line takes the
   general path: `build_log_records` and ``orjson`` on the dicts.
 * `build_log_records`, the general path and the reference: a dict per record.
   Both give the same JSON (tests/logs/test_record_encoding.py holds them to it).
@@ -202,8 +202,9 @@ def build_log_records(
 class FileRecords:
     """Encoded records made from lines of one file, in order, and what the shipper needs.
 
-    ``spans`` are the ``[start, end)`` byte ranges of every physical line the records were
-    made of: the batch's claims (`kk_common.envelope.EncodedRecords`) are built from them.
+    ``spans`` are ``[start, end)`` byte ranges that cover every physical line the records
+    were made of, and nothing else: the batch's claims (`kk_common.envelope.EncodedRecords`)
+    are their merged ranges. Lines that follow each other in the file come as one span.
     """
 
     bodies: list[bytes] = field(default_factory=list)
@@ -271,27 +272,31 @@ class FileRecordEncoder:
         self._after_stream = (
             b',"timestamp_source":"read_time"},"tags":[]}\n' if plain_text else b'},"tags":[]}\n'
         )
-        self._tails: dict[str, bytes] = {}
+        self._after_messages: dict[str, bytes] = {}
 
-    def _tail(self, stream: str) -> bytes:
-        tail = self._tails[stream] = b'"stream":' + encode_record_json(stream) + self._after_stream
-        return tail
+    def _after_message(self, stream: str) -> bytes:
+        after = self._middle + b'"stream":' + encode_record_json(stream) + self._after_stream
+        self._after_messages[stream] = after
+        return after
 
     def encode(self, lines: Iterable[Line], now_rfc3339: str) -> FileRecords:
         """The records of ``lines``, read at ``now_rfc3339`` (RFC 3339 UTC)."""
         out = FileRecords()
         bodies, ids, positions, spans = out.bodies, out.ids, out.positions, out.spans
-        identity, prefix, limit = self.file_identity, self._prefix, self._max_chars
-        middle, tails = self._middle, self._tails
+        id_head, limit = self._prefix + "-", self._max_chars
+        after_messages = self._after_messages
         read_time = now_rfc3339 if self._plain_text else ""
+        # Lines that follow each other in the file are claimed as one span: the claims
+        # are the merged spans (`kk_common.envelope.merge_ranges`), so this only saves
+        # a tuple per line here and sorting and merging it per batch.
+        run_start = run_end = -1
         for line in lines:
-            start = line.start_offset
-            message = line.content
+            # One unpacking instead of eight attribute lookups.
+            start, end, stream, timestamp, _, message, flags, error, _, _, _, _, joined = line
             if message[-1:] == "\r":
                 message = message[:-1]
-            timestamp = line.timestamp or read_time
             text = None
-            if timestamp and not line.flags and not line.parse_error and len(message) <= limit:
+            if (timestamp or read_time) and not flags and not error and len(message) <= limit:
                 try:
                     text = orjson.dumps(message)
                 except TypeError:  # a lone surrogate: the general path escapes it
@@ -299,17 +304,26 @@ class FileRecordEncoder:
             if text is None:
                 self._encode_general(line, now_rfc3339, out)
             else:
-                record_id = log_record_id(identity, start, 0, prefix=prefix)
-                level = detect_level(message)
-                head = f'{{"id":"{record_id}","timestamp":"{timestamp}","log_level":"{level}"'
-                tail = tails.get(line.stream) or self._tail(line.stream)
-                bodies.append(b"".join((head.encode(), b',"message":', text, middle, tail)))
+                # `kk_common.envelope.log_record_id` for part 0, without the call.
+                record_id = f"{id_head}{start:x}"
+                head = (
+                    f'{{"id":"{record_id}","timestamp":"{timestamp or read_time}",'
+                    f'"log_level":"{detect_level(message)}","message":'
+                )
+                after = after_messages.get(stream) or self._after_message(stream)
+                bodies.append(head.encode() + text + after)
                 ids.append(record_id)
                 positions.append(start)
-            if line.joined_spans:
-                spans.extend(line.joined_spans)
+            if joined:
+                spans.extend(joined)
+            elif start == run_end:
+                run_end = end
             else:
-                spans.append((start, line.end_offset))
+                if run_end >= 0:
+                    spans.append((run_start, run_end))
+                run_start, run_end = start, end
+        if run_end >= 0:
+            spans.append((run_start, run_end))
         return out
 
     def _encode_general(self, line: Line, now_rfc3339: str, out: FileRecords) -> None:

@@ -21,7 +21,7 @@ from kk_logs.parsing.cri import (
     decode_cri_line,
 )
 from kk_logs.parsing.docker import DockerJsonParser, decode_docker_line
-from kk_logs.parsing.lines import LogFormat
+from kk_logs.parsing.lines import Line, LogFormat
 from kk_logs.parsing.plain import PlainTextParser
 
 __all__ = ["AutoLineParser", "detect_format", "make_parser"]
@@ -55,6 +55,26 @@ class AutoLineParser(LineParser):
         )
         self.format = None
         self._decode = self._detect
+
+    def feed(self, data: bytes, offset: int, *, now: float | None = None) -> list[Line]:
+        """`LineParser.feed`, one complete line at a time until the format is known.
+
+        Then the rest of the chunk goes the chosen format's way, so a CRI file's first
+        chunk is read per buffer too ("CRI per buffer" in `kk_logs.parsing.cri`).
+        """
+        if self.format is not None:
+            return super().feed(data, offset, now=now)
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        out: list[Line] = []
+        start = 0  # where the next line begins in data
+        while self.format is None:
+            cut = data.find(b"\n", start) + 1
+            if not cut:
+                break
+            out += super().feed(data[start:cut], offset + start, now=now)
+            start = cut
+        return out + super().feed(data[start:] if start else data, offset + start, now=now)
 
     def _detect(self, raw: bytes) -> Decoded:
         if self.format is None:

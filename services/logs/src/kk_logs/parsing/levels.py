@@ -30,10 +30,15 @@ four substring tests say so; otherwise the brackets are counted in that text wit
 strings cut out. Only the value's own text is decoded. Text that looks like an object but
 is not valid JSON (``{"a": oops}``) is read the same way; loggers do not write that.
 
-Cost: most lines are short and plain; they pay three ``in`` tests and one anchored
-``match`` that fails on the first character. A JSON message costs a few C-level scans of
-its text, however deep or long it is. The patterns cannot backtrack (no ambiguous nested
-quantifiers), and no input can make this module raise.
+Level words (rules 3 and 4) are ASCII letters in any case: ``[\\u0131nfo]`` (a dotless i)
+is not ``info``.
+
+Cost: every line pays a few C-level tests (``"=" in``, ``"[" in``, its first character)
+that decide which rules can apply; only those run their regex. A JSON object that starts
+with its ``level`` key (zap, logrus, pino) is read by one anchored match; any other JSON
+message costs a few C-level scans of its text, however deep or long it is. The patterns
+cannot backtrack (no ambiguous nested quantifiers), and no input can make this module
+raise.
 """
 
 from __future__ import annotations
@@ -90,11 +95,20 @@ _WORDS = (
     r"trace|debug|dbg|informational|information|info|notice|warning|warn|"
     r"error|err|fatal|critical|crit|panic|emergency|emerg|alert"
 )
-_LOGFMT = re.compile(r"(?:^|[\s,;])(?:level|lvl|severity)=[\"']?([A-Za-z]+)")
-_BRACKET = re.compile(rf"\[\s?({_WORDS})\s?\]", re.IGNORECASE)
-_LEADING = re.compile(
-    rf"\s*(?:(?i:({_WORDS}))(?=[\s:\[\]|,]|$)|([IWEF])\d{{4}} \d\d:\d\d:\d\d\.\d{{6}}\s)"
+_WORD_LEVELS: Final[Mapping[str, str]] = {word: _ALIASES[word] for word in _WORDS.split("|")}
+_WORD_INITIALS: Final = frozenset(
+    case(word[0]) for word in _WORD_LEVELS for case in (str.lower, str.upper)
 )
+_LOGFMT = re.compile(r"(?:^|[\s,;])(?:level|lvl|severity)=[\"']?([A-Za-z]+)")
+# Rules 3 and 4 match any run of ASCII letters and look it up in `_WORD_LEVELS`, lower
+# cased: a case-insensitive alternation of the words cost more than the rest of the
+# function, and under Unicode case folding matched "\u0131nfo" (dotless i), which no table
+# holds. A bracketed run that is not a level word does not end the search for one.
+_BRACKET = re.compile(r"\[\s?([A-Za-z]+)\s?\]")
+# Both match the message without its leading white space (``str.lstrip`` and ``\s`` agree
+# on what that is). A klog line's letter is followed by a digit, which ends no word.
+_LEADING_WORD = re.compile(r"([A-Za-z]+)(?=[\s:\[\]|,]|$)")
+_KLOG_PREFIX = re.compile(r"[IWEF]\d{4} \d\d:\d\d:\d\d\.\d{6}\s")
 _BRACKET_SCAN: Final = 256
 
 
@@ -115,9 +129,11 @@ _JSON_WS = "[ \t\r\n]*"
 _JSON_OBJECT = re.compile(rf'{_JSON_WS}\{{{_JSON_WS}["}}]')
 # ``log`` is only a candidate for the nested ECS form, ``{"log": {"level": ...}}``. A
 # string value without escapes, the usual kind, is captured on the way.
-_JSON_KEY = re.compile(
-    rf'"(level|severity|lvl|log\.level|log)"{_JSON_WS}:{_JSON_WS}(?:"([^"\\]*)")?'
-)
+_KEY_VALUE = rf'{_JSON_WS}:{_JSON_WS}(?:"([^"\\]*)")?'
+_JSON_KEY = re.compile(rf'"(level|severity|lvl|log\.level|log)"{_KEY_VALUE}')
+# The most common object of all (zap, logrus, pino) starts with its level: then the first
+# key is the answer, at the top level and the most preferred, with no scan at all.
+_JSON_LEVEL_FIRST = re.compile(rf'\{{{_JSON_WS}"(level)"{_KEY_VALUE}')
 _KEY_PREFERENCE: Final[Mapping[str, int]] = {"level": 0, "severity": 1, "lvl": 2, "log.level": 3}
 _NESTED_PREFERENCE: Final = 4
 # A string, its closing quote optional (for text cut short). This is the unrolled
@@ -219,21 +235,30 @@ def _json_level(text: str) -> str:
 def detect_level(message: str) -> str:
     """The receiver level of ``message`` by the rules in the module docstring."""
     stripped = message.lstrip()
-    if stripped[:1] == "{" and stripped.rstrip()[-1:] == "}" and _JSON_OBJECT.match(stripped):
-        return _json_level(stripped)
-    # Three C-level substring tests keep the regex off the common line that has an "="
-    # (a URL query, key=value pairs) but no level key. logfmt keys are lower case.
-    if "level=" in message or "lvl=" in message or "severity=" in message:
+    first = stripped[:1]
+    if first == "{" and stripped.rstrip()[-1:] == "}":
+        level_key = _JSON_LEVEL_FIRST.match(stripped)
+        if level_key is not None:
+            return _json_value_level(stripped, level_key)
+        if _JSON_OBJECT.match(stripped):
+            return _json_level(stripped)
+    # C-level substring tests keep the regex off the common line that has no "=", or
+    # an "=" (a URL query, key=value pairs) but no level key. logfmt keys are lower case.
+    if "=" in message and ("level=" in message or "lvl=" in message or "severity=" in message):
         m = _LOGFMT.search(message)
+        if m is not None:  # letters only: `normalize_level` without its strip()
+            return _ALIASES.get(m.group(1).lower(), DEFAULT_LEVEL)
+    # A memchr-speed test first; the search itself skips to each "[" the same way.
+    m = _BRACKET.search(message, 0, _BRACKET_SCAN) if "[" in message else None
+    while m is not None:
+        level = _WORD_LEVELS.get(m.group(1).lower())
+        if level is not None:
+            return level
+        m = _BRACKET.search(message, m.end(), _BRACKET_SCAN)
+    if first in _KLOG and _KLOG_PREFIX.match(stripped) is not None:
+        return _KLOG[first]
+    if first in _WORD_INITIALS:  # a cheap test first: most lines start otherwise
+        m = _LEADING_WORD.match(stripped)
         if m is not None:
-            return normalize_level(m.group(1))
-    head = message[:_BRACKET_SCAN]
-    if "[" in head:
-        m = _BRACKET.search(head)
-        if m is not None:
-            return _ALIASES[m.group(1).lower()]
-    m = _LEADING.match(message)
-    if m is not None:
-        word, klog = m.groups()
-        return _ALIASES[word.lower()] if word is not None else _KLOG[klog]
+            return _WORD_LEVELS.get(m.group(1).lower(), DEFAULT_LEVEL)
     return DEFAULT_LEVEL

@@ -59,7 +59,9 @@ class Line(NamedTuple):
 
     A named tuple rather than a frozen dataclass: one is made per line read, and a frozen
     dataclass sets each of its 13 fields through ``object.__setattr__``, which was almost
-    half of the parser's time (1.2 of 2.7 µs per line). It is just as immutable.
+    half of the parser's time (1.2 of 2.7 µs per line). It is just as immutable. The hot
+    paths build and unpack it by position (`kk_logs.parsing.cri`, `kk_logs.records`):
+    a new field goes at the end, with a default.
     """
 
     start_offset: int

@@ -11,9 +11,10 @@ The receiver wants RFC 3339 in UTC with a ``Z`` suffix and the runtime's own pre
 
 The fraction is carried as text and never goes through `datetime` (which stops at
 microseconds), so nanoseconds are never lost. Only the whole-second part is shifted to
-UTC when an offset is present. The common case (already canonical UTC with ``Z`` and a
-day of month up to 28) costs one ``fullmatch`` of a pattern without groups and returns
-the ``str`` it was given.
+UTC when an offset is present. The common case (already canonical UTC with ``Z`` on a
+date that exists in every year) costs one ``fullmatch`` of a pattern without groups and
+returns the ``str`` it was given. `CANONICAL_UTC_PATTERN` is that pattern, for callers
+that check many timestamps in one regex call (`kk_logs.parsing.cri`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta
 
-__all__ = ["normalize_timestamp"]
+__all__ = ["CANONICAL_UTC_PATTERN", "normalize_timestamp"]
 
 # Anchored, no nested quantifiers: linear time on any input. Ranges are checked in the
 # pattern so that the UTC fast path needs no int() calls; day-of-month beyond 28 is
@@ -33,12 +34,20 @@ _RFC3339 = re.compile(
     r"(?:([Zz])|([+-])([01]\d|2[0-3]):?([0-5]\d))",
     re.ASCII,  # \d must not match other scripts' digits
 )
-# The canonical form, range-checked like _RFC3339, without groups: matching is what costs.
-_CANONICAL_UTC = re.compile(
-    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])T"
-    r"(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?Z",
-    re.ASCII,
+# Dates that exist in every year: days 1-28 of any month, 29 and 30 of every month but
+# February, 31 of the seven long months. February 29 needs the year: `_RFC3339` decides it.
+_DATE_OF_EVERY_YEAR = (
+    r"\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
+    r"|(?:0[13-9]|1[0-2])-(?:29|30)"
+    r"|(?:0[13578]|1[02])-31)"
 )
+CANONICAL_UTC_PATTERN = (
+    _DATE_OF_EVERY_YEAR + r"T(?:[01]\d|2[0-3]):[0-5]\d:(?:[0-5]\d|60)(?:\.\d{1,9})?Z"
+)
+"""A timestamp that `normalize_timestamp` returns unchanged: canonical RFC 3339 UTC with at
+most 9 fraction digits, on a date of every year. No groups; compile it with ``re.ASCII``."""
+# Without groups: matching is what costs.
+_CANONICAL_UTC = re.compile(CANONICAL_UTC_PATTERN, re.ASCII)
 _MAX_FRACTION_DIGITS = 9
 _DAYS_IN_MONTH = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
@@ -57,8 +66,8 @@ def normalize_timestamp(raw: str) -> str | None:
     >>> normalize_timestamp("2026-11-26T11:00:00.123456789+01:00")
     '2026-11-26T10:00:00.123456789Z'
     """
-    if raw[8:10] <= "28" and _CANONICAL_UTC.fullmatch(raw) is not None:
-        return raw  # the hot path for containerd and docker: every month has that day
+    if _CANONICAL_UTC.fullmatch(raw) is not None:
+        return raw  # the hot path for containerd and docker
     m = _RFC3339.fullmatch(raw)
     if m is None:
         return None
