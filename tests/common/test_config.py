@@ -180,6 +180,11 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
         "queue_size": 10000,
         "connection_pool_size": 4,
     }
+    assert config.health.model_dump() == {
+        "listen_address": "0.0.0.0",
+        "port": 8080,
+        "stale_after": None,
+    }
     assert config.shipper.model_dump() == SHIPPER_DEFAULTS
     assert config.credentials.license_key.get_secret_value() == LICENSE_KEY
     assert config.credentials.api_key is None
@@ -278,6 +283,7 @@ def test_the_full_fixture_sets_every_key() -> None:
             "connection_pool_size": 16,
         },
         "shipper": SHIPPER_DEFAULTS,
+        "health": {"listen_address": "127.0.0.1", "port": 9090, "stale_after": 45.0},
     }
     assert config.model_dump(exclude={"credentials"}) == expected
     assert config.credentials.api_key is not None

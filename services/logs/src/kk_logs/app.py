@@ -54,6 +54,7 @@ from kk_common.envelope import (
     Telemetry,
     log_record_id_prefix,
 )
+from kk_common.heartbeat import touch_heartbeat
 from kk_common.ipc import (
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
@@ -713,6 +714,7 @@ class LogsService:
 
     async def _publish_telemetry(self) -> None:
         while True:
+            touch_heartbeat(self.config.agent.ipc_dir, "logs")  # the liveness probe's file
             await asyncio.sleep(self.config.shipper.telemetry_interval)
             self.telemetry.publish(self.snapshot())
             release_free_memory()

@@ -23,6 +23,7 @@ import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.envelope import ComponentStatus, Telemetry
+from kk_common.heartbeat import touch_heartbeat
 from kk_common.ipc import (
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
@@ -171,6 +172,7 @@ class Shipper:
 
     async def _publish_telemetry(self) -> None:
         while True:
+            touch_heartbeat(self.config.agent.ipc_dir, "shipper")  # the liveness probe's file
             await asyncio.sleep(self.config.shipper.telemetry_interval)
             await self._publish_snapshot()
             release_free_memory()

@@ -30,6 +30,7 @@ from .value_types import (
     LicenseKey,
     LogLevel,
     NonEmptyText,
+    Port,
     PositiveInt,
     Seconds,
     SecondsOrZero,
@@ -43,6 +44,7 @@ __all__ = [
     "AgentSettings",
     "Compression",
     "Credentials",
+    "HealthConfig",
     "Http3Config",
     "KubernetesMetadataConfig",
     "KubernetesSource",
@@ -375,6 +377,17 @@ class ShipperConfig(_Section):
     """While an output is down, log one summary line this often (queued records, next try)."""
 
 
+class HealthConfig(_Section):
+    """The ``health`` section: where the health container serves its endpoints."""
+
+    listen_address: IpAddress = "0.0.0.0"  # noqa: S104 - the metrics Service must reach it
+    """Address the HTTP server binds (``/healthz``, ``/ready``, ``/metrics``, ``/status``)."""
+    port: Port = 8080
+    """TCP port of the HTTP server (the ``killkrill-agent-metrics`` Service targets it)."""
+    stale_after: Seconds | None = None
+    """A component with no telemetry for this long is stale; default three telemetry intervals."""
+
+
 class Credentials(_Section):
     """Secrets, read only from the environment (never from the config file)."""
 
@@ -397,5 +410,7 @@ class AgentConfig(_Section):
     """Sizing knobs."""
     shipper: ShipperConfig = Field(default_factory=ShipperConfig)
     """The shipper's disk queue, deduplication and shutdown."""
+    health: HealthConfig = Field(default_factory=HealthConfig)
+    """The health container's HTTP server and staleness threshold."""
     credentials: Credentials
     """Secrets from the environment; ``repr``/``str``/dumps show ``**********``."""

@@ -30,6 +30,7 @@ __all__ = [
     "LicenseKey",
     "LogLevel",
     "NonEmptyText",
+    "Port",
     "PositiveInt",
     "Seconds",
     "SecondsOrZero",
@@ -56,6 +57,17 @@ def _positive_int(value: Any) -> int:
         number = int(value.strip())
     if number is None or number <= 0:
         raise _problem(f"{expected}, got {show_value(value)}")
+    return number
+
+
+def _port(value: Any) -> int:
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or not 0 <= number <= 65535:
+        raise _problem(f"expected a TCP port from 0 to 65535, got {show_value(value)}")
     return number
 
 
@@ -185,6 +197,9 @@ def _api_key(value: Any) -> str:
 
 
 PositiveInt = Annotated[int, BeforeValidator(_positive_int)]
+
+Port = Annotated[int, BeforeValidator(_port)]
+"""A TCP port; 0 asks the system for a free one (tests)."""
 """A whole number > 0 (YAML int, or a digit string from ``${VAR}`` expansion)."""
 Seconds = Annotated[float, BeforeValidator(_seconds)]
 """A duration > 0 written with units (``'5s'``, ``'1m30s'``), held as float seconds."""
