@@ -137,17 +137,31 @@ def test_answering_an_attempt_twice_is_a_caller_bug() -> None:
 # -- the responses table -----------------------------------------------------------------
 
 
-def test_processed_below_the_batch_size_is_delivered_and_the_difference_counted() -> None:
+def test_fewer_processed_than_sent_keeps_the_batch_and_narrows_down_the_refused_record() -> None:
+    """The receiver keeps three of four records and does not say which: nothing is deleted;
+    the batch goes again, is split after repeats, and only the record it keeps refusing is
+    dead-lettered (the stored ones are repeats the receiver drops by id)."""
     core = delivery()
     core.offer(records(0, 4), now=0.0)
-    [attempt] = core.next_attempts(now=0.0)
-    core.attempt_answered(attempt, reply(200, {"status": "success", "processed": 3}), now=1.0)
+    now, refused = 0.0, 2
+    while True:
+        attempts = core.next_attempts(now=now)
+        for attempt in attempts:
+            seqs = [r.seq for r in attempt.records]
+            kept = len(seqs) - (refused in seqs)
+            answer = {"status": "success", "processed": kept}
+            core.attempt_answered(attempt, reply(200, answer, attempt.protocol), now=now)
+        if core.is_idle:
+            break
+        deadline = core.next_deadline()
+        assert deadline is not None
+        now = max(now + 0.001, deadline)
+        assert now < 3600, "did not converge"
     effects = core.take_effects()
-    assert delivered_seqs(effects) == [0, 1, 2, 3]
-    [rejected] = of_type(effects, RecordsRejectedByReceiver)
-    assert (rejected.count, rejected.status) == (1, 200)
-    assert "processed 3 of 4" in rejected.detail
-    assert core.status().last_error is not None
+    [dead] = of_type(effects, RecordsDeadLettered)
+    assert dead.seqs == (refused,)
+    assert (dead.reason, dead.status) == ("partially_processed", 200)
+    assert set(delivered_seqs(effects)) == {0, 1, 3}
 
 
 @pytest.mark.parametrize(("status", "reason"), [(400, "bad_request"), (404, "unknown_source")])
@@ -401,7 +415,8 @@ def test_any_http_status_to_a_probe_proves_http3_and_is_then_judged_normally() -
     core.offer(records(0, 4), now=0.0)
     [first] = core.next_attempts(now=0.0)
     core.attempt_failed(first, quic_down(), now=0.0)
-    core.attempt_answered(core.next_attempts(now=0.0)[0], reply(200, {"processed": 4}, H1), now=0.0)
+    [resent] = core.next_attempts(now=0.0)
+    core.attempt_answered(resent, stored(resent), now=0.0)
     core.offer(records(4, 4, queued_at=400.0), now=400.0)
     [probe] = core.next_attempts(now=400.0)
     core.attempt_answered(probe, reply(503, protocol=H3), now=400.0)

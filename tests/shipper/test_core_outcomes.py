@@ -9,6 +9,8 @@ import pytest
 
 from kk_shipper.core.backoff import parse_retry_after
 from kk_shipper.core.outcomes import (
+    PARTIALLY_PROCESSED,
+    UNEXPECTED_SUCCESS_BODY,
     AuthFailed,
     ContractMismatch,
     Delivered,
@@ -35,14 +37,50 @@ def test_success_with_processed_equal_to_the_batch_size_is_delivered() -> None:
     assert batch(response(200, {"status": "success", "processed": 10})) == Delivered(10, 0)
 
 
-def test_processed_below_the_batch_size_counts_the_difference_as_rejected() -> None:
-    assert batch(response(200, {"status": "success", "processed": 7})) == Delivered(7, 3)
+@pytest.mark.parametrize("processed", [0, 7])
+def test_fewer_processed_than_sent_is_retried_towards_isolation_not_deleted(processed: int) -> None:
+    """Which records were not kept is unknown: the batch goes again (the receiver drops the
+    ones it stored by id), and repeats narrow a refused record down to be dead-lettered."""
+    outcome = batch(response(200, {"status": "success", "processed": processed}))
+    assert outcome == Retry(
+        reason=PARTIALLY_PROCESSED,
+        status=200,
+        isolate=True,
+        detail=f"the receiver processed {processed} of 10 records and did not say which",
+    )
 
 
-@pytest.mark.parametrize("document", [None, {"status": "success"}, "ok", {"processed": "x"}])
-def test_a_2xx_without_a_usable_processed_count_is_delivered(document: object) -> None:
-    assert batch(response(200, document)) == Delivered(None, 0)
-    assert batch(response(202, document)) == Delivered(None, 0)
+def test_success_without_a_processed_count_is_delivered() -> None:
+    assert batch(response(200, {"status": "success"})) == Delivered(None, 0)
+    assert batch(response(202, {"status": "success"})) == Delivered(None, 0)
+
+
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b"", "(empty)"),
+        (b"OK", "OK"),
+        (b"<html><body>Welcome to nginx!</body></html>", "<html><body>Welcome to nginx!"),
+        (b'{"processed": 10}', '{"processed": 10}'),
+        (b'{"status": "error", "error": "disk full"}', "disk full"),
+        (b'{"status": "success", "processed": "10"}', "not a count"),
+        (b'["success"]', '["success"]'),
+    ],
+    ids=["empty", "ok", "html", "no-status", "error-status", "processed-text", "not-an-object"],
+)
+def test_a_2xx_whose_body_is_not_the_receivers_answer_is_retried_not_deleted(
+    body: bytes, shown: str
+) -> None:
+    """A proxy's page, a WAF's OK or a different service answering 2xx did not store the
+    batch: keep it, retry, and say what came back."""
+    outcome = batch(HttpResponse(status=200, headers={}, body=body, protocol=Protocol.H1))
+    assert isinstance(outcome, Retry)
+    assert (outcome.reason, outcome.status, outcome.isolate) == (
+        UNEXPECTED_SUCCESS_BODY,
+        200,
+        False,
+    )
+    assert shown in outcome.detail
 
 
 @pytest.mark.parametrize(

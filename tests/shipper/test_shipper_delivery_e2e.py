@@ -190,6 +190,31 @@ def test_full_queue_holds_batches_and_acknowledges_them_as_soon_as_space_returns
         assert shipper.events("queue_accepting_again")
 
 
+def test_a_2xx_that_is_not_the_receivers_answer_deletes_nothing() -> None:
+    """A proxy's page and a "processed: 0" answer come back with 200: the batch is kept and
+    retried (and the reason logged) until the receiver really stores it."""
+    steps = [
+        {"status": 200, "body": "<html><body>Welcome to nginx</body></html>", "times": 2},
+        {"status": 200, "body": {"status": "success", "processed": 0}, "times": 2},
+    ]
+    with ReceiverProcess(faults={"steps": steps}) as receiver:
+        shipper = ShipperProcess(
+            receiver,
+            output={
+                "batch_size": 50,
+                "retry": {"initial_backoff": "100ms", "max_backoff": "300ms"},
+            },
+        )
+        with shipper, Producer(shipper.endpoint) as producer:
+            producer.send(log_records(50))
+            wait_until(lambda: receiver.stats()["unique_ids"] == 50, timeout=30)
+        assert receiver.stats()["duplicates"] == 0
+        text = shipper.log_tail(500)
+        assert "unexpected_success_body" in text
+        assert "partially_processed" in text
+        assert not shipper.cli("dead-letters").stdout.strip()
+
+
 def test_a_poison_record_is_dead_lettered_and_every_other_record_arrives() -> None:
     with ReceiverProcess(faults={"steps": [], "poison": ["BOOM"]}) as receiver:
         records = log_records(16)

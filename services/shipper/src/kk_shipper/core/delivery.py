@@ -134,6 +134,7 @@ from .outage import (
     fix_for,
 )
 from .outcomes import (
+    PARTIALLY_PROCESSED,
     AuthFailed,
     ContractMismatch,
     Delivered,
@@ -230,7 +231,8 @@ class RecordsDeadLettered:
     """These records will never be delivered: move them to the dead letter store.
 
     ``reason`` is a stable code: ``bad_request``, ``unknown_source``, ``http_<status>``
-    (other 4xx), ``too_large`` (413 for a single record), ``receiver_error`` (poison).
+    (other 4xx), ``too_large`` (413 for a single record), ``receiver_error`` (poison),
+    ``partially_processed`` (a record a 2xx kept leaving out of ``processed``).
     """
 
     seqs: tuple[int, ...]
@@ -864,7 +866,10 @@ class OutputDelivery:
                 f"HTTP {outcome.status} on {batch.isolating_failures} attempts of this record "
                 "alone while other records were delivered"
             )
-            self._dead_letter(batch, "receiver_error", outcome.status, detail)
+            # A 2xx that kept not counting the record says so; any other failure is the
+            # receiver erroring on it.
+            reason = "receiver_error" if outcome.reason != PARTIALLY_PROCESSED else outcome.reason
+            self._dead_letter(batch, reason, outcome.status, detail)
             return True
         return False
 

@@ -47,6 +47,11 @@ FIXES: MappingProxyType[str, str] = MappingProxyType(
             "certificate, check tls.cert_file and tls.key_file"
         ),
         "http_401": "check KILLKRILL_LICENSE_KEY (and KILLKRILL_API_KEY)",
+        "unexpected_success_body": (
+            "the URL answers 2xx without the receiver's batch answer: it may point at a proxy, "
+            "a login page or another service rather than a KillKrill receiver; check the "
+            "output's url (and mode: single for receivers that take one record per request)"
+        ),
         "http_403": "check KILLKRILL_LICENSE_KEY (and KILLKRILL_API_KEY)",
     }
 )

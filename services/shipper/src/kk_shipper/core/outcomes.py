@@ -18,7 +18,9 @@ from .backoff import parse_retry_after
 from .settings import Mode
 
 __all__ = [
+    "PARTIALLY_PROCESSED",
     "STATUS_TABLE",
+    "UNEXPECTED_SUCCESS_BODY",
     "AuthFailed",
     "ContractMismatch",
     "Delivered",
@@ -128,6 +130,11 @@ class ContractMismatch:
 Outcome = Delivered | Retry | Split | Rejected | AuthFailed | ContractMismatch
 
 _SINGLE_REPLY_KEYS = ("log_id", "metric_id")
+
+UNEXPECTED_SUCCESS_BODY = "unexpected_success_body"
+"""A 2xx whose body is not ``{"status": "success", ...}``: a proxy's page, empty, ``OK``."""
+PARTIALLY_PROCESSED = "partially_processed"
+"""A 2xx whose ``processed`` is less than the batch's size."""
 _DETAIL_LIMIT = 200
 
 
@@ -138,7 +145,7 @@ def classify(response: HttpResponse, *, batch_size: int, mode: Mode, now: float)
     """
     status = response.status
     if 200 <= status < 300:
-        return _classify_success(response.body, batch_size, mode)
+        return _classify_success(response.body, batch_size, mode, status)
     action = STATUS_TABLE.get(status)
     if action is None:
         action = StatusAction.REJECT if 400 <= status < 500 else StatusAction.RETRY
@@ -158,13 +165,27 @@ def classify(response: HttpResponse, *, batch_size: int, mode: Mode, now: float)
     )
 
 
-def _classify_success(body: bytes, batch_size: int, mode: Mode) -> Outcome:
-    document = _json_object(body)
+def _classify_success(body: bytes, batch_size: int, mode: Mode, status: int) -> Outcome:
+    """A 2xx is delivery only when its body says so (receiver-api.md, "Responses").
+
+    A proxy's or WAF's page, an empty body or ``OK`` means the request never reached a
+    receiver that stored it, and a receiver that processed fewer records than it was sent
+    (without saying which) stored only some: neither may delete the batch. Both are retried;
+    the partial case counts towards poison isolation, so a receiver that keeps refusing some
+    records narrows them down until they are dead-lettered one by one with the reason, while
+    the records it did store are dropped as repeats by their ids.
+    """
     if mode == "single":
         # Today's receivers answer {"status": "accepted"|"success", "log_id"|"metric_id": ...}.
         return Delivered(processed=None)
-    if document is None:
-        return Delivered(processed=None)
+    document = _json_object(body)
+    if document is None or document.get("status") not in ("success", "accepted"):
+        return Retry(
+            reason=UNEXPECTED_SUCCESS_BODY,
+            status=status,
+            detail=f"a {status} whose body is not the receiver's batch answer: "
+            f"{_detail(body) or '(empty)'}",
+        )
     processed = document.get("processed")
     if "processed" not in document and (
         document.get("status") == "accepted" or any(k in document for k in _SINGLE_REPLY_KEYS)
@@ -173,9 +194,23 @@ def _classify_success(body: bytes, batch_size: int, mode: Mode) -> Outcome:
             f"the receiver answered a batch of {batch_size} with a single-record reply "
             f"({_detail(body)}); it speaks only single-record mode: set mode: single"
         )
-    if isinstance(processed, int) and not isinstance(processed, bool):
-        return Delivered(processed=processed, rejected=max(0, batch_size - processed))
-    return Delivered(processed=None)
+    if processed is None:
+        return Delivered(processed=None)
+    if not isinstance(processed, int) or isinstance(processed, bool) or processed < 0:
+        return Retry(
+            reason=UNEXPECTED_SUCCESS_BODY,
+            status=status,
+            detail=f'"processed" is not a count: {_detail(body)}',
+        )
+    if processed < batch_size:
+        return Retry(
+            reason=PARTIALLY_PROCESSED,
+            status=status,
+            isolate=True,
+            detail=f"the receiver processed {processed} of {batch_size} records and did not "
+            "say which",
+        )
+    return Delivered(processed=processed)
 
 
 def _json_object(body: bytes) -> dict[str, Any] | None:
