@@ -3,6 +3,7 @@ positions and claims let the shipper drop a re-sent scrape."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import orjson
@@ -96,7 +97,7 @@ def test_batches_claim_their_samples_and_the_last_one_the_rest_of_the_slot(count
     claims = [claim for batch in emitted for claim in batch.claims]
     # Contiguous from the slot's start to its end: one range in the shipper's coverage.
     assert claims[0][1] == slot and claims[-1][2] == slot + (1 << SLOT_BITS)
-    assert all(a[2] == b[1] for a, b in zip(claims, claims[1:], strict=False))
+    assert all(a[2] == b[1] for a, b in itertools.pairwise(claims))
     assert [batch.batch_id for batch in emitted] == [
         f"metrics@node-a:cadvisor@{round(SCRAPE_TIME * 1000)}:{i}" for i in range(len(emitted))
     ]

@@ -124,9 +124,7 @@ def _text(value: Any) -> str:
 def _str_map(value: Any, skip: frozenset[str] = frozenset()) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or not value:
         return _EMPTY
-    kept = {
-        _text(k): "" if v is None else _text(v) for k, v in value.items() if str(k) not in skip
-    }
+    kept = {_text(k): "" if v is None else _text(v) for k, v in value.items() if str(k) not in skip}
     return MappingProxyType(kept) if kept else _EMPTY
 
 
