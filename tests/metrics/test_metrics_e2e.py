@@ -153,17 +153,22 @@ def test_every_source_arrives_once_with_its_labels_and_telemetry(kubelet, tmp_pa
                     ),
                     timeout=60,
                 )
+                # The next scrape of the page gets 404, counted in the telemetry.
                 wait_until(
-                    lambda: (
-                        listener.sample(
-                            "killkrill_metrics_scrape_samples",
-                            component="metrics",
-                            source="cadvisor",
-                        )
-                        == 240
+                    lambda: listener.sample(
+                        "killkrill_metrics_scrape_errors_total",
+                        component="metrics",
+                        source="cadvisor",
+                        reason="http_404",
                     ),
                     timeout=30,
                 )
+                scraped = listener.sample(
+                    "killkrill_metrics_samples_scraped_total",
+                    component="metrics",
+                    source="cadvisor",
+                )
+                assert scraped == 240
                 assert metrics.stop() == 0
         finally:
             listener.close()
