@@ -32,6 +32,7 @@ import contextlib
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,7 +92,7 @@ class SpoolWriter:
         os.replace(self.partial, self.final)
         _fsync_dir(self._spool.directory)
         batches = self._spool.batches_of(self.final)
-        self._spool.bytes_used += sum(batch.size for batch in batches)
+        self._spool.account(sum(batch.size for batch in batches))
         return batches
 
     def abort(self) -> None:
@@ -106,6 +107,12 @@ class ScrapeSpool:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.bytes_used = 0
         self.unreadable = 0
+        # Scrapes are committed on worker threads, batches removed on the event loop.
+        self._lock = threading.Lock()
+
+    def account(self, delta: int) -> None:
+        with self._lock:
+            self.bytes_used += delta
 
     @staticmethod
     def scrape_name(source: str, scrape_ms: int) -> str:
@@ -155,7 +162,7 @@ class ScrapeSpool:
         """The shipper stored it: forget it (and its scrape, with its last batch)."""
         with contextlib.suppress(FileNotFoundError):
             batch.path.unlink()
-            self.bytes_used -= batch.size
+            self.account(-batch.size)
         with contextlib.suppress(OSError):
             batch.path.parent.rmdir()  # fails while other batches remain: that is fine
 
