@@ -101,6 +101,30 @@ def required_env(**extra: str) -> dict[str, str]:
     }
 
 
+SOURCE_DEFAULTS = {
+    "enabled": True,
+    "optional": False,
+    "cert_file": None,
+    "key_file": None,
+    "insecure_skip_verify": False,
+    "timeout": None,
+    "sample_limit": None,
+}
+METRICS_SCRAPE_DEFAULTS = {
+    "timeout": None,
+    "sample_limit": 200_000,
+    "max_scrape_size": 64 * 1024**2,
+    "batch_max_records": 1000,
+    "spool_max_size": 256 * 1024**2,
+    "node": {
+        "enabled": True,
+        "proc_path": "/host/proc",
+        "sys_path": "/host/sys",
+        "rootfs_path": "/host/root",
+    },
+}
+
+
 def problems_of(file_text: str | None, environ: dict[str, str]) -> list[str]:
     with pytest.raises(ConfigError) as caught:
         parse_config(file_text, environ)
@@ -160,20 +184,22 @@ def test_required_env_alone_gives_the_documented_defaults() -> None:
     }
     assert [source.model_dump() for source in metrics.sources] == [
         {
-            "name": "kubelet",
-            "url": "https://10.1.2.3:10250/metrics",
-            "enabled": True,
+            **SOURCE_DEFAULTS,
+            "name": name,
+            "url": f"https://10.1.2.3:10250{path}",
+            "format": source_format,
             "bearer_token_file": TOKEN,
             "ca_file": CA,
-        },
-        {
-            "name": "cadvisor",
-            "url": "https://10.1.2.3:10250/metrics/cadvisor",
-            "enabled": True,
-            "bearer_token_file": TOKEN,
-            "ca_file": CA,
-        },
+        }
+        for name, path, source_format in (
+            ("kubelet", "/metrics", "prometheus"),
+            ("cadvisor", "/metrics/cadvisor", "prometheus"),
+            ("resource", "/metrics/resource", "prometheus"),
+            ("summary", "/stats/summary", "kubelet_summary"),
+        )
     ]
+    assert metrics.model_dump(include=set(METRICS_SCRAPE_DEFAULTS)) == METRICS_SCRAPE_DEFAULTS
+    assert metrics.effective_timeout == 10.0
     assert performance.model_dump() == {
         "worker_threads": 2,
         "buffer_size": 32_000_000,
@@ -252,20 +278,48 @@ def test_the_full_fixture_sets_every_key() -> None:
             "interval": 15.0,
             "sources": (
                 {
+                    **SOURCE_DEFAULTS,
                     "name": "node-exporter",
                     "url": "http://192.168.10.7:9100/metrics",
-                    "enabled": True,
+                    "format": "prometheus",
+                    "optional": True,
                     "bearer_token_file": None,
                     "ca_file": None,
+                    "timeout": 2.0,
+                    "sample_limit": 5000,
                 },
                 {
+                    **SOURCE_DEFAULTS,
                     "name": "kubelet",
                     "url": "https://192.168.10.7:10250/metrics",
+                    "format": "prometheus",
                     "enabled": False,
                     "bearer_token_file": TOKEN,
                     "ca_file": "/etc/kk/kubelet-ca.crt",
+                    "cert_file": "/etc/kk/client.crt",
+                    "key_file": "/etc/kk/client.key",
+                },
+                {
+                    **SOURCE_DEFAULTS,
+                    "name": "summary",
+                    "url": "https://192.168.10.7:10250/stats/summary",
+                    "format": "kubelet_summary",
+                    "bearer_token_file": TOKEN,
+                    "ca_file": None,
+                    "insecure_skip_verify": True,
                 },
             ),
+            "timeout": 5.0,
+            "sample_limit": 50_000,
+            "max_scrape_size": 32_000_000,
+            "batch_max_records": 250,
+            "spool_max_size": 100_000_000,
+            "node": {
+                "enabled": False,
+                "proc_path": "/proc2",
+                "sys_path": "/sys2",
+                "rootfs_path": "/rootfs",
+            },
             "output": {
                 "type": "http3",
                 "url": "https://metrics.example.com",
@@ -524,11 +578,13 @@ def test_a_disabled_pipeline_needs_no_url_and_no_sources() -> None:
 
 
 def test_an_enabled_pipeline_needs_something_to_read() -> None:
-    text = "logs:\n  paths: []\nmetrics:\n  sources: []\n"
+    text = "logs:\n  paths: []\nmetrics:\n  sources: []\n  node: {enabled: false}\n"
     assert problems_of(text, required_env()) == [
         "logs.paths: logs are enabled but no paths are listed",
-        "metrics.sources: metrics are enabled but no sources are listed",
+        "metrics.sources: metrics are enabled but no sources are listed and node metrics are off",
     ]
+    # The node's own metrics are something to collect on their own.
+    parse_config("metrics:\n  sources: []\n", required_env())
 
 
 def test_the_default_kubelet_url_puts_an_ipv6_node_ip_in_brackets() -> None:

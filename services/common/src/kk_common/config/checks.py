@@ -19,6 +19,7 @@ from ..urls import carries_http3
 from .environment import variable_for_path
 from .errors import ConfigProblem
 from .metric_sources import KUBELET_PORT, DefaultSources
+from .metrics_checks import metrics_source_notes, metrics_source_problems
 from .model import (
     COMPRESSION_LEVELS,
     DEFAULT_COMPRESSION,
@@ -62,6 +63,7 @@ def cross_field_problems(
         problems += _client_certificate_problems(document, pipeline, skip)
     problems += _logs_input_problems(document, default_kubelet_url, skip)
     problems += _duplicate_source_names(document)
+    problems += metrics_source_problems(document, skip)
     return problems
 
 
@@ -98,9 +100,13 @@ def _enabled_pipeline_problems(
         elif (
             default_sources is DefaultSources.EXPLICIT
             and _get(document, ("metrics", "sources")) == []
+            and _read(document, ("metrics", "node", "enabled"), bool, default=True) is False
         ):
             problems.append(
-                ConfigProblem("metrics.sources", "metrics are enabled but no sources are listed")
+                ConfigProblem(
+                    "metrics.sources",
+                    "metrics are enabled but no sources are listed and node metrics are off",
+                )
             )
     return problems
 
@@ -307,10 +313,12 @@ def config_notes(config: AgentConfig) -> list[ConfigProblem]:
         config.metrics.enabled
         and config.metrics.sources
         and not any(source.enabled for source in config.metrics.sources)
+        and not config.metrics.node.enabled
     ):
         notes.append(
             ConfigProblem("metrics.sources", "every source is disabled: nothing to scrape")
         )
+    notes += metrics_source_notes(config)
     return notes
 
 

@@ -1,7 +1,8 @@
 """The defaults that depend on the node's IP: the metrics sources and the kubelet URL.
 
-The default sources scrape the node's kubelet (``/metrics``) and its embedded cAdvisor
-(``/metrics/cadvisor``) on port 10250 with the pod's service-account token; the default
+The default sources scrape the node's kubelet on port 10250 with the pod's service-account
+token: its own metrics (``/metrics``), its embedded cAdvisor (``/metrics/cadvisor``), its
+resource metrics (``/metrics/resource``) and its summary API (``/stats/summary``, JSON); the default
 ``logs.kubernetes.kubelet_url`` is the same kubelet, ``https://<node IP>:10250``. They are
 filled in by the loader, not by the model, because they need ``agent.node_ip``
 (``NODE_IP``); a ``metrics.sources`` or ``kubelet_url`` in the file replaces its default.
@@ -27,7 +28,12 @@ __all__ = [
 KUBELET_PORT = 10250
 SERVICE_ACCOUNT_TOKEN_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 SERVICE_ACCOUNT_CA_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
-_DEFAULT_PATHS = (("kubelet", "/metrics"), ("cadvisor", "/metrics/cadvisor"))
+_DEFAULT_PATHS = (
+    ("kubelet", "/metrics", "prometheus"),
+    ("cadvisor", "/metrics/cadvisor", "prometheus"),
+    ("resource", "/metrics/resource", "prometheus"),
+    ("summary", "/stats/summary", "kubelet_summary"),
+)
 
 
 class DefaultSources(enum.Enum):
@@ -54,10 +60,11 @@ def default_metric_sources(node_ip: str) -> list[dict[str, Any]]:
         {
             "name": name,
             "url": f"{kubelet}{path}",
+            "format": source_format,
             "bearer_token_file": SERVICE_ACCOUNT_TOKEN_FILE,
             "ca_file": SERVICE_ACCOUNT_CA_FILE,
         }
-        for name, path in _DEFAULT_PATHS
+        for name, path, source_format in _DEFAULT_PATHS
     ]
 
 

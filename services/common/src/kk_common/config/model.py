@@ -40,6 +40,7 @@ from .value_types import (
 __all__ = [
     "COMPRESSION_LEVELS",
     "DEFAULT_COMPRESSION",
+    "MAX_SAMPLES_PER_SCRAPE",
     "AgentConfig",
     "AgentSettings",
     "Compression",
@@ -52,8 +53,10 @@ __all__ = [
     "LogsOutputConfig",
     "LogsWindowConfig",
     "MetricSourceConfig",
+    "MetricSourceFormat",
     "MetricsConfig",
     "MetricsOutputConfig",
+    "NodeMetricsConfig",
     "OutputConfig",
     "OutputMode",
     "OutputType",
@@ -315,32 +318,83 @@ class LogsConfig(_Section):
     """Where log batches go."""
 
 
+MetricSourceFormat = Literal["prometheus", "kubelet_summary"]
+
+MAX_SAMPLES_PER_SCRAPE = 1_000_000
+"""The highest ``sample_limit``: a scrape's samples are numbered within a slot of 2**20
+positions for the shipper's dedup (see kk_metrics.batches)."""
+
+
 class MetricSourceConfig(_Section):
-    """One entry of ``metrics.sources``: a Prometheus endpoint to scrape."""
+    """One entry of ``metrics.sources``: an endpoint to scrape."""
 
     name: NonEmptyText
     """Unique name; becomes the ``source`` label of its samples."""
     url: HttpUrl
     """The endpoint to scrape."""
+    format: MetricSourceFormat = "prometheus"
+    """``prometheus``: text exposition; ``kubelet_summary``: the kubelet's /stats/summary JSON."""
     enabled: bool = True
     """Scrape this source."""
+    optional: bool = False
+    """An absent source (connection refused, 404) stays quiet: no error log, not unhealthy."""
     bearer_token_file: AbsolutePath | None = None
-    """File holding a bearer token for the scrape (re-read on change by the scraper)."""
+    """File holding a bearer token for the scrape (re-read when it changes, as tokens rotate)."""
     ca_file: AbsolutePath | None = None
-    """CA bundle to verify the source's TLS certificate."""
+    """CA bundle to verify the source's TLS certificate; none: the system trust store."""
+    cert_file: AbsolutePath | None = None
+    """Client certificate (PEM) for the scrape; needs key_file."""
+    key_file: AbsolutePath | None = None
+    """Private key (PEM) of cert_file; needs cert_file."""
+    insecure_skip_verify: bool = False
+    """Skip verifying this source's certificate (logged at startup); prefer ca_file."""
+    timeout: Seconds | None = None
+    """Time allowed for one scrape of this source; none: metrics.timeout."""
+    sample_limit: PositiveInt | None = None
+    """Most samples one scrape of this source may give; none: metrics.sample_limit."""
+
+
+class NodeMetricsConfig(_Section):
+    """``metrics.node``: the node's own metrics, read from the host's /proc and /sys."""
+
+    enabled: bool = True
+    """Collect node metrics (CPU, memory, load, disk I/O, filesystems, network, processes)."""
+    proc_path: AbsolutePath = "/host/proc"
+    """Where the host's /proc is mounted in the container."""
+    sys_path: AbsolutePath = "/host/sys"
+    """Where the host's /sys is mounted in the container."""
+    rootfs_path: AbsolutePath = "/host/root"
+    """Where the host's / is mounted (read-only), to measure filesystem usage."""
 
 
 class MetricsConfig(_Section):
     """The ``metrics`` section: node and container metrics collection."""
 
     enabled: bool = True
-    """Collect metrics."""
+    """Collect metrics (the metrics container scrapes; the shipper delivers them)."""
     interval: Seconds = 30.0
     """Time between scrapes (seconds; written as a duration, e.g. ``30s``)."""
+    timeout: Seconds | None = None
+    """Time allowed for one scrape of a source; none: half the interval, at most 10s."""
+    sample_limit: PositiveInt = 200_000
+    """Most samples one scrape of a source may give; a larger scrape fails as a whole."""
+    max_scrape_size: SizeBytes = 64 * MiB
+    """Largest response body of one scrape (after decompression); a larger one fails."""
+    batch_max_records: PositiveInt = 1000
+    """Samples per batch handed to the shipper (not ``output.batch_size``: the receiver's)."""
+    spool_max_size: SizeBytes = 256 * MiB
+    """Disk for scrapes not yet acknowledged by the shipper; while full, scrapes are skipped."""
     sources: tuple[MetricSourceConfig, ...] = ()
-    """Endpoints to scrape; the loader's default is the node's kubelet and cAdvisor."""
+    """Endpoints to scrape; the loader's default is the node's kubelet endpoints."""
+    node: NodeMetricsConfig = Field(default_factory=NodeMetricsConfig)
+    """The node's own metrics from the host's /proc and /sys."""
     output: MetricsOutputConfig = Field(default_factory=MetricsOutputConfig)
     """Where metric batches go."""
+
+    @property
+    def effective_timeout(self) -> float:
+        """``timeout``, or half the interval capped at 10 s: always shorter than the interval."""
+        return self.timeout if self.timeout is not None else min(10.0, self.interval / 2)
 
 
 class PerformanceConfig(_Section):

@@ -1,0 +1,1 @@
+"""The KillKrill agent's metrics container: scrape, turn into samples, hand to the shipper."""

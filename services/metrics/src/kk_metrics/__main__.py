@@ -1,0 +1,60 @@
+"""``killkrill-metrics``: scrape the node's metrics and hand them to the shipper until SIGTERM.
+
+Configuration comes from the environment and the config file (``kk_common.config``).
+Exit status: 0 after a clean stop (or with metrics disabled), 2 for a configuration
+problem, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Mapping, Sequence
+from functools import partial
+
+import zmq.asyncio
+
+from kk_common.config import AgentConfig
+from kk_common.ipc import IpcSetupError
+from kk_common.jsonlog import log_event
+from kk_common.startup import (
+    CONFIG_EXIT_STATUS,
+    add_config_argument,
+    run_until_signalled,
+    start_service,
+)
+from kk_metrics.app import MetricsService
+
+_log = logging.getLogger("kk.metrics")
+
+
+async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.Event) -> None:
+    await MetricsService(config, context=context).run(stop)
+
+
+def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="killkrill-metrics", description=__doc__.split("\n")[0])
+    add_config_argument(parser)
+    args = parser.parse_args(argv)
+    try:
+        config = start_service("metrics", config_path=args.config, environ=environ)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if not config.metrics.enabled:
+        log_event(_log, logging.WARNING, "metrics_disabled", detail="metrics.enabled is false")
+        return 0
+    try:
+        run_until_signalled(partial(_run, config))
+    except IpcSetupError as error:
+        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
+        return CONFIG_EXIT_STATUS
+    except OSError as error:
+        log_event(_log, logging.ERROR, "state_dir_unusable", detail=str(error))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
