@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -29,6 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 DEMO_LICENSE_KEY = "PENG-DEMO-LOCA-LRUN-0000-0001"
 NODE_NAME = "local-node"
+HEALTH_PORT = 8080
+HEALTH_URL = f"http://127.0.0.1:{HEALTH_PORT}"
 # The services of the DaemonSet, in start order; each is started when its console
 # script is installed (i.e. once its issue has landed).
 SERVICES = ("shipper", "health", "logs", "metrics")
@@ -116,7 +119,21 @@ def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca
         "    tls:\n"
         f"      ca_file: {ca_file}\n"
         "metrics:\n"
-        "  enabled: false\n"
+        "  interval: 10s\n"
+        "  # No kubelet here: this machine's own /proc and /sys stand in for the node's.\n"
+        "  sources:\n"
+        "    - {name: kubelet, url: 'https://127.0.0.1:10250/metrics', enabled: false}\n"
+        "  node:\n"
+        "    proc_path: /proc\n"
+        "    sys_path: /sys\n"
+        "    rootfs_path: /\n"
+        "  output:\n"
+        "    flush_interval: 1s\n"
+        "    tls:\n"
+        f"      ca_file: {ca_file}\n"
+        "health:\n"
+        "  listen_address: 127.0.0.1\n"
+        f"  port: {HEALTH_PORT}\n"
     )
 
 
@@ -127,6 +144,28 @@ def installed_services() -> list[str]:
 def stats(receiver: dict) -> dict:
     with urllib.request.urlopen(receiver["http_url"] + "/api/v1/stats", timeout=5) as reply:  # noqa: S310
         return json.loads(reply.read())
+
+
+def readiness() -> str:
+    """The health container's verdict: "ready", the reasons it is not, or why it is unknown."""
+    try:
+        with urllib.request.urlopen(HEALTH_URL + "/ready", timeout=2) as reply:  # noqa: S310
+            return "ready" if reply.status == 200 else f"HTTP {reply.status}"
+    except urllib.error.HTTPError as error:  # 503 with the reasons
+        try:
+            reasons = json.loads(error.read()).get("reasons") or []
+        except ValueError:
+            reasons = []
+        return "not ready" + (f" ({'; '.join(map(str, reasons))})" if reasons else "")
+    except OSError:
+        return "health not answering yet"
+
+
+def protocols(received: dict) -> str:
+    """Records per protocol at the receiver, e.g. "http/3 1200, http/1.1 0"."""
+    by_protocol = received.get("by_protocol") or {}
+    counts = {name: counters.get("unique_ids", 0) for name, counters in by_protocol.items()}
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items())) or "none"
 
 
 @contextlib.contextmanager
@@ -214,10 +253,11 @@ def main() -> int:
                 if now >= next_report:
                     s = stats(receiver)
                     print(
-                        f"[{now - started:6.1f}s] demo lines written {pods.lines_written:5d} | "
-                        f"receiver stored {s['unique_ids']} records "
-                        f"({s['records_received']} received, {s['duplicates']} duplicates, "
-                        f"{s['rejected']} rejected)",
+                        f"[{now - started:6.1f}s] demo lines written this run "
+                        f"{pods.lines_written:5d} | receiver stored {s['unique_ids']} records "
+                        f"in all ({s['records_received']} received, {s['duplicates']} "
+                        f"duplicates, {s['rejected']} rejected; by protocol: "
+                        f"{protocols(s)}) | agent {readiness()}",
                         flush=True,
                     )
                     next_report = now + args.interval
