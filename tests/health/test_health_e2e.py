@@ -92,6 +92,11 @@ def test_ready_then_the_shipper_outlives_the_health_container(
             shipper = next(c for c in status["components"] if c["name"] == "shipper")
             assert shipper["state"] == "ready"
             assert shipper["protocols"] == {"logs": "http/3"}
+            # Each container samples its own process and sends it with its telemetry.
+            for component in status["components"]:
+                assert component["version"], component
+            cpu = families["process_cpu_seconds"].samples
+            assert {s.labels["component"] for s in cpu} >= {"shipper", "logs", "health"}
 
             # The health container dies; nothing else notices.
             agent.kill("health")

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from e2e_support import ShipperProcess, TelemetryListener
-from fake_kubelet import MetricsKubelet, cadvisor_page, summary_document
+from metrics_kubelet import MetricsKubelet, cadvisor_page, summary_document
 from service_support import TOKEN
 
 from kk_metrics.spool import ScrapeSpool, SpooledBatch

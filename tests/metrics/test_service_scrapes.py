@@ -10,7 +10,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from fake_kubelet import MetricsKubelet, cadvisor_page, summary_document
+from metrics_kubelet import MetricsKubelet, cadvisor_page, summary_document
 from service_support import (
     TOKEN,
     kubelet_source,

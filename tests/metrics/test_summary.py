@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fake_kubelet import summary_document
+from metrics_kubelet import summary_document
 
 from kk_metrics.sources.summary import summary_samples
 

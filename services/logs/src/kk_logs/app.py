@@ -69,6 +69,8 @@ from kk_common.ipc import (
 )
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
+from kk_common.process_metrics import process_samples
+from kk_logs import __version__
 from kk_logs.batching import BatchAssembler
 from kk_logs.metadata import (
     EnrichSettings,
@@ -800,6 +802,7 @@ class LogsService:
                 if not status.synced and status.last_error:
                     problems.append(f"pod metadata ({resource}): {status.last_error}")
                     ready = False
+        samples += process_samples(version=__version__)
         return Telemetry(
             component="logs",
             node=self._node,

@@ -40,6 +40,7 @@ import zmq.asyncio
 from kk_common.config import AgentConfig, MetricSourceConfig
 from kk_common.config.metrics_checks import NODE_SOURCE_NAME
 from kk_common.envelope import Ack, ComponentStatus, MetricSample, Telemetry
+from kk_common.heartbeat import touch_heartbeat
 from kk_common.ipc import (
     SHIPPER_INGEST_SOCKET,
     TELEMETRY_SOCKET,
@@ -51,6 +52,8 @@ from kk_common.ipc import (
 )
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
+from kk_common.process_metrics import process_samples
+from kk_metrics import __version__
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
 from kk_metrics.schedule import ScrapeSchedule
@@ -417,6 +420,7 @@ class MetricsService:
 
     async def _publish_telemetry(self) -> None:
         while True:
+            touch_heartbeat(self.config.agent.ipc_dir, "metrics")  # the liveness probe's file
             await asyncio.sleep(self.config.shipper.telemetry_interval)
             self.telemetry.publish(self.snapshot())
             release_free_memory()
@@ -457,6 +461,7 @@ class MetricsService:
             MetricSample(
                 "killkrill_metrics_spool_unreadable_total", "counter", self.spool.unreadable
             ),
+            *process_samples(version=__version__),
         ]
         return Telemetry(
             component="metrics",

@@ -33,6 +33,8 @@ from kk_common.ipc import (
 )
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
+from kk_common.process_metrics import process_samples
+from kk_shipper import __version__
 from kk_shipper.core import OutputDelivery, OutputSettings
 from kk_shipper.ingest import Ingest, StorageThread
 from kk_shipper.pipeline import OutputPipeline
@@ -209,6 +211,7 @@ class Shipper:
             buffer_size=stats.used_bytes,
             buffer_capacity=stats.max_bytes,
         )
+        samples += process_samples(version=__version__)
         return Telemetry(
             component="shipper",
             node=self.config.agent.node_name,
