@@ -32,6 +32,7 @@ CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
 DELIVERY_DEFAULTS: dict[str, Any] = {
     "fallback_url": None,
+    "allow_plaintext_fallback": False,
     "max_request_bytes": 4_000_000,
     "compression_level": None,
     "max_in_flight": 4,
@@ -352,6 +353,7 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
     delivery = set(DELIVERY_DEFAULTS)
     assert config.logs.output.model_dump(include=delivery) == {
         "fallback_url": "https://logs-h1.example.com:443/ingest/logs",
+        "allow_plaintext_fallback": False,
         "max_request_bytes": 8 * 1024**2,
         "compression_level": 19,
         "max_in_flight": 16,
@@ -374,6 +376,7 @@ def test_the_shipper_fixture_sets_every_delivery_and_shipper_key() -> None:
     }
     assert config.metrics.output.model_dump(include=delivery) == {
         "fallback_url": "http://metrics.example.com:8080",
+        "allow_plaintext_fallback": True,
         "max_request_bytes": 1_000_000,
         "compression_level": 1,
         "max_in_flight": 1,
@@ -748,6 +751,22 @@ def test_skipping_certificate_verification_is_a_note() -> None:
     ]
     disabled = parse_config(text + "  enabled: false\n", required_env())
     assert config_notes(disabled) == []
+
+
+@pytest.mark.parametrize("pipeline", ["logs", "metrics"])
+def test_an_http_fallback_behind_an_https_url_is_refused_unless_allowed(pipeline: str) -> None:
+    """The license key goes with every request: a plain-text fallback would send it in clear
+    after any QUIC error, which anyone on the path can cause."""
+    text = f"{pipeline}:\n  output:\n    fallback_url: http://h1.example.com:8080\n"
+    problems = problems_of(text, required_env())
+    assert len(problems) == 1
+    assert problems[0].startswith(f"{pipeline}.output.fallback_url: an http:// fallback")
+    assert f"{pipeline}.output.allow_plaintext_fallback: true" in problems[0]
+    allowed = text + "    allow_plaintext_fallback: true\n"
+    assert parse_config(allowed, required_env())
+    # http throughout is a choice made in the open, not a downgrade.
+    plain = {f"KILLKRILL_{'LOG' if pipeline == 'logs' else 'METRICS'}_RECEIVER_URL": "http://r:80"}
+    assert parse_config(text, required_env(**plain))
 
 
 def test_a_fallback_url_with_type_http_is_a_note() -> None:

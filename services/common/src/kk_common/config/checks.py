@@ -61,6 +61,7 @@ def cross_field_problems(
         problems += _compression_level_problems(document, pipeline)
         problems += _backoff_problems(document, pipeline)
         problems += _client_certificate_problems(document, pipeline, skip)
+        problems += _plaintext_fallback_problems(document, pipeline, skip)
     problems += _logs_input_problems(document, default_kubelet_url, skip)
     problems += _duplicate_source_names(document)
     problems += metrics_source_problems(document, skip)
@@ -248,6 +249,34 @@ def _client_certificate_problems(
             format_path(missing),
             f"required when tls.{present} is set: mutual TLS needs both the client "
             "certificate (cert_file) and its private key (key_file), or neither",
+        )
+    ]
+
+
+def _plaintext_fallback_problems(
+    document: dict[str, Any], pipeline: str, skip: Collection[KeyPath]
+) -> list[ConfigProblem]:
+    # Every request carries the license key: an https receiver with an http fallback would
+    # send it in clear after any QUIC error, which is what an attacker on the path can cause.
+    output: KeyPath = (pipeline, "output")
+    url_path, fallback_path = (*output, "url"), (*output, "fallback_url")
+    if url_path in skip or fallback_path in skip:
+        return []
+    url, fallback = _get(document, url_path), _get(document, fallback_path)
+    if not (isinstance(url, str) and isinstance(fallback, str)):
+        return []
+    if not (url.lower().startswith("https://") and fallback.lower().startswith("http://")):
+        return []
+    allowed = _read(document, (*output, "allow_plaintext_fallback"), bool, default=False)
+    if allowed:
+        return []
+    return [
+        ConfigProblem(
+            format_path(fallback_path),
+            "an http:// fallback behind an https:// url would send the license key unencrypted "
+            "whenever HTTP/3 fails (which anyone on the path can cause): use an https:// "
+            f"fallback_url, or set {format_path((*output, 'allow_plaintext_fallback'))}: true "
+            "if that network is trusted",
         )
     ]
 

@@ -176,6 +176,8 @@ class OutputConfig(_Section):
     """``batch``: the documented batch API; ``single``: one uncompressed record per request."""
     fallback_url: HttpUrl | None = None
     """Receiver base URL for the HTTP/1.1 fallback; none: ``url`` over TCP."""
+    allow_plaintext_fallback: bool = False
+    """Allow an ``http://`` fallback_url behind an ``https://`` url (credentials in clear)."""
     max_request_bytes: SizeBytes = 4 * MB
     """Uncompressed body limit per request; a batch closes before a record would exceed it."""
     compression_level: PositiveInt | None = None

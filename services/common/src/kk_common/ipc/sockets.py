@@ -119,11 +119,18 @@ def _clear_stale_socket(path: str) -> None:
 
 
 def _bind_shared(sock: zmq.Socket, endpoint: str) -> None:
-    """Bind ``sock`` at ``endpoint`` for the pod's containers (see the module doc)."""
+    """Bind ``sock`` at ``endpoint`` for the pod's containers (see the module doc).
+
+    On failure ``sock`` is closed: an open socket would keep its context from terminating.
+    """
     path = _socket_path(endpoint)
-    _clear_stale_socket(path)
-    sock.bind(endpoint)
-    os.chmod(path, SOCKET_FILE_MODE)
+    try:
+        _clear_stale_socket(path)
+        sock.bind(endpoint)
+        os.chmod(path, SOCKET_FILE_MODE)
+    except BaseException:
+        sock.close(linger=0)
+        raise
 
 
 def _send_nowait(sock: zmq.asyncio.Socket, frames: list[bytes]) -> bool:
