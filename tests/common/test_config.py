@@ -972,3 +972,26 @@ def test_a_broken_agent_section_is_reported_once_without_follow_on_errors() -> N
     assert problems_of("agent: 5\n", required_env()) == [
         "agent: expected a mapping of keys, got a number"
     ]
+
+
+def test_local_only_loading_needs_no_credentials_receivers_or_node(tmp_path: Path) -> None:
+    """Reading the shipper's dead letters needs the state directory and the queue limits,
+    not the license key or a receiver: those get inert stand-ins, the rest is read as the
+    services read it."""
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("agent:\n  state_dir: /var/lib/kk\nshipper:\n  queue_max_size: 2GiB\n")
+    with pytest.raises(ConfigError):
+        load_config({}, config_path=config_file)
+
+    config = load_config({}, config_path=config_file, local_only=True)
+
+    assert config.agent.state_dir == "/var/lib/kk"
+    assert config.shipper.queue_max_size == 2 * 1024**3
+    # What is set still wins, and is still validated.
+    set_key = load_config(
+        {"KILLKRILL_LICENSE_KEY": LICENSE_KEY}, config_path=config_file, local_only=True
+    )
+    assert set_key.credentials.license_key.get_secret_value() == LICENSE_KEY
+    with pytest.raises(ConfigError, match="queue_max_size"):
+        config_file.write_text("shipper:\n  queue_max_size: lots\n")
+        load_config({}, config_path=config_file, local_only=True)

@@ -1,5 +1,9 @@
 """The ``killkrill-agent`` command line.
 
+``killkrill-agent status`` shows the agent's live status view: it runs
+``killkrill-health status`` (the health container's command, which reads its ``/status``);
+``kubectl exec -c health`` reaches it in a pod.
+
 ``killkrill-agent validate [--config PATH]`` reads the environment and the config file
 exactly as the services will, then either prints a short summary of the effective
 configuration (never a secret) and exits 0, or prints every problem to stderr, one
@@ -12,8 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import TextIO
 
 from kk_common.config import (
@@ -27,6 +34,7 @@ from kk_common.config import (
     load_config,
     tls_file_problems,
 )
+from kk_common.startup import add_command, command_parser
 from kk_common.urls import carries_http3, endpoint_url
 
 __all__ = ["EXIT_INVALID_CONFIG", "EXIT_OK", "main", "summarize"]
@@ -45,6 +53,8 @@ def main(
     """Run the command line; returns the exit code (arguments are injectable for tests)."""
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if arguments.command == "status":
+        return _status(arguments.status_args, stderr or sys.stderr)
     if arguments.command != "validate":
         parser.print_help(stderr or sys.stderr)
         return EXIT_INVALID_CONFIG
@@ -57,22 +67,45 @@ def main(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="killkrill-agent", description="KillKrill Kubernetes agent tools."
+    parser = command_parser(
+        "killkrill-agent", "KillKrill Kubernetes agent tools.", version=_version()
     )
     commands = parser.add_subparsers(dest="command")
-    validate = commands.add_parser(
+    add_command(
+        commands,
         "validate",
-        help="check the configuration (environment + config file) and print a summary",
-        description="Exit 0 and print a summary if the configuration is valid; "
-        "otherwise print every problem to stderr and exit 2.",
+        "check the configuration (environment + config file) and print a summary; exit 0 if "
+        "it is valid, otherwise print every problem to stderr and exit 2",
     )
-    validate.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file to read (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)",
+    status = add_command(
+        commands,
+        "status",
+        "show the live status view (killkrill-health status; its options follow)",
+    )
+    status.add_argument(
+        "status_args", nargs=argparse.REMAINDER, help="killkrill-health status options"
     )
     return parser
+
+
+def _version() -> str:
+    try:
+        return version("killkrill-common")
+    except PackageNotFoundError:  # a source tree without the package installed
+        return "0.0.0"
+
+
+def _status(arguments: Sequence[str], stderr: TextIO) -> int:
+    health = shutil.which("killkrill-health")
+    if health is None:
+        print(
+            "killkrill-agent status: killkrill-health is not installed in this container; run "
+            "it in the health container: kubectl exec -n killkrill-system <pod> -c health -- "
+            "killkrill-health status",
+            file=stderr,
+        )
+        return EXIT_INVALID_CONFIG
+    return subprocess.call([health, "status", *arguments])
 
 
 def _validate(

@@ -20,7 +20,14 @@ import zmq.asyncio
 from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
 from kk_common.jsonlog import configure_logging, log_event
 
-__all__ = ["CONFIG_EXIT_STATUS", "add_config_argument", "run_until_signalled", "start_service"]
+__all__ = [
+    "CONFIG_EXIT_STATUS",
+    "add_command",
+    "add_config_argument",
+    "command_parser",
+    "run_until_signalled",
+    "start_service",
+]
 
 CONFIG_EXIT_STATUS = 2
 """Exit status of a service whose configuration is invalid."""
@@ -28,22 +35,54 @@ CONFIG_EXIT_STATUS = 2
 _log = logging.getLogger("kk.startup")
 
 
+_CONFIG_HELP = "config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
+
+
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
     """The ``--config`` option every service has."""
-    parser.add_argument(
-        "--config", help="config file (default: $KILLKRILL_CONFIG or /etc/killkrill/config.yaml)"
-    )
+    parser.add_argument("--config", help=_CONFIG_HELP)
+
+
+def command_parser(prog: str, summary: str, *, version: str) -> argparse.ArgumentParser:
+    """The parser every ``killkrill-*`` command starts from: ``--version`` and ``--config``.
+
+    Add subcommands with `add_command`, so that ``--config`` is accepted before or after
+    the subcommand alike (one convention for every command of the agent).
+    """
+    parser = argparse.ArgumentParser(prog=prog, description=summary)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version}")
+    add_config_argument(parser)
+    return parser
+
+
+def add_command(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str
+) -> argparse.ArgumentParser:
+    """A subcommand that also takes ``--config`` after its name (see `command_parser`)."""
+    command = commands.add_parser(name, help=summary, description=summary)
+    # SUPPRESS: given before the subcommand, the top-level value stands.
+    command.add_argument("--config", default=argparse.SUPPRESS, help=_CONFIG_HELP)
+    return command
 
 
 def start_service(
-    component: str, *, config_path: str | None, environ: Mapping[str, str] | None = None
+    component: str,
+    *,
+    config_path: str | None,
+    environ: Mapping[str, str] | None = None,
+    local_only: bool = False,
 ) -> AgentConfig:
     """Load and validate the configuration and configure logging for ``component``.
 
+    ``local_only``: a command that only reads local files (see `load_config`).
     Raises ``SystemExit(2)`` after printing every problem when the configuration is invalid.
     """
     try:
-        config = load_config(os.environ if environ is None else environ, config_path=config_path)
+        config = load_config(
+            os.environ if environ is None else environ,
+            config_path=config_path,
+            local_only=local_only,
+        )
     except ConfigError as error:
         print(f"killkrill-{component}: invalid configuration:\n{error}", file=sys.stderr)
         raise SystemExit(CONFIG_EXIT_STATUS) from None

@@ -12,7 +12,6 @@ text. Exit status: 0 after a clean stop or a shown status, 2 for a configuration
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -30,7 +29,8 @@ from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
     CONFIG_EXIT_STATUS,
-    add_config_argument,
+    add_command,
+    command_parser,
     run_until_signalled,
     start_service,
 )
@@ -49,17 +49,16 @@ def main(
     environ: Mapping[str, str] | None = None,
     stdout: TextIO | None = None,
 ) -> int:
-    parser = argparse.ArgumentParser(
-        prog="killkrill-health", description="KillKrill agent health container and status view."
+    parser = command_parser(
+        "killkrill-health", "KillKrill agent health container and status view.", version=__version__
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    add_config_argument(parser)
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="serve /healthz, /ready, /metrics and /status (the default)")
-    status = commands.add_parser(
+    add_command(commands, "run", "serve /healthz, /ready, /metrics and /status (the default)")
+    status = add_command(
+        commands,
         "status",
-        help="show each component's state, rates, protocol, queue and lagging pods",
-        description="Reads /status from the health server. Live on a terminal, once otherwise.",
+        "show each component's state, rates, protocol, queue and lagging pods (reads /status "
+        "from the health server; live on a terminal, once otherwise)",
     )
     status.add_argument("--url", default=DEFAULT_URL, help=f"health server (default {DEFAULT_URL})")
     status.add_argument("--interval", type=float, default=2.0, help="seconds between refreshes")

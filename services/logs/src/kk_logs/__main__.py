@@ -1,4 +1,4 @@
-"""``killkrill-logs``: tail container logs and hand them to the shipper until SIGTERM.
+"""killkrill-logs: tail container logs and hand them to the shipper until SIGTERM.
 
 Configuration comes from the environment and the config file (``kk_common.config``).
 Exit status: 0 after a clean stop, 2 for a configuration problem, 1 otherwise.
@@ -6,7 +6,6 @@ Exit status: 0 after a clean stop, 2 for a configuration problem, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import logging
 import sys
@@ -21,10 +20,11 @@ from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
     CONFIG_EXIT_STATUS,
-    add_config_argument,
+    command_parser,
     run_until_signalled,
     start_service,
 )
+from kk_logs import __version__
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache, ServiceIndex
 from kk_logs.offsets import OffsetStoreError
@@ -83,8 +83,11 @@ async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="killkrill-logs", description=__doc__.split("\n")[0])
-    add_config_argument(parser)
+    parser = command_parser(
+        "killkrill-logs",
+        "Tail container logs and hand them to the shipper until SIGTERM.",
+        version=__version__,
+    )
     args = parser.parse_args(argv)
     try:
         config = start_service("logs", config_path=args.config, environ=environ)

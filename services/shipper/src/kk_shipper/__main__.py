@@ -1,16 +1,17 @@
-"""``killkrill-shipper``: run the shipper, or inspect and replay its dead letters.
+"""killkrill-shipper: run the shipper, or inspect and replay its dead letters.
 
     killkrill-shipper [run]                      run until SIGTERM/SIGINT
     killkrill-shipper dead-letters [--kind K]    list dead-lettered records (JSON lines)
     killkrill-shipper replay [--kind K]          move dead letters back into the queue
 
 Configuration comes from the environment and the config file (``kk_common.config``).
+``dead-letters`` and ``replay`` only read and write the local queue: they need the state
+directory and the queue's limits from the configuration, not the license key or a receiver.
 Exit status: 0 after a clean stop, 2 for a configuration problem, 1 otherwise.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -26,10 +27,12 @@ from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
     CONFIG_EXIT_STATUS,
-    add_config_argument,
+    add_command,
+    command_parser,
     run_until_signalled,
     start_service,
 )
+from kk_shipper import __version__
 from kk_shipper.app import build, queue_path
 from kk_shipper.storage import DurableQueue, QueueError
 
@@ -41,25 +44,42 @@ async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.
 
 
 def _open_queue(config: AgentConfig) -> DurableQueue:
+    """The queue as the running shipper opens it: the same limits and dedup window."""
+    shipper = config.shipper
     return DurableQueue(
-        queue_path(config), dead_letter_max_bytes=config.shipper.dead_letter_max_size
+        queue_path(config),
+        max_bytes=shipper.queue_max_size,
+        dedup_window_s=shipper.dedup_window,
+        dedup_max_sources=shipper.dedup_max_sources,
+        dead_letter_max_bytes=shipper.dead_letter_max_size,
     )
 
 
+LOCAL_COMMANDS = frozenset({"dead-letters", "replay"})
+
+
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="killkrill-shipper", description=__doc__.split("\n")[0])
-    add_config_argument(parser)
+    parser = command_parser(
+        "killkrill-shipper",
+        "Run the shipper, or inspect and replay its dead letters.",
+        version=__version__,
+    )
     commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="run the shipper (the default)")
-    listing = commands.add_parser("dead-letters", help="list dead-lettered records")
+    add_command(commands, "run", "run the shipper until SIGTERM (the default)")
+    listing = add_command(commands, "dead-letters", "list dead-lettered records (JSON lines)")
     listing.add_argument("--kind", choices=["logs", "metrics"])
     listing.add_argument("--limit", type=int, default=1000)
-    replay = commands.add_parser("replay", help="move dead letters back into the queue")
+    replay = add_command(commands, "replay", "move dead letters back into the queue")
     replay.add_argument("--kind", choices=["logs", "metrics"])
     args = parser.parse_args(argv)
 
     try:
-        config = start_service("shipper", config_path=args.config, environ=environ)
+        config = start_service(
+            "shipper",
+            config_path=args.config,
+            environ=environ,
+            local_only=args.command in LOCAL_COMMANDS,
+        )
     except SystemExit as exit_:
         return int(exit_.code or 0)
 

@@ -119,17 +119,36 @@ def config_file_path(
     return Path(DEFAULT_CONFIG_PATH), None
 
 
+LOCAL_ONLY_STAND_INS: Mapping[str, str] = {
+    "KILLKRILL_LICENSE_KEY": "PENG-0000-0000-0000-0000-0000",
+    "KILLKRILL_LOG_RECEIVER_URL": "https://local-inspection.invalid",
+    "KILLKRILL_METRICS_RECEIVER_URL": "https://local-inspection.invalid",
+    "NODE_NAME": "local-inspection",
+    "NODE_IP": "127.0.0.1",
+}
+"""What `load_config(local_only=True)` assumes for the variables a running service needs
+but local inspection does not (never sent anywhere: such a config only opens local files)."""
+
+
 def load_config(
     environ: Mapping[str, str] = os.environ,
     *,
     config_path: str | os.PathLike[str] | None = None,
+    local_only: bool = False,
 ) -> AgentConfig:
     """Read the config file and validate it with ``environ``.
 
     The file is ``config_path`` if given, else ``KILLKRILL_CONFIG``, else
     ``/etc/killkrill/config.yaml``. A missing file at the default path means built-in
     defaults plus environment; a missing file that was named explicitly is an error.
+
+    ``local_only`` is for commands that only read the agent's own files (the shipper's
+    dead letters, a replay): the license key, receiver URLs and node identity may be unset
+    and get inert stand-ins (`LOCAL_ONLY_STAND_INS`); everything else (state directory,
+    queue limits) is read and validated as the services read it.
     """
+    if local_only:
+        environ = {**LOCAL_ONLY_STAND_INS, **{k: v for k, v in environ.items() if v}}
     path, named_by = config_file_path(environ, config_path)
     try:
         text: str | None = path.read_text(encoding="utf-8")
