@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import shutil
 import signal
 import subprocess
@@ -82,13 +83,29 @@ class AgentPod:
             env["KUBECONFIG"] = str(self.kubeconfig)
         return env
 
-    def start(self, name: str, overrides: Mapping[str, Any] | None = None) -> None:
+    def start(
+        self,
+        name: str,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        max_descriptors: int | None = None,
+    ) -> None:
         """Start ``shipper`` or ``logs`` (the shipper binds the socket the logs connect to),
-        optionally with its own ``overrides`` of the shared configuration."""
+        optionally with its own ``overrides`` of the shared configuration and a
+        descriptor limit (``RLIMIT_NOFILE``, soft and hard, like ``prlimit --nofile``)."""
         log = (self.dir / f"{name}.log").open("ab")
         env = self.env(overrides, name=f"config-{name}") if overrides else self.env()
+
+        def limit_descriptors() -> None:  # in the child, before exec
+            if max_descriptors is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_descriptors, max_descriptors))
+
         self.processes[name] = subprocess.Popen(
-            [str(BIN / f"killkrill-{name}")], env=env, stdout=log, stderr=log
+            [str(BIN / f"killkrill-{name}")],
+            env=env,
+            stdout=log,
+            stderr=log,
+            preexec_fn=limit_descriptors if max_descriptors is not None else None,
         )
         log.close()
         if name == "shipper":

@@ -32,23 +32,38 @@ class Driver:
         self.events: list[TailEvent] = []
         self._next: dict[str, int] = {}
 
-    def step(self, now: float | None = None, budget_bytes: int | None = None) -> list[Chunk]:
-        """One app iteration: scan, read one round, close what is finished."""
+    def step(
+        self,
+        now: float | None = None,
+        budget_bytes: int | None = None,
+        *,
+        mono: float | None = None,
+        scan: bool = True,
+    ) -> list[Chunk]:
+        """One app iteration: scan (unless ``scan`` is false: a wake-up for writes only),
+        read one round, settle (truncations found, the pool, what is finished).
+        ``mono`` is the monotonic time, by default ``now``."""
         now = time.time() if now is None else now
-        events = self.tailer.scan(now)
-        chunks = self.tailer.read_round(now, budget_bytes)
-        events += self.tailer.close_finished(now)
+        events = self.tailer.scan(now, mono) if scan else []
+        self._take(events)
+        chunks = self.tailer.read_round(now, budget_bytes, mono=mono)
+        self._check_chunks(chunks)
+        self._take(self.tailer.settle(now, mono))
+        return chunks
+
+    def _take(self, events: list[TailEvent]) -> None:
         self.events.extend(events)
         for event in events:
             if isinstance(event, FileOpened):
                 self._next.setdefault(event.identity.key, event.offset)
+
+    def _check_chunks(self, chunks: list[Chunk]) -> None:
         for chunk in chunks:
             key = chunk.identity.key
             expected = self._next.get(key, chunk.offset)
             assert chunk.offset == expected, f"{key}: chunk at {chunk.offset}, expected {expected}"
             self._next[key] = chunk.end
             self.chunks.setdefault(key, []).append(chunk)
-        return chunks
 
     def until(
         self,

@@ -28,6 +28,7 @@ from kk_logs import __version__
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache, ServiceIndex
 from kk_logs.offsets import OffsetStoreError
+from kk_logs.tailing.descriptors import DESCRIPTOR_RESERVE, open_files_pool, raise_soft_limit
 
 _log = logging.getLogger("kk.logs")
 
@@ -69,6 +70,32 @@ def metadata_source(config: AgentConfig, pods: PodCache, services: ServiceIndex 
     return PodWatcher(_api_client(), config.agent.node_name, pods, services)
 
 
+def open_files(config: AgentConfig) -> int:
+    """The pool of log-file descriptors: from the descriptor limit (raised to the hard
+    limit first) and ``logs.max_open_files`` (`kk_logs.tailing.descriptors`)."""
+    pool = open_files_pool(
+        raise_soft_limit(),
+        config.logs.max_open_files,
+        system_logs=config.logs.system_logs.enabled,
+    )
+    detail = (
+        f"logs.max_open_files leaves fewer than {DESCRIPTOR_RESERVE} descriptors for sockets, "
+        "SQLite and inotify: lowered; raise the container's RLIMIT_NOFILE"
+        if pool.lowered
+        else None
+    )
+    log_event(
+        _log,
+        logging.WARNING if pool.lowered else logging.INFO,
+        "open_files_pool",
+        max_open_files=pool.size,
+        descriptor_limit=pool.limit,
+        configured=pool.configured,
+        detail=detail,
+    )
+    return pool.size
+
+
 async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.Event) -> None:
     pods = PodCache(retention_s=config.logs.kubernetes.deleted_pod_retention)
     services = ServiceIndex() if config.logs.kubernetes.services else None
@@ -78,6 +105,7 @@ async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.
         metadata_source=metadata_source(config, pods, services),
         pods=pods,
         services=services,
+        max_open_files=open_files(config),
     )
     await service.run(stop)
 

@@ -4,9 +4,14 @@ One asyncio loop does the work on every wake-up (inotify activity, an acknowledg
 the shipper, a deadline, or at least every second):
 
 1. ``Tailer.scan`` finds new, rotated, truncated and deleted files; their parsers are
-   created, flushed or dropped accordingly.
+   created, flushed or dropped accordingly. It runs when directory entries change
+   (inotify), every ``logs.rescan_interval`` (the safety net) and when a parked file was
+   not found at its path; a write only marks the file written (``Tailer.changed``).
 2. While the window of unacknowledged batches to the shipper has room, ``read_round``
-   reads every file round-robin in bounded slices; chunks go through the file's parser.
+   reads the files marked (written, opened, left with bytes, draining) round-robin in
+   bounded slices; chunks go through the file's parser, and ``Tailer.settle`` reports
+   what the round found (truncations), reopens parked files that changed and closes what
+   is finished.
    When the window is full the tailer is paused (open files stay open, within their grace)
    and batches already built wait in the assembler: nothing blocks, so a stop request is
    always seen. A pause that lasts (`ReadingPause`) is logged when it starts and ends and
@@ -39,7 +44,7 @@ import os
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -85,7 +90,7 @@ from kk_logs.metadata import (
     parse_log_path,
 )
 from kk_logs.offsets import CheckpointTracker, OffsetStore
-from kk_logs.parsing import make_parser
+from kk_logs.parsing import ParserStats, make_parser
 from kk_logs.parsing.lines import Line
 from kk_logs.records import FileRecordEncoder
 from kk_logs.tailing import (
@@ -98,6 +103,7 @@ from kk_logs.tailing import (
     TailerConfig,
     changes,
 )
+from kk_logs.tailing.descriptors import SYSTEM_LOGS_MAX_OPEN_FILES
 from kk_logs.tailing.identity import key_fingerprint
 
 __all__ = ["LogsService", "offsets_path"]
@@ -150,6 +156,9 @@ def process_started_at() -> float | None:
         return None
 
 
+_PARSER_COUNTERS = tuple(f.name for f in fields(ParserStats))
+
+
 def _rfc3339(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -198,8 +207,12 @@ class LogsService:
         services: ServiceIndex | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        max_open_files: int | None = None,
     ) -> None:
         logs = config.logs
+        # The pool's size comes from the descriptor limit (__main__); without one, the
+        # configured size or the tailer's default.
+        pool = max_open_files or logs.max_open_files or TailerConfig().max_open_files
         self.config = config
         self._clock = clock
         self._monotonic = monotonic
@@ -233,6 +246,7 @@ class LogsService:
                 ignore_older_s=logs.ignore_older,
                 slice_bytes=logs.read_slice,
                 deleted_grace_s=logs.deleted_file_grace,
+                max_open_files=pool,
             ),
             start_offset=self._start_offset,
             known_fingerprint=self._fingerprints.__contains__,
@@ -244,6 +258,7 @@ class LogsService:
                     globs=tuple(logs.system_logs.paths),
                     slice_bytes=logs.read_slice,
                     deleted_grace_s=logs.deleted_file_grace,
+                    max_open_files=SYSTEM_LOGS_MAX_OPEN_FILES,
                 ),
                 start_offset=self._start_offset,
                 known_fingerprint=self._fingerprints.__contains__,
@@ -274,7 +289,10 @@ class LogsService:
         self._refusal_reported: str | None = None
         self._wake = asyncio.Event()
         self._scan_due = True
-        self._last_scan = 0.0
+        self._with_deadline: set[str] = set()
+        """Files whose parser has a deadline (a partial line waiting for its end)."""
+        self._holding: set[str] = set()
+        """Files whose lines wait for their pod's metadata."""
         self._retired_parser_stats: Counter[str] = Counter()
 
     # -- offsets -----------------------------------------------------------------------
@@ -444,24 +462,41 @@ class LogsService:
         known.path = chunk.path
         self.counters.bytes_read += len(chunk.data)
         lines = known.parser.feed(chunk.data, chunk.offset, now=self._monotonic())
+        self._note_deadline(known)
         self._emit(known, lines, known.parser.safe_offset)
+
+    def _note_deadline(self, known: _File) -> None:
+        # The files whose parser holds an unterminated partial, so that a wake-up costs
+        # what those few files cost, not a look at every file.
+        if known.parser.next_deadline() is None:
+            self._with_deadline.discard(known.key)
+        else:
+            self._with_deadline.add(known.key)
 
     def flush_partials(self) -> None:
         now = self._monotonic()
-        for known in self.files.values():
+        for key in list(self._with_deadline):
+            known = self.files.get(key)
+            if known is None:
+                self._with_deadline.discard(key)
+                continue
             deadline = known.parser.next_deadline()
             if deadline is not None and deadline <= now:
                 self._emit(known, known.parser.flush(now), known.parser.safe_offset)
+            self._note_deadline(known)
 
     def _emit(self, known: _File, lines: list[Line], safe_offset: int) -> None:
         """Turn lines into records (or hold them for metadata) and queue them for a batch."""
         if known.held or (lines and self._must_wait(known)):
             known.held.append((lines, safe_offset))
+            self._holding.add(known.key)
             return
         self._ship(known, lines, safe_offset)
 
     def _finish(self, known: _File) -> None:
         """The file will give no more bytes: ship everything it holds, metadata or not."""
+        self._holding.discard(known.key)
+        self._with_deadline.discard(known.key)
         held, known.held = known.held, []
         for lines, offset in held:
             self._ship(known, lines, offset)
@@ -471,8 +506,12 @@ class LogsService:
     def parser_totals(self) -> Counter[str]:
         """Parser counters over every file read by this process (open and closed)."""
         totals = Counter(self._retired_parser_stats)
+        # Field by field, not asdict (a deep copy per file): this runs for every file on
+        # every telemetry interval.
         for known in self.files.values():
-            totals.update(asdict(known.parser.stats))
+            stats = known.parser.stats
+            for name in _PARSER_COUNTERS:
+                totals[name] += getattr(stats, name)
         return totals
 
     def _must_wait(self, known: _File) -> bool:
@@ -489,8 +528,12 @@ class LogsService:
         return isinstance(decision, Wait)
 
     def release_held(self) -> None:
-        for known in self.files.values():
-            if known.held and not self._must_wait(known):
+        for key in list(self._holding):
+            known = self.files.get(key)
+            if known is None or not known.held:
+                self._holding.discard(key)
+            elif not self._must_wait(known):
+                self._holding.discard(key)
                 held, known.held = known.held, []
                 for lines, offset in held:
                     self._ship(known, lines, offset)
@@ -591,17 +634,16 @@ class LogsService:
 
     async def step(self) -> None:
         """One round of the module docstring's steps."""
-        now = self._clock()
-        # Scanning globs and stat-ing every file is the expensive part: do it on file
-        # activity (inotify) or once a second, not on every catch-up round.
+        now, mono = self._clock(), self._monotonic()
+        # Scanning globs and stat-ing every file costs in proportion to the files: it is
+        # done when directory entries change (inotify), on the rescan interval (the
+        # safety net) and when a parked file was not found at its path; writes only
+        # mark the files written (`_watch`), and a round reads just those.
         tailers = [t for t in (self.tailer, self.system_tailer) if t is not None]
-        if self._scan_due or now - self._last_scan >= 1.0:
+        if self._scan_due or any(t.wants_scan for t in tailers):
             self._scan_due = False
-            self._last_scan = now
-            if self.system_tailer is not None:
-                self.handle_events(self.system_tailer.scan(now), system=True)
-            self.handle_events(self.tailer.scan(now))
-            self.persist_look()
+            for tailer in tailers:
+                self.handle_events(tailer.scan(now, mono), system=tailer is self.system_tailer)
             if now >= self._next_prune_at:
                 self._next_prune_at = now + PRUNE_INTERVAL_S
                 self.prune_offsets(now)
@@ -613,8 +655,10 @@ class LogsService:
             else:
                 tailer.pause()
             system = tailer is self.system_tailer
-            for chunk in tailer.read_round(now, budget_bytes=READ_ROUND_BUDGET_BYTES):
+            for chunk in tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono):
                 self.handle_chunk(chunk, system=system)
+            self.handle_events(tailer.settle(now, mono), system=system)
+        self.persist_look()
         self.flush_partials()
         self.release_held()
         await self.send_due_batches()
@@ -647,13 +691,17 @@ class LogsService:
         if report_at is not None:
             deadlines.append(report_at)
         deadlines += [
-            d for d in (f.parser.next_deadline() for f in self.files.values()) if d is not None
+            d
+            for d in (
+                self.files[k].parser.next_deadline() for k in self._with_deadline if k in self.files
+            )
+            if d is not None
         ]
         wait = 1.0
         if deadlines:
             # Every deadline here is on the monotonic clock.
             wait = min(wait, max(0.0, min(deadlines) - self._monotonic()))
-        if any(f.held for f in self.files.values()):
+        if self._holding:
             wait = min(wait, 0.1)
         return wait
 
@@ -701,18 +749,28 @@ class LogsService:
             log_event(_log, logging.INFO, "logs_stopped")
 
     async def _watch(self) -> None:
+        tailers = [t for t in (self.tailer, self.system_tailer) if t is not None]
         async for wake in changes(
-            list(self.config.logs.paths),
+            [*self.config.logs.paths, *self._system_paths()],
             rescan_interval_s=self.config.logs.rescan_interval,
-            extra_dirs=self.tailer.directories,
+            extra_dirs=self._watched_dirs,
         ):
-            # A write needs a read, not a scan: globbing and resolving every path on each
-            # write made 500 quiet files cost most of a core. New, renamed and deleted
-            # files (and the timer) still trigger a scan at once; step() also scans at
-            # least once a second.
+            # A write needs a read of that file, not a scan: globbing and stat-ing every
+            # path on each write made 500 quiet files cost most of a core. New, renamed
+            # and deleted files, and the rescan interval, trigger a scan.
+            if wake.written:
+                for tailer in tailers:
+                    tailer.changed(wake.written)
             if wake.rescan:
                 self._scan_due = True
             self._wake.set()
+
+    def _system_paths(self) -> list[str]:
+        return list(self.config.logs.system_logs.paths) if self.system_tailer is not None else []
+
+    def _watched_dirs(self) -> set[str]:
+        tailers = [t for t in (self.tailer, self.system_tailer) if t is not None]
+        return set().union(*(t.directories() for t in tailers))
 
     async def _publish_telemetry(self) -> None:
         while True:
@@ -767,6 +825,9 @@ class LogsService:
             counter("killkrill_logs_oversize_pieces_total", parsed["oversize_pieces"]),
             counter("killkrill_logs_unterminated_partials_total", parsed["unterminated_partials"]),
             gauge("killkrill_logs_files_tailed", stats.files_open),
+            gauge("killkrill_logs_files_parked", stats.files_parked),
+            gauge("killkrill_logs_max_open_files", stats.max_open_files),
+            counter("killkrill_logs_file_parks_total", stats.parks),
             gauge("killkrill_logs_lag_bytes", stats.lag_bytes),
             gauge("killkrill_logs_window_batches", len(pending)),
             gauge("killkrill_logs_window_bytes", pending.bytes_pending),
@@ -822,7 +883,9 @@ class LogsService:
         """The ``top`` pods with the most bytes written but not read yet."""
         lag: Counter[tuple[str, str]] = Counter()
         for status in files:
+            if not status.lag_bytes:
+                continue  # most files, on most nodes: no path to parse
             meta = parse_log_path(status.path)
-            if meta is not None and status.lag_bytes:
+            if meta is not None:
                 lag[(meta.namespace, meta.pod_name)] += status.lag_bytes
         return lag.most_common(top)

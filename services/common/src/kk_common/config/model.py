@@ -305,7 +305,11 @@ class LogsConfig(_Section):
     deleted_file_grace: Seconds = 60.0
     """A deleted file still open is read to its end for at most this long, then closed."""
     rescan_interval: Seconds = 10.0
-    """Full rescan of the globs this often (inotify finds new files in between)."""
+    """Full rescan of the globs this often: the safety net (inotify reports new, renamed,
+    deleted and written files in between)."""
+    max_open_files: PositiveInt | None = None
+    """Log files held open at once (idle ones are closed beyond, and reopened when they
+    change); none: the descriptor limit less a reserve for sockets, SQLite and inotify."""
     window: LogsWindowConfig = Field(default_factory=LogsWindowConfig)
     """Batches and bytes sent to the shipper and not yet acknowledged (back-pressure)."""
     batch_max_records: PositiveInt = 1000

@@ -1,8 +1,9 @@
 """Finding and reading container log files: the tailer and its wake-up source.
 
 See `kk_logs.tailing.tailer` for the theory of operation. The app builds a `Tailer`
-from a `TailerConfig`, iterates `changes(...)` and on every wake-up calls
-`Tailer.scan`, `Tailer.read_round` and `Tailer.close_finished` (the loop is spelled out
+from a `TailerConfig` (its pool of descriptors sized by `kk_logs.tailing.descriptors`),
+iterates `changes(...)` and on every wake-up calls `Tailer.changed`, `Tailer.scan` when
+the wake-up asks for one, `Tailer.read_round` and `Tailer.settle` (the loop is spelled out
 at the top of `kk_logs.tailing.tailer`).
 """
 

@@ -2,25 +2,50 @@
 
 Theory of operation
 -------------------
-The app drives one `Tailer` with three calls on every wake-up of
-`kk_logs.tailing.watch.changes` (inotify events, and a timer at least once a second)::
+The app drives one `Tailer` from the wake-ups of `kk_logs.tailing.watch.changes`::
 
-    async for wake in changes(globs, busy=lambda: tailer.more_to_read,
-                              extra_dirs=tailer.directories):
-        now = time.time()
-        if wake.rescan or now - last_scan >= 1.0:
-            events = tailer.scan(now)         # discover; rotation/truncation/deletion
-        chunks = tailer.read_round(now)       # bytes, round-robin, bounded per file
-        events += tailer.close_finished(now)  # close what is drained (or out of time)
+    async for wake in changes(globs, extra_dirs=tailer.directories):
+        now, mono = time.time(), time.monotonic()
+        tailer.changed(wake.written)              # inotify: these files were written
+        if wake.rescan or tailer.wants_scan:
+            events = tailer.scan(now, mono)       # discover; rotation/truncation/deletion
+        chunks = tailer.read_round(now, mono=mono)  # bytes of the files that changed
+        events += tailer.settle(now, mono)        # truncations seen while reading, the
+                                                  # pool, what is drained (or out of time)
 
-A round reads at most one slice per file, so while `Tailer.more_to_read` says bytes were
-left behind, the wake-up source yields again at once (``reason="backlog"``) instead of
-waiting for the next file event. Scanning is needed when files may have appeared, moved or
-gone (``WakeUp.rescan``), and once a second as a safety net; not on mere writes, which a
-read round handles (it also notices a copytruncated file that grew back past its offset).
+*Cost follows lines, not files.* A write wakes only the file written: inotify names it
+(`changed`) and the next `read_round` reads the files marked so, plus those that returned
+a full slice, those just opened and those renamed away or deleted (they are draining, and
+a rotated file's writes come under a name nobody tails). `scan` (globs, a ``stat`` per
+path, a directory listing per live file's directory) runs when directory entries change
+(new, renamed and deleted files) and as a safety net every ``rescan_interval``; it marks
+for reading every file whose size or modification time changed since it was last looked
+at, which is also how files are found to have grown without inotify (polling). An idle
+node therefore costs one scan per interval, whatever the number of files.
 
-``now`` is wall-clock seconds (``time.time()``): ``ignore_older`` compares it with file
-modification times. The tailer never reads a clock and never sleeps.
+*Two clocks.* ``now`` is wall-clock seconds (``time.time()``): it is compared with file
+modification times (``ignore_older``, whether a rotated file is new since the last look)
+and gives the look mark. ``mono`` is a monotonic clock (``time.monotonic()``): every
+duration (the deleted-file grace, the rotate wait, retry backoff) is measured on it, so a
+wall-clock step (NTP, a VM resumed) neither abandons a file still draining nor holds one
+for an hour. ``mono`` defaults to ``now`` for callers whose clock does not step (tests).
+The tailer never reads a clock and never sleeps.
+
+*The pool of open files.* At most ``max_open_files`` descriptors are held (the app sizes
+it from ``RLIMIT_NOFILE``, leaving room for its sockets, SQLite and inotify). When a file
+needs a slot and none is free, an idle file is *parked*: its descriptor is closed, and
+its identity, offset and the bytes before the offset are kept, so nothing about it is
+forgotten. A parked file is reopened when it changes (inotify names it, or a scan sees a
+new size or modification time): the path must still reach the same inode, and the usual
+checks (first line, bytes before the offset) tell whether it was truncated meanwhile. A
+parked file renamed away (rotated) is found among its live file's rotated siblings by its
+inode and read from its offset; one deleted is closed (`FileClosed`, ``deleted``), its
+unread bytes, if any, counted as missed. When more files have bytes to read than there
+are slots, files take turns: a file that has been read at least once since it was opened
+is parked (unread bytes and all) for one that waits, in first-come order, so every file
+is read. Idle files go first; files renamed away, deleted, not yet identified or just
+truncated are never parked. A file parked with unread bytes that is deleted before its
+next turn loses them (counted), the price of more active files than descriptors.
 
 *Identity.* A tracked file is keyed by ``(st_dev, st_ino)`` while it is open: holding its
 descriptor pins the inode, so the number cannot be reused under us. Its
@@ -91,9 +116,10 @@ so it is kept for at most ``deleted_grace_s`` after the deletion was seen; then 
 closed even if unread bytes remain. Those bytes are the loss, counted as ``bytes_missed``
 (Datadog's ``logs.bytes_missed``) and logged as ``tailer_deleted_file_abandoned``.
 
-*Fairness.* `read_round` gives each file at most ``slice_bytes`` per round, starting where
-the previous round's budget ran out, so a noisy container delays the others by at most one
-slice and cannot starve them. Deleted files go first: they are on a clock.
+*Fairness.* `read_round` gives each file at most ``slice_bytes`` per round; a file that
+filled its slice, or that the round's budget did not reach, stays marked and queues behind
+the files marked after it, so a noisy container delays the others by at most one slice
+and cannot starve them. Deleted files go first: they are on a clock.
 
 *Pause.* When the unacknowledged window is full the app calls `pause`: `read_round` then
 returns nothing, while `scan` keeps opening new files and holding rotated and deleted ones,
@@ -104,12 +130,13 @@ copytruncate without a visible copy above, and files created and deleted between
 scans (never seen) are the only ways bytes are lost; the first two are counted and
 logged.
 
-*Events.* `scan` and `close_finished` return what happened to files; chunks carry their
+*Events.* `scan`, `settle` and `close_finished` return what happened to files; chunks carry their
 identity. The app keeps one parser per ``chunk.identity.key``, made at that identity's
 first chunk (``make_parser(offset=chunk.offset)``); on `FileTruncated` or `FileClosed` it
 calls ``flush_all()`` on that identity's parser and drops it. `FileOpened` and
 `FileRotated` are informational. A truncation is reported by the `scan` after its
-detection, and the file is not read again before that, so the old identity's parser is
+detection (or by the `settle` after the read round that found it), and the file is not
+read again before that, so the old identity's parser is
 always flushed before the new identity's first chunk arrives, even when both have the
 same key (a rewritten file with an identical first line).
 
@@ -123,8 +150,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections import OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,7 +212,8 @@ class TailerConfig:
     rotate_wait_s: float = 5.0
     """How long a rotated (renamed, not deleted) file stays open after its last byte."""
     max_open_files: int = 4096
-    """New files are not opened beyond this many open descriptors (counted as errors)."""
+    """At most this many descriptors are held; idle files are parked beyond (module
+    docstring, "The pool of open files")."""
     retry_max_s: float = 30.0
     """Longest wait before retrying a file that could not be opened."""
 
@@ -278,6 +306,8 @@ class FileStatus:
     size: int
     deleted: bool
     rotated: bool
+    parked: bool = False
+    """Its descriptor is closed (the pool is full); it is reopened when it changes."""
 
     @property
     def lag_bytes(self) -> int:
@@ -291,6 +321,10 @@ class TailerStats:
 
     files_open: int = 0
     """Gauge: open descriptors."""
+    files_parked: int = 0
+    """Gauge: files followed with their descriptor closed (the pool was full)."""
+    max_open_files: int = 0
+    """Gauge: the size of the pool of descriptors."""
     files_opened: int = 0
     files_identified: int = 0
     bytes_read: int = 0
@@ -300,6 +334,10 @@ class TailerStats:
     """Deleted files closed: drained, or abandoned at the end of the grace period."""
     files_closed_grace_expired: int = 0
     files_closed_rotated: int = 0
+    parks: int = 0
+    """Files whose descriptor was closed to make room for another (idle, or for turns)."""
+    reopens: int = 0
+    """Parked files opened again (they changed, or it was their turn)."""
     bytes_missed: int = 0
     """Bytes that were in a file but will never be read (grace expiry, copytruncate)."""
     errors: dict[str, int] = field(default_factory=dict)
@@ -320,7 +358,10 @@ class TailerStats:
 
 @dataclass(slots=True)
 class _Tracked:
-    """An open file and what the tailer knows about it."""
+    """A followed file and what the tailer knows about it; ``fd`` is -1 while parked.
+
+    Times named ``*_at``/``*_since`` are on the monotonic clock, except ``opened_at``
+    (wall clock: the look mark is made of it)."""
 
     key: FileKey
     fd: int
@@ -334,6 +375,11 @@ class _Tracked:
     deleted_at: float | None = None
     last_data_at: float = 0.0
     opened_at: float = 0.0
+    """Wall clock: when the tailer first saw the file (it holds the look mark back)."""
+    slot_taken_at: float = 0.0
+    """When it got its descriptor (opened, or reopened after being parked)."""
+    turns: int = 0
+    """Read rounds it was served in since it got its descriptor."""
     mtime_ns: int = 0
     source_path: str = ""
     """Where the bytes are read from when that is not ``path`` (a rotated sibling, a copy)."""
@@ -343,6 +389,26 @@ class _Tracked:
     """Identify afresh at offset 0, ignoring the offset store (after a truncation)."""
     hold: bool = False
     """Truncated, not yet reported by `Tailer.scan`: no new identity, no reads until then."""
+
+    @property
+    def parked(self) -> bool:
+        return self.fd < 0
+
+    @property
+    def leaving(self) -> bool:
+        """Renamed away or deleted: read to its end, then closed."""
+        return not self.reachable or self.deleted_at is not None
+
+    @property
+    def parkable(self) -> bool:
+        """Whether its descriptor may be closed: it can be found again by its path."""
+        return (
+            self.identity is not None
+            and not self.leaving
+            and not self.hold
+            and not self.source_path
+            and not self.from_zero
+        )
 
 
 _FINISHED_MEMORY = 16384
@@ -354,6 +420,10 @@ def _error_kind(exc: OSError) -> str:
     if exc.errno in (errno.EMFILE, errno.ENFILE):
         return "too_many_open_files"
     return errno.errorcode.get(exc.errno or 0, "os_error").lower()
+
+
+def _open_read_only(path: str) -> int:
+    return os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
 
 
 class Tailer:
@@ -382,18 +452,39 @@ class Tailer:
         self._known_fingerprint = known_fingerprint
         self._last_look = last_look
         self._look_mark = last_look
+        # The times of the call being served: wall clock and monotonic (module docstring).
+        self._now = 0.0
+        self._mono = 0.0
         # Rotated siblings decided against (history, copies, read to their end), by their
         # size and mtime then: not opened again until either changes.
         self._settled: dict[FileKey, tuple[int, int]] = {}
         self._files: dict[FileKey, _Tracked] = {}
-        self._cursor = 0
+        """Files holding a descriptor."""
+        self._parked: dict[FileKey, _Tracked] = {}
+        """Files followed without a descriptor (module docstring, "The pool")."""
+        self._waiting: dict[FileKey, None] = {}
+        """Parked files that want a descriptor, first come first served (ordered set)."""
+        self._to_read: dict[FileKey, None] = {}
+        """Open files the next `read_round` reads, in order (an ordered set)."""
+        self._leaving: set[FileKey] = set()
+        """Open files renamed away or deleted: read every round until closed."""
+        self._recheck: set[FileKey] = set()
+        """Files found truncated while reading: `settle` reports and identifies them."""
+        self._by_path: dict[str, FileKey] = {}
+        """Paths (real, and where a sibling's bytes are) of followed files, for `changed`."""
+        self._identities: dict[str, FileKey] = {}
+        """Identity keys of followed files (open or parked)."""
+        self._fingerprints: Counter[str] = Counter()
+        """First-line fingerprints of followed files."""
+        self._resolved: discovery.ResolvedPaths = {}
         self._paused = False
         self._more = False
+        self._scan_wanted = False
         self._pending: list[TailEvent] = []
         # End offsets of files closed in this process, by identity key, so a file that
         # is reached again (a glob matching rotated names, say) is not re-read.
         self._finished: OrderedDict[str, int] = OrderedDict()
-        # path -> (failures so far, next attempt time, last error kind)
+        # path -> (failures so far, next attempt time (monotonic), last error kind)
         self._retry: dict[str, tuple[int, float, str]] = {}
         self._stats = TailerStats()
 
@@ -405,15 +496,28 @@ class Tailer:
 
     def resume(self) -> None:
         """Read again, from where each file stopped."""
-        self._paused = False
-        self._more = True  # whatever piled up while paused is waiting
+        if self._paused:
+            self._paused = False
+            self._more = True  # whatever piled up while paused is waiting
+
+    def changed(self, paths: Iterable[str]) -> None:
+        """These files were written (inotify): read them in the next round, reopening
+        parked ones. Paths nobody follows are ignored (a scan finds new files)."""
+        for path in paths:
+            key = self._by_path.get(path)
+            if key is None:
+                continue
+            if key in self._files:
+                self._to_read[key] = None
+            elif key in self._parked:
+                self._waiting[key] = None
 
     @property
     def more_to_read(self) -> bool:
         """Whether the last round left bytes behind (a full slice, or the budget ran out).
 
-        The app should then read again soon without waiting for a file event: pass this
-        to `kk_logs.tailing.watch.changes` as ``busy``. Always false while paused.
+        The app should then read again soon without waiting for a file event. Always
+        false while paused.
         """
         return self._more and not self._paused
 
@@ -423,125 +527,197 @@ class Tailer:
         return self._paused
 
     @property
+    def wants_scan(self) -> bool:
+        """A parked file was no longer at its path when reopened: a scan finds where it
+        went (rotated beside it) or that it is gone."""
+        return self._scan_wanted
+
+    @property
     def look_mark(self) -> float | None:
         """A time before which every file this tailer means to read has been reported
         (`FileOpened`): the app persists it, with those files' identities, as the next
-        process's ``last_look``. It is the last scan's time, held back by files opened
-        but not identified yet (they could be rotated away before they are)."""
+        process's ``last_look``. It is the last scan's time, held back by files seen but
+        not identified yet (they could be rotated away before they are)."""
         return self._look_mark
 
-    def scan(self, now: float) -> list[TailEvent]:
-        """Discover files and check every open one; return what happened since last time.
+    def scan(self, now: float, mono: float | None = None) -> list[TailEvent]:
+        """Discover files and check every one that changed; return what happened since
+        last time.
 
         Opens newly matched files (even while paused, so their bytes survive deletion),
         notices rotations, truncations and deletions, identifies files whose first line
         is now complete, then closes what is finished (`close_finished`).
         """
+        self._at(now, mono)
+        self._scan_wanted = False
         events, self._pending = self._pending, []
-        result = discovery.scan_paths(self._config.globs)
+        result = discovery.scan_paths(self._config.globs, resolved=self._resolved)
         for path, exc in result.errors:
-            self._failed(path, exc, now, "stat")
+            self._failed(path, exc, "stat")
         decision = discovery.decide(
             result,
             now=now,
             exclude=self._exclude,
             ignore_older_s=self._config.ignore_older_s,
-            known=self._files.keys(),
+            known=self._files.keys() | self._parked.keys(),
         )
         self._stats.skipped_compressed = decision.compressed
         self._stats.skipped_excluded = decision.excluded
         self._stats.skipped_too_old = decision.too_old
 
-        for key, tracked in self._files.items():
-            found = decision.files.get(key)
-            if found is not None:
-                tracked.path = found.real_path
-                tracked.reachable = True
-                tracked.unreachable_since = None
-            elif tracked.reachable:
-                tracked.reachable = False
-                tracked.unreachable_since = now
+        # Files that changed since they were last looked at get checked and read; the
+        # others cost nothing more than their stat.
+        to_check: list[_Tracked] = []
+        missing: list[_Tracked] = []
+        for tracked in self._followed():
+            found = decision.files.get(tracked.key)
+            if found is None:
+                if tracked.reachable:
+                    tracked.reachable = False
+                    tracked.unreachable_since = self._mono
+                if tracked.parked:
+                    missing.append(tracked)
+                else:
+                    self._leaving.add(tracked.key)
+                    to_check.append(tracked)
+                continue
+            tracked.path = found.real_path
+            was_reachable, tracked.reachable = tracked.reachable, True
+            tracked.unreachable_since = None
+            unchanged = (found.size, found.mtime_ns) == (tracked.size, tracked.mtime_ns)
+            if tracked.parked:
+                if not unchanged or tracked.offset < found.size:
+                    tracked.size, tracked.mtime_ns = found.size, found.mtime_ns
+                    self._waiting[tracked.key] = None
+                continue
+            if tracked.deleted_at is None:
+                self._leaving.discard(tracked.key)
+            if not (unchanged and was_reachable and tracked.identity is not None):
+                to_check.append(tracked)
         for key, found in decision.files.items():
-            if key not in self._files:
-                self._open(found, now)
-        self._follow_rotated(decision, now)
-        for tracked in list(self._files.values()):
-            self._check(tracked, now, events)
-        events.extend(self.close_finished(now))
+            if key not in self._files and key not in self._parked:
+                self._open(found)
+        relocated = self._follow_rotated(decision, missing)
+        for tracked in to_check:
+            if tracked.key in self._files:
+                self._check(tracked, events)
+                self._to_read[tracked.key] = None
+        events.extend(self._forget_gone([t for t in missing if t.key not in relocated]))
+        self._fill_slots(events)
+        events.extend(self._pending)  # files opened and identified above
+        self._pending.clear()
+        events.extend(self.close_finished(now, mono))
         self._last_look = now
-        unidentified = [t.opened_at for t in self._files.values() if t.identity is None]
+        self._by_path = {}
+        for tracked in self._followed():
+            self._index_path(tracked)
+        unidentified = [t.opened_at for t in self._followed() if t.identity is None]
         self._look_mark = min([now, *unidentified])
         return events
 
-    def read_round(self, now: float, budget_bytes: int | None = None) -> list[Chunk]:
-        """Read up to ``slice_bytes`` from each file with new bytes, round-robin.
+    def read_round(
+        self, now: float, budget_bytes: int | None = None, *, mono: float | None = None
+    ) -> list[Chunk]:
+        """Read up to ``slice_bytes`` from each file marked for reading (module
+        docstring), deleted files first.
 
-        ``budget_bytes`` caps the whole round; the next round starts with the file the
-        budget ran out on. Returns nothing while paused.
+        ``budget_bytes`` caps the whole round; the files it did not reach stay marked,
+        ahead of those read. Returns nothing while paused.
         """
+        self._at(now, mono)
         self._more = False
-        if self._paused or not self._files:
+        if self._paused:
             return []
+        if self._waiting:
+            # Files written since they were parked get their descriptor back first;
+            # what that finds (a truncation, a new file identified) `settle` reports.
+            found: list[TailEvent] = []
+            self._fill_slots(found)
+            self._pending.extend(found)
         slice_bytes = self._config.slice_bytes
         remaining = budget_bytes
-        files = list(self._files.values())
-        start = self._cursor % len(files)
-        order = files[start:] + files[:start]
+        for key in self._leaving:
+            self._to_read[key] = None  # draining; its writes come under another name
+        order = [self._files[key] for key in self._to_read if key in self._files]
         # Deleted files first: they are on the grace clock.
         order.sort(key=lambda t: t.deleted_at is None)
         chunks: list[Chunk] = []
-        served = 0
+        again: list[FileKey] = []
         for tracked in order:
             if remaining is not None and remaining <= 0:
                 self._more = True
                 break
-            served += 1
+            key = tracked.key
+            del self._to_read[key]
             if tracked.hold:
-                continue
-            if tracked.identity is None and not self._identify(
-                tracked, now, final=tracked.deleted_at is not None
-            ):
-                continue
+                continue  # reported and identified again by the next settle or scan
+            tracked.turns += 1
+            if tracked.identity is None:
+                if not self._identify(tracked, final=tracked.deleted_at is not None):
+                    continue
+                self._to_read.pop(key, None)  # being read now
             want = slice_bytes if remaining is None else min(slice_bytes, remaining)
-            chunk = self._read(tracked, want, now)
+            chunk = self._read(tracked, want)
             if chunk is not None:
                 chunks.append(chunk)
                 if len(chunk.data) == want:
                     self._more = True  # a full slice: probably more behind it
+                    again.append(key)
                 if remaining is not None:
                     remaining -= len(chunk.data)
-        # The next round starts with the first file this one did not serve; after a
-        # full round, with the next file, so every file takes its turn at the head.
-        self._cursor = start + (served if served < len(files) else 1)
+        for key in self._to_read.keys() - self._files.keys():
+            del self._to_read[key]
+        # Files the budget did not reach keep their place; the ones read go behind them.
+        for key in again:
+            self._to_read[key] = None
         return chunks
 
-    def close_finished(self, now: float) -> list[FileClosed]:
+    def settle(self, now: float, mono: float | None = None) -> list[TailEvent]:
+        """After a read round: report the truncations it found and identify those files
+        afresh, give waiting files their descriptors, close what is finished."""
+        self._at(now, mono)
+        events, self._pending = self._pending, []
+        rechecks, self._recheck = self._recheck, set()
+        for key in rechecks:
+            tracked = self._files.get(key)
+            if tracked is not None and tracked.hold:
+                self._check(tracked, events)
+                self._to_read[key] = None
+        self._fill_slots(events)
+        events.extend(self._pending)
+        self._pending.clear()
+        events.extend(self.close_finished(now, mono))
+        return events
+
+    def close_finished(self, now: float, mono: float | None = None) -> list[FileClosed]:
         """Close deleted files that are drained or past their grace period, and rotated
         files that are drained and idle; count what could not be read."""
+        self._at(now, mono)
+        mono = self._mono
         closed: list[FileClosed] = []
         cfg = self._config
-        for tracked in list(self._files.values()):
-            if tracked.reachable and tracked.deleted_at is None:
-                continue
-            if not self._refresh(tracked, now):
+        for tracked in [self._files[key] for key in self._leaving]:
+            if not self._refresh(tracked):
                 continue
             drained = tracked.offset >= tracked.size
             if tracked.deleted_at is not None:
                 if drained and not (tracked.identity is None and tracked.size > 0):
                     closed.append(self._close(tracked, "deleted"))
-                elif now - tracked.deleted_at >= cfg.deleted_grace_s:
+                elif mono - tracked.deleted_at >= cfg.deleted_grace_s:
                     closed.append(self._close(tracked, "grace_expired"))
             elif (
                 drained
                 and tracked.unreachable_since is not None
-                and now - max(tracked.unreachable_since, tracked.last_data_at) >= cfg.rotate_wait_s
+                and mono - max(tracked.unreachable_since, tracked.last_data_at) >= cfg.rotate_wait_s
             ):
                 closed.append(self._close(tracked, "rotated"))
         return closed
 
     def close(self) -> list[FileClosed]:
         """Close every file (shutdown); offsets stay wherever the offset store has them."""
-        return [self._close(t, "shutdown") for t in list(self._files.values())]
+        closed = [self._close(t, "shutdown") for t in list(self._files.values())]
+        closed += [self._close(t, "shutdown") for t in list(self._parked.values())]
+        return closed
 
     # -- outputs ------------------------------------------------------------------
 
@@ -550,6 +726,8 @@ class Tailer:
         s = self._stats
         return TailerStats(
             files_open=len(self._files),
+            files_parked=len(self._parked),
+            max_open_files=self._config.max_open_files,
             files_opened=s.files_opened,
             files_identified=s.files_identified,
             bytes_read=s.bytes_read,
@@ -558,6 +736,8 @@ class Tailer:
             files_closed_deleted=s.files_closed_deleted,
             files_closed_grace_expired=s.files_closed_grace_expired,
             files_closed_rotated=s.files_closed_rotated,
+            parks=s.parks,
+            reopens=s.reopens,
             bytes_missed=s.bytes_missed,
             errors=dict(s.errors),
             skipped_compressed=s.skipped_compressed,
@@ -571,120 +751,286 @@ class Tailer:
                     t.size,
                     t.deleted_at is not None,
                     t.rotated,
+                    t.parked,
                 )
-                for t in self._files.values()
+                for t in self._followed()
             ],
         )
 
     def directories(self) -> set[str]:
-        """Directories of the open files (for the watcher: symlink targets live there)."""
-        return {os.path.dirname(t.path) for t in self._files.values()}
+        """Directories of the followed files (for the watcher: symlink targets live there)."""
+        return {os.path.dirname(t.path) for t in self._followed()}
 
     # -- internals ----------------------------------------------------------------
 
-    def _open(self, found: discovery.Found, now: float) -> None:
+    def _at(self, now: float, mono: float | None) -> None:
+        self._now = now
+        self._mono = now if mono is None else mono
+
+    def _followed(self) -> list[_Tracked]:
+        return [*self._files.values(), *self._parked.values()]
+
+    def _index_path(self, tracked: _Tracked) -> None:
+        self._by_path[tracked.path] = tracked.key
+        if tracked.source_path:
+            self._by_path[tracked.source_path] = tracked.key
+
+    def _set_identity(self, tracked: _Tracked, identity: FileIdentity | None) -> None:
+        """Change a followed file's identity, keeping the indexes of identities in step."""
+        old = tracked.identity
+        if old is not None:
+            if self._identities.get(old.key) == tracked.key:
+                del self._identities[old.key]
+            self._fingerprints[old.fingerprint] -= 1
+            if self._fingerprints[old.fingerprint] <= 0:
+                del self._fingerprints[old.fingerprint]
+        tracked.identity = identity
+        if identity is not None:
+            self._identities[identity.key] = tracked.key
+            self._fingerprints[identity.fingerprint] += 1
+
+    def _open(self, found: discovery.Found) -> None:
         path = found.real_path
-        retry = self._retry.get(path)
-        if retry is not None and now < retry[1]:
+        if not self._may_retry(path):
             return
         if len(self._files) >= self._config.max_open_files:
-            self._failed(path, OSError(errno.EMFILE, "max_open_files reached"), now, "open")
+            # No slot free: follow this one without a descriptor until `_fill_slots`
+            # gives it one (parking idle files, in one go for all that wait). Until it is
+            # identified it holds the look mark back.
+            placeholder = _Tracked(
+                key=found.key,
+                fd=-1,
+                path=path,
+                size=0,
+                opened_at=self._now,
+                last_data_at=self._mono,
+            )
+            self._parked[found.key] = placeholder
+            self._waiting[found.key] = None
+            self._index_path(placeholder)
             return
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = _open_read_only(path)
         except FileNotFoundError:
             return  # gone between the scan and the open: it was never seen, nothing read
         except OSError as exc:
-            self._failed(path, exc, now, "open")
+            self._failed(path, exc, "open")
             return
         try:
             st = os.fstat(fd)
         except OSError as exc:
             os.close(fd)
-            self._failed(path, exc, now, "open")
+            self._failed(path, exc, "open")
             return
         key = (st.st_dev, st.st_ino)
-        if key in self._files:
-            # The path now names a file we already hold (replaced since the stat).
+        if key in self._files or key in self._parked:
+            # The path now names a file we already follow (replaced since the stat).
             os.close(fd)
             return
         self._retry.pop(path, None)
-        self._identify(self._adopt(fd, st, path, now), now, final=False)
+        self._identify(self._adopt(fd, st, path), final=False)
 
-    def _adopt(self, fd: int, st: os.stat_result, path: str, now: float, **state: Any) -> _Tracked:
+    def _may_retry(self, path: str) -> bool:
+        retry = self._retry.get(path)
+        return retry is None or self._mono >= retry[1]
+
+    def _adopt(self, fd: int, st: os.stat_result, path: str, **state: Any) -> _Tracked:
         """Track an open file: ``path`` is the one it is read as (the live path for a
         rotated sibling or a copy, whose ``source_path`` says where it really is)."""
         key = (st.st_dev, st.st_ino)
+        identity = state.pop("identity", None)
         tracked = _Tracked(
             key=key,
             fd=fd,
             path=path,
             size=st.st_size,
-            last_data_at=now,
-            opened_at=now,
+            last_data_at=self._mono,
+            opened_at=self._now,
+            slot_taken_at=self._mono,
             mtime_ns=st.st_mtime_ns,
             **state,
         )
         if state.get("source_path"):
             tracked.reachable = False
-            tracked.unreachable_since = now
+            tracked.unreachable_since = self._mono
+            self._leaving.add(key)
         self._files[key] = tracked
+        self._set_identity(tracked, identity)
+        self._to_read[key] = None
+        self._index_path(tracked)
         self._stats.files_opened += 1
         return tracked
 
+    # -- the pool of descriptors --------------------------------------------------
+
+    def _make_room(self, wanted: int) -> bool:
+        """Free up to ``wanted`` slots by parking open files, idle ones first (the least
+        recently written), then, for turns, those read at least once since they got their
+        descriptor (the longest held first). True if at least one slot is free."""
+        free = self._config.max_open_files - len(self._files)
+        if free >= wanted:
+            return True
+        candidates = [t for t in self._files.values() if t.parkable]
+        idle = sorted(
+            (t for t in candidates if t.offset >= t.size and t.key not in self._to_read),
+            key=lambda t: t.last_data_at,
+        )
+        busy = sorted(
+            (t for t in candidates if t.turns and not (t.offset >= t.size)),
+            key=lambda t: t.slot_taken_at,
+        )
+        for tracked in [*idle, *busy][: wanted - free]:
+            self._park(tracked)
+            free += 1
+        return free > 0
+
+    def _park(self, tracked: _Tracked) -> None:
+        del self._files[tracked.key]
+        self._to_read.pop(tracked.key, None)
+        try:
+            os.close(tracked.fd)
+        except OSError as exc:
+            self._count_error(_error_kind(exc))
+        tracked.fd = -1
+        self._parked[tracked.key] = tracked
+        self._stats.parks += 1
+        if tracked.offset < tracked.size:
+            self._waiting[tracked.key] = None  # its turn is over; the queue's end
+
+    def _fill_slots(self, events: list[TailEvent]) -> None:
+        """Give descriptors to the parked files that want one, in their order."""
+        if not self._waiting:
+            return
+        self._make_room(len(self._waiting))
+        for key in list(self._waiting):
+            if len(self._files) >= self._config.max_open_files:
+                return
+            del self._waiting[key]
+            tracked = self._parked.get(key)
+            if tracked is not None:
+                self._unpark(tracked, events)
+
+    def _unpark(self, tracked: _Tracked, events: list[TailEvent]) -> None:
+        """Reopen a parked file at its path, if that still reaches the same inode."""
+        path = tracked.source_path or tracked.path
+        if not self._may_retry(path):
+            self._waiting[tracked.key] = None
+            return
+        try:
+            fd = _open_read_only(path)
+            st = os.fstat(fd)
+        except FileNotFoundError:
+            self._scan_wanted = True  # renamed away or deleted: the scan will tell
+            return
+        except OSError as exc:
+            self._failed(path, exc, "open")
+            self._waiting[tracked.key] = None
+            return
+        if (st.st_dev, st.st_ino) != tracked.key:
+            os.close(fd)
+            self._scan_wanted = True
+            return
+        self._retry.pop(path, None)
+        del self._parked[tracked.key]
+        self._files[tracked.key] = tracked
+        tracked.fd = fd
+        tracked.turns = 0
+        tracked.slot_taken_at = self._mono
+        self._to_read[tracked.key] = None
+        if tracked.leaving:
+            self._leaving.add(tracked.key)
+        if tracked.identity is None:
+            # Seen while the pool was full and never opened: a new file like any other.
+            tracked.size = st.st_size
+            tracked.mtime_ns = st.st_mtime_ns
+            tracked.last_data_at = self._mono
+            self._stats.files_opened += 1
+            self._identify(tracked, final=False)
+            events.extend(self._pending)
+            self._pending.clear()
+            return
+        self._stats.reopens += 1
+        self._check(tracked, events)
+
+    def _forget_gone(self, gone: list[_Tracked]) -> list[FileClosed]:
+        """Parked files that the scan found neither at their path nor renamed beside
+        it: deleted (or moved out of sight) while parked. Their unread bytes are lost."""
+        closed = []
+        for tracked in gone:
+            try:
+                st = os.stat(tracked.source_path or tracked.path)
+                if (st.st_dev, st.st_ino) == tracked.key:
+                    continue  # still there (a scan error hid it): keep it
+            except OSError:
+                pass
+            closed.append(self._close(tracked, "deleted", missed=tracked.size - tracked.offset))
+        return closed
+
     # -- rotated siblings ---------------------------------------------------------
 
-    def _follow_rotated(self, decision: discovery.Decision, now: float) -> None:
+    def _follow_rotated(
+        self, decision: discovery.Decision, missing: list[_Tracked]
+    ) -> set[FileKey]:
         """Open the rotated siblings of the live files that nobody read to their end
-        (module docstring, "Rotated files nobody held open"), oldest first."""
+        (module docstring, "Rotated files nobody held open"), oldest first. Returns the
+        parked files among ``missing`` found renamed beside their live file: they are
+        reopened there and read to their end as rotated files."""
         live = [found.real_path for found in decision.files.values()]
+        live += [t.path for t in missing]
         seen: set[FileKey] = set()
+        relocated: set[FileKey] = set()
         for sibling in discovery.scan_rotated(live):
             seen.add(sibling.key)
             if sibling.key in self._files:
+                continue
+            parked = self._parked.get(sibling.key)
+            if parked is not None:
+                parked.source_path = sibling.path
+                self._index_path(parked)
+                self._waiting[parked.key] = None
+                relocated.add(parked.key)
                 continue
             if self._settled.get(sibling.key) == (sibling.size, sibling.mtime_ns):
                 continue
             if self._exclude(sibling.path) or self._exclude(sibling.live_path):
                 continue
-            if len(self._files) >= self._config.max_open_files:
-                self._failed(
-                    sibling.path, OSError(errno.EMFILE, "max_open_files reached"), now, "open"
-                )
+            if len(self._files) >= self._config.max_open_files and not self._make_room(1):
+                self._failed(sibling.path, OSError(errno.EMFILE, "max_open_files reached"), "open")
                 continue
-            self._open_rotated(sibling, now)
+            self._open_rotated(sibling)
         self._settled = {k: v for k, v in self._settled.items() if k in seen}
+        return relocated
 
-    def _open_rotated(self, sibling: discovery.RotatedSibling, now: float) -> None:
+    def _open_rotated(self, sibling: discovery.RotatedSibling) -> None:
         try:
-            fd = os.open(sibling.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+            fd = _open_read_only(sibling.path)
         except FileNotFoundError:
             return  # deleted meanwhile: nothing held it, nothing to read
         except OSError as exc:
-            self._failed(sibling.path, exc, now, "open")
+            self._failed(sibling.path, exc, "open")
             return
         try:
             st = os.fstat(fd)
             head = os.pread(fd, FINGERPRINT_MAX_BYTES, 0)
         except OSError as exc:
             os.close(fd)
-            self._failed(sibling.path, exc, now, "read")
+            self._failed(sibling.path, exc, "read")
             return
         key = (st.st_dev, st.st_ino)
-        if key in self._files:
-            os.close(fd)  # renamed again since the listing, and already held
+        if key in self._files or key in self._parked:
+            os.close(fd)  # renamed again since the listing, and already followed
             return
-        if not self._wanted_sibling(key, head, st, now):
+        if not self._wanted_sibling(key, head, st):
             os.close(fd)
             self._settled[key] = (st.st_size, st.st_mtime_ns)
             return
-        tracked = self._adopt(fd, st, sibling.live_path, now, source_path=sibling.path)
-        self._identify(tracked, now, final=False)
+        tracked = self._adopt(fd, st, sibling.live_path, source_path=sibling.path)
+        self._identify(tracked, final=False)
 
-    def _wanted_sibling(self, key: FileKey, head: bytes, st: os.stat_result, now: float) -> bool:
+    def _wanted_sibling(self, key: FileKey, head: bytes, st: os.stat_result) -> bool:
         """Whether a rotated sibling (not held) still has bytes for us."""
         identity = identify(key[0], key[1], head)
-        reference = now if self._last_look is None else self._last_look
+        reference = self._now if self._last_look is None else self._last_look
         new = st.st_mtime >= reference - NEW_FILE_SLACK_S
         if identity is None:
             return new  # first line not complete yet: identified once it is
@@ -699,8 +1045,7 @@ class Tailer:
     def _is_copy(self, identity: FileIdentity) -> bool:
         """Whether another file we know starts with the same first line."""
         fp = identity.fingerprint
-        held = (t.identity for t in self._files.values() if t.identity is not None)
-        if any(identity.fingerprint == fp for identity in held):
+        if self._fingerprints.get(fp):
             return True
         if any(key_fingerprint(key) == fp for key in self._finished):
             return True
@@ -724,16 +1069,14 @@ class Tailer:
             generation += 1
 
     def _held(self, identity: FileIdentity) -> bool:
-        return any(
-            t.identity is not None and t.identity.key == identity.key for t in self._files.values()
-        )
+        return identity.key in self._identities
 
-    def _identify(self, tracked: _Tracked, now: float, *, final: bool) -> bool:
+    def _identify(self, tracked: _Tracked, *, final: bool) -> bool:
         """Fingerprint the file if its first line is complete; pick its start offset."""
         try:
             head = os.pread(tracked.fd, FINGERPRINT_MAX_BYTES, 0)
         except OSError as exc:
-            self._failed(tracked.path, exc, now, "read")
+            self._failed(tracked.path, exc, "read")
             return False
         identity = identify(tracked.key[0], tracked.key[1], head, final=final)
         if identity is None:
@@ -749,7 +1092,7 @@ class Tailer:
             identity = identity.with_generation(latest)
             offset = self._known_offset(identity) or 0
             if offset > max(tracked.size, len(head)):
-                self._refresh(tracked, now)
+                self._refresh(tracked)
                 if offset > tracked.size:
                     # Truncated while we were not looking (agent restart): start over as
                     # the next generation.
@@ -766,33 +1109,35 @@ class Tailer:
                     )
                     identity = identity.with_generation(latest + 1)
                     offset = 0
-        tracked.identity = identity
+        self._set_identity(tracked, identity)
         tracked.offset = offset
         tracked.tail = b""
         tracked.from_zero = False
+        self._to_read[tracked.key] = None
         self._stats.files_identified += 1
         self._pending.append(FileOpened(identity, tracked.path, offset))
         return True
 
-    def _refresh(self, tracked: _Tracked, now: float) -> bool:
+    def _refresh(self, tracked: _Tracked) -> bool:
         """fstat the open file: size and deletion. False if that failed."""
         try:
             st = os.fstat(tracked.fd)
         except OSError as exc:
-            self._failed(tracked.path, exc, now, "stat")
+            self._failed(tracked.path, exc, "stat")
             return False
         tracked.size = st.st_size
         tracked.mtime_ns = st.st_mtime_ns
         if st.st_nlink == 0 and tracked.deleted_at is None:
-            tracked.deleted_at = now
+            tracked.deleted_at = self._mono
+            self._leaving.add(tracked.key)
             tracked.reachable = False
             if tracked.unreachable_since is None:
-                tracked.unreachable_since = now
+                tracked.unreachable_since = self._mono
         return True
 
-    def _check(self, tracked: _Tracked, now: float, events: list[TailEvent]) -> None:
+    def _check(self, tracked: _Tracked, events: list[TailEvent]) -> None:
         last_size = tracked.size
-        if not self._refresh(tracked, now):
+        if not self._refresh(tracked):
             return
         if not tracked.reachable and tracked.deleted_at is None and not tracked.rotated:
             # Renamed away from every glob but still on disk: kubelet rotation.
@@ -800,48 +1145,48 @@ class Tailer:
             self._stats.rotations += 1
             events.append(FileRotated(tracked.identity, tracked.path))
         if tracked.identity is not None and (
-            tracked.size < tracked.offset or not self._still_same(tracked, now)
+            tracked.size < tracked.offset or not self._still_same(tracked)
         ):
-            self._truncated(tracked, now, last_size)
+            self._truncated(tracked, last_size)
         if tracked.identity is None:
             # FileTruncated (if any) is queued before the new identity's FileOpened, and
             # both reach the app before the new identity's first chunk.
             tracked.hold = False
-            self._identify(tracked, now, final=tracked.deleted_at is not None)
+            self._identify(tracked, final=tracked.deleted_at is not None)
         events.extend(self._pending)
         self._pending.clear()
 
-    def _head_matches(self, tracked: _Tracked, now: float) -> bool:
+    def _head_matches(self, tracked: _Tracked) -> bool:
         identity = tracked.identity
         if identity is None:
             return True
         try:
             head = os.pread(tracked.fd, identity.head_len, 0)
         except OSError as exc:
-            self._failed(tracked.path, exc, now, "read")
+            self._failed(tracked.path, exc, "read")
             return True  # can't tell; the read error is counted, try again later
         return len(head) == identity.head_len and fingerprint(head) == identity.fingerprint
 
-    def _still_same(self, tracked: _Tracked, now: float) -> bool:
+    def _still_same(self, tracked: _Tracked) -> bool:
         """Whether the file still holds what we read: its first line (the fingerprint)
         and the bytes just before our offset. A file truncated and rewritten past our
         offset (with the same first line, even) fails one of the two."""
         tail = tracked.tail
-        if not self._head_matches(tracked, now):
+        if not self._head_matches(tracked):
             return False
         if not tail:
             return True
         try:
             before = os.pread(tracked.fd, len(tail), tracked.offset - len(tail))
         except OSError as exc:
-            self._failed(tracked.path, exc, now, "read")
+            self._failed(tracked.path, exc, "read")
             return True
         return before == tail
 
-    def _truncated(self, tracked: _Tracked, now: float, last_size: int) -> None:
+    def _truncated(self, tracked: _Tracked, last_size: int) -> None:
         identity = tracked.identity
         assert identity is not None
-        copy = self._open_copy(tracked, now)
+        copy = self._open_copy(tracked)
         if copy is not None:
             # The copy holds the file as it was when copied: read the rest from there.
             missed, counted_from = 0, "copy"
@@ -874,13 +1219,14 @@ class Tailer:
                 counted_from,
             )
         )
-        tracked.identity = None
+        self._set_identity(tracked, None)
         tracked.offset = 0
         tracked.tail = b""
         tracked.from_zero = True
         tracked.hold = True
+        self._recheck.add(tracked.key)
 
-    def _open_copy(self, tracked: _Tracked, now: float) -> _Tracked | None:
+    def _open_copy(self, tracked: _Tracked) -> _Tracked | None:
         """Find the copy of a truncated file beside it, newest rotation first, and take
         over its identity there: same first line, and at least our offset long."""
         identity = tracked.identity
@@ -889,11 +1235,14 @@ class Tailer:
         candidates = [
             s
             for s in discovery.scan_rotated([live_path])
-            if s.key != tracked.key and s.key not in self._files and s.size >= tracked.offset
+            if s.key != tracked.key
+            and s.key not in self._files
+            and s.key not in self._parked
+            and s.size >= tracked.offset
         ]
         for sibling in reversed(candidates):
             try:
-                fd = os.open(sibling.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+                fd = _open_read_only(sibling.path)
             except OSError:
                 continue
             try:
@@ -907,6 +1256,7 @@ class Tailer:
             key = (st.st_dev, st.st_ino)
             if (
                 key in self._files
+                or key in self._parked
                 or fingerprint(head) != identity.fingerprint
                 or len(head) != identity.head_len
                 or before != tracked.tail
@@ -914,11 +1264,12 @@ class Tailer:
             ):
                 os.close(fd)
                 continue
+            # The index of identities now names the copy; the truncated file drops the
+            # identity right after.
             return self._adopt(
                 fd,
                 st,
                 tracked.path,
-                now,
                 source_path=sibling.path,
                 identity=identity,
                 offset=tracked.offset,
@@ -927,7 +1278,7 @@ class Tailer:
             )
         return None
 
-    def _read(self, tracked: _Tracked, want: int, now: float) -> Chunk | None:
+    def _read(self, tracked: _Tracked, want: int) -> Chunk | None:
         identity = tracked.identity
         assert identity is not None
         # Read the last bytes before our offset along with the new ones, so a file that
@@ -936,38 +1287,50 @@ class Tailer:
         try:
             data = os.pread(tracked.fd, want + len(tail), tracked.offset - len(tail))
         except OSError as exc:
-            self._failed(tracked.path, exc, now, "read")
+            self._failed(tracked.path, exc, "read")
             return None
         if len(data) < len(tail) or data[: len(tail)] != tail:
-            self._truncated(tracked, now, tracked.size)  # shorter than our offset, or rewritten
+            self._truncated(tracked, tracked.size)  # shorter than our offset, or rewritten
             return None
         if len(data) == len(tail):
             return None
         # A copytruncated file may have grown back past our offset: check that it is
         # still the file we identified before passing its bytes off as that file's.
-        if not self._head_matches(tracked, now):
-            self._truncated(tracked, now, tracked.size)
+        if not self._head_matches(tracked):
+            self._truncated(tracked, tracked.size)
             return None
         data = data[len(tail) :]
         chunk = Chunk(identity, tracked.path, tracked.offset, data)
         tracked.offset += len(data)
         tracked.tail = (tail + data)[-_TAIL_CHECK_BYTES:]
         tracked.size = max(tracked.size, tracked.offset)
-        tracked.last_data_at = now
+        tracked.last_data_at = self._mono
         self._stats.bytes_read += len(data)
         return chunk
 
-    def _close(self, tracked: _Tracked, reason: str) -> FileClosed:
-        del self._files[tracked.key]
-        try:
-            os.close(tracked.fd)
-        except OSError as exc:
-            self._count_error(_error_kind(exc))
-        missed = 0
+    def _close(self, tracked: _Tracked, reason: str, missed: int = 0) -> FileClosed:
+        """Stop following a file (open or parked); ``missed`` bytes were never read."""
+        if tracked.parked:
+            del self._parked[tracked.key]
+            self._waiting.pop(tracked.key, None)
+        else:
+            del self._files[tracked.key]
+            self._to_read.pop(tracked.key, None)
+            self._leaving.discard(tracked.key)
+            self._recheck.discard(tracked.key)
+            try:
+                os.close(tracked.fd)
+            except OSError as exc:
+                self._count_error(_error_kind(exc))
+        for path in (tracked.path, tracked.source_path):
+            if self._by_path.get(path) == tracked.key:
+                del self._by_path[path]
         if reason == "grace_expired":
-            missed = max(0, tracked.size - tracked.offset)
+            missed = tracked.size - tracked.offset
             self._stats.files_closed_grace_expired += 1
-            self._stats.bytes_missed += missed
+        missed = max(0, missed)
+        self._stats.bytes_missed += missed
+        if missed:
             log_event(
                 _log,
                 logging.WARNING,
@@ -979,6 +1342,7 @@ class Tailer:
                 size=tracked.size,
                 missed_bytes=missed,
                 paused=self._paused,
+                parked=tracked.parked,
                 grace_s=self._config.deleted_grace_s,
             )
         if reason in ("deleted", "grace_expired"):
@@ -988,23 +1352,26 @@ class Tailer:
         if reason == "rotated" or tracked.source_path:
             # Rotated siblings come up in every scan: not opened again unless they change.
             self._settled[tracked.key] = (tracked.size, tracked.mtime_ns)
-        if tracked.identity is not None:
-            self._finished[tracked.identity.key] = tracked.offset
-            self._finished.move_to_end(tracked.identity.key)
+        identity = tracked.identity
+        if identity is not None:
+            self._set_identity(tracked, None)
+            self._finished[identity.key] = tracked.offset
+            self._finished.move_to_end(identity.key)
             while len(self._finished) > _FINISHED_MEMORY:
                 self._finished.popitem(last=False)
-        return FileClosed(tracked.identity, tracked.path, tracked.offset, reason, missed)
+        return FileClosed(identity, tracked.path, tracked.offset, reason, missed)
 
     def _count_error(self, kind: str) -> None:
         self._stats.errors[kind] = self._stats.errors.get(kind, 0) + 1
 
-    def _failed(self, path: str, exc: OSError, now: float, op: str) -> None:
-        """Count a failure, log it once per path and kind, and back off retries."""
+    def _failed(self, path: str, exc: OSError, op: str) -> None:
+        """Count a failure, log it once per path and kind, and back off retries (on the
+        monotonic clock)."""
         kind = _error_kind(exc)
         self._count_error(kind)
         failures, _, last_kind = self._retry.get(path, (0, 0.0, ""))
         delay = min(self._config.retry_max_s, float(2**failures))
-        self._retry[path] = (failures + 1, now + delay, kind)
+        self._retry[path] = (failures + 1, self._mono + delay, kind)
         if kind != last_kind:
             log_event(
                 _log,

@@ -4,9 +4,10 @@
 watched directory (a file created, renamed, deleted or written) and at least every
 ``rescan_interval_s``; the app answers each with `Tailer.read_round`, and with `Tailer.scan`
 first when `WakeUp.rescan` says the set of files may have changed. Writes alone do not:
-scanning globs and resolving every path on each write made a node of 500 quiet files cost
-the logs service most of a core. Wake-ups are coalesced: at most one per
-``min_interval_s``, however noisy the files.
+`WakeUp.written` names the files written (real paths), and only those are read
+(`Tailer.changed`). Scanning globs and resolving every path on each write, or reading
+every file on every wake-up, made a node of 500 quiet files cost the logs service most of
+a core. Wake-ups are coalesced: at most one per ``min_interval_s``, however noisy the files.
 
 Why directory watches only: inotify on a directory reports events for the entries in it,
 writes included, so one watch per container directory (a few hundred on a node) covers
@@ -21,8 +22,9 @@ inotify is reached through ``ctypes`` (libc's ``inotify_init1``/``inotify_add_wa
 as the stdlib offers no binding and the few calls needed do not justify a dependency.
 inotify is an optimisation, never a requirement: when it is unavailable (not Linux, no
 instance left, watch limit ``fs.inotify.max_user_watches`` reached, or a queue overflow
-made events unreliable) the iterator still yields every ``poll_interval_s`` / rescan
-interval, and every wake-up is followed by a full scan anyway.
+made events unreliable) the iterator still yields every ``poll_interval_s`` (a rescan,
+which finds grown files by their size) or, for the directories beyond the watch limit,
+every ``rescan_interval_s``.
 """
 
 from __future__ import annotations
@@ -76,6 +78,12 @@ _MASK = (
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len (then len bytes of name)
 
 
+_FULL_SYNC_TICKS = 6
+"""Every this many timer ticks the directory globs are expanded again (see `Wakeups`)."""
+
+_WRITE_EVENTS = IN_MODIFY | IN_CLOSE_WRITE
+"""Bytes written to a file (or it was truncated)."""
+
 _ENTRY_EVENTS = IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO | IN_DELETE_SELF | IN_MOVE_SELF
 """Events that change which files exist (as opposed to ``IN_MODIFY``: bytes written)."""
 
@@ -85,9 +93,11 @@ class WakeUp:
     """Why the iterator woke up: ``entries`` (inotify: files or directories created,
     renamed or deleted), ``write`` (inotify: only bytes written), ``timer`` (the
     safety-net tick or, without inotify, the poll), ``backlog`` (bytes left behind) or
-    ``overflow`` (inotify lost events; scan everything)."""
+    ``overflow`` (inotify lost events; scan everything). ``written``: the files inotify
+    saw written since the last wake-up (real paths; whatever the reason)."""
 
     reason: str
+    written: frozenset[str] = frozenset()
 
     @property
     def rescan(self) -> bool:
@@ -131,6 +141,11 @@ class DirectoryWatcher:
         self.fd = -1
         self._by_wd: dict[int, str] = {}
         self._by_path: dict[str, int] = {}
+        self._real_by_wd: dict[int, str] = {}
+        """Each watched directory with symlinks resolved: written files are named by
+        their real path, as the tailer knows them."""
+        self.written: set[str] = set()
+        """Files written (``IN_MODIFY``/``IN_CLOSE_WRITE``) since the caller last took them."""
         self.full = False
         """The watch limit was hit: some directories are only covered by the timer."""
         if self._libc is not None:
@@ -149,8 +164,9 @@ class DirectoryWatcher:
         """Whether inotify is in use."""
         return self.fd >= 0
 
-    def sync(self, dirs: Iterable[str]) -> None:
-        """Watch every directory in ``dirs`` (already watched ones are left alone)."""
+    def sync(self, dirs: Iterable[str], *, drop_others: bool = True) -> None:
+        """Watch every directory in ``dirs`` (already watched ones are left alone); with
+        ``drop_others``, stop watching the rest."""
         if not self.active or self._libc is None:
             return
         wanted = set(dirs)
@@ -174,14 +190,17 @@ class DirectoryWatcher:
                 self._by_path.pop(old, None)
             self._by_wd[wd] = path
             self._by_path[path] = wd
-        for path in self._by_path.keys() - wanted:
+            self._real_by_wd[wd] = os.path.realpath(path)
+        for path in self._by_path.keys() - wanted if drop_others else ():
             wd = self._by_path.pop(path)
             self._by_wd.pop(wd, None)
+            self._real_by_wd.pop(wd, None)
             self._libc.inotify_rm_watch(self.fd, wd)
 
     def read_events(self) -> tuple[bool, bool, bool, bool]:
         """Drain the queue: ``(anything happened, directories changed, overflow, entries
-        changed)``; entries change when a file or directory is created, renamed or deleted."""
+        changed)``; entries change when a file or directory is created, renamed or deleted.
+        The files written are added to `written`."""
         any_event = tree_changed = overflow = entries = False
         while True:
             try:
@@ -194,7 +213,13 @@ class DirectoryWatcher:
             pos = 0
             while pos + _EVENT.size <= len(buf):
                 wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
-                pos += _EVENT.size + length
+                name_at = pos + _EVENT.size
+                pos = name_at + length
+                if mask & _WRITE_EVENTS and length and not mask & IN_ISDIR:
+                    directory = self._real_by_wd.get(wd)
+                    if directory is not None:
+                        name = bytes(buf[name_at:pos]).rstrip(b"\0")
+                        self.written.add(os.path.join(directory, os.fsdecode(name)))
                 if mask & _ENTRY_EVENTS:
                     entries = True
                 if mask & IN_Q_OVERFLOW:
@@ -202,6 +227,7 @@ class DirectoryWatcher:
                 elif mask & IN_IGNORED:
                     # The kernel dropped the watch (directory deleted).
                     path = self._by_wd.pop(wd, None)
+                    self._real_by_wd.pop(wd, None)
                     if path is not None:
                         self._by_path.pop(path, None)
                 elif mask & IN_ISDIR or mask & (IN_DELETE_SELF | IN_MOVE_SELF):
@@ -263,22 +289,41 @@ class Wakeups:
         woken = self._woken = asyncio.Event()
         state = {"tree": False, "overflow": False, "entries": False}
 
-        def on_readable() -> None:
+        listening = False
+
+        def drain() -> bool:
             assert watcher is not None
             any_event, tree, overflow, entries = watcher.read_events()
             state["tree"] = state["tree"] or tree
             state["overflow"] = state["overflow"] or overflow
             state["entries"] = state["entries"] or entries
-            if any_event:
+            return any_event
+
+        def on_readable() -> None:
+            nonlocal listening
+            if drain():
                 woken.set()
+                # Until this wake-up is taken, the kernel queues the events: one loop
+                # iteration per write (a thousand a second on a busy node) cost more
+                # than the reads they announced.
+                assert watcher is not None
+                loop.remove_reader(watcher.fd)
+                listening = False
+
+        def listen() -> None:
+            nonlocal listening
+            if active and not listening:
+                assert watcher is not None
+                loop.add_reader(watcher.fd, on_readable)
+                listening = True
 
         if active:
             assert watcher is not None
             watcher.sync(self._wanted())
-            loop.add_reader(watcher.fd, on_readable)
         self.mode = "inotify" if active else "polling"
         interval = self._rescan_interval_s if active else self._poll_interval_s
         last = last_timer = loop.time()
+        ticks = 0
         try:
             yield WakeUp("timer")
             while True:
@@ -288,6 +333,7 @@ class Wakeups:
                     reason = "backlog"
                 else:
                     reason = "event"
+                    listen()
                     timeout = max(0.0, last_timer + interval - loop.time())
                     # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
                     # cancel() that arrives as the event is set, and the iterator would
@@ -307,23 +353,35 @@ class Wakeups:
                     reason = "timer" if reason != "backlog" else reason
                     last_timer = loop.time()
                 if active and watcher is not None:
+                    drain()  # what was queued while the wake-up was coalesced
                     if state["overflow"]:
                         reason = "overflow"
                         log_event(_log, logging.WARNING, "watch_queue_overflow")
-                    # Re-expand the directory globs on tree changes and on timer ticks
-                    # (the safety net for anything inotify did not report).
-                    if state["tree"] or reason in ("timer", "overflow"):
+                    # Re-expand the directory globs on tree changes, and on every
+                    # `_FULL_SYNC_TICKS`-th timer tick (the safety net for anything inotify
+                    # did not report: globbing every directory level costs as much as a
+                    # scan). Other ticks add the tailer's directories (the scan found them).
+                    if reason == "timer":
+                        ticks += 1
+                    full_tick = reason == "timer" and ticks % _FULL_SYNC_TICKS == 0
+                    if state["tree"] or reason == "overflow" or full_tick:
                         watcher.sync(self._wanted())
+                    elif reason == "timer" and self._extra_dirs is not None:
+                        watcher.sync(self._extra_dirs(), drop_others=False)
                     if reason == "event":
                         reason = "entries" if state["entries"] else "write"
                     state["tree"] = state["overflow"] = state["entries"] = False
                 elif reason == "event":
                     reason = "entries"  # poked from outside: look at everything
                 last = loop.time()
-                yield WakeUp(reason)
+                written: frozenset[str] = frozenset()
+                if watcher is not None and watcher.written:
+                    written = frozenset(watcher.written)
+                    watcher.written.clear()
+                yield WakeUp(reason, written)
         finally:
             self._woken = None
-            if active and watcher is not None:
+            if listening and watcher is not None:
                 with contextlib.suppress(Exception):
                     loop.remove_reader(watcher.fd)
             if watcher is not None:
