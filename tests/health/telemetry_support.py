@@ -48,6 +48,7 @@ def shipper_telemetry(
     *,
     at: float,
     sent: int = 0,
+    received: int = 0,
     failed: int = 0,
     rejected: int = 0,
     responses: Sequence[float] = (),
@@ -60,6 +61,8 @@ def shipper_telemetry(
 ) -> Telemetry:
     """The shipper's telemetry, made by the shipper's own `ShipperMetrics`."""
     metrics = ShipperMetrics()
+    if received:
+        metrics.inc("killkrill_agent_records_received_total", received, type="logs")
     if sent:
         metrics.inc("killkrill_agent_sent_messages_total", sent, type="logs", status="success")
         metrics.observe("killkrill_agent_batch_size", sent, SIZE_BUCKETS, type="logs")
@@ -101,6 +104,7 @@ def logs_telemetry(
     *,
     at: float,
     records: int = 0,
+    acknowledged: int = 0,
     ready: bool = True,
     problems: Sequence[str] = (),
     lag: dict[tuple[str, str], int] | None = None,
@@ -108,6 +112,7 @@ def logs_telemetry(
     """The logs service's telemetry: counters without HELP, per-pod lag gauges."""
     samples = [
         MetricSample("killkrill_logs_records_read_total", "counter", float(records)),
+        MetricSample("killkrill_logs_records_acknowledged_total", "counter", float(acknowledged)),
         MetricSample("killkrill_logs_files_tailed", "gauge", 3.0),
         MetricSample("killkrill_logs_lag_bytes", "gauge", float(sum((lag or {}).values()))),
     ]

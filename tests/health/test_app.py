@@ -10,17 +10,28 @@ from kk_health.book import AgentHealth
 def healthy_agent(clock: Clock) -> AgentHealth:
     health = AgentHealth(expected=("shipper", "logs"), stale_after_s=30.0)
     health.receive(
-        shipper_telemetry(at=clock.now - 10, sent=100, responses=[0.05]), now=clock.now - 10
+        shipper_telemetry(at=clock.now - 10, sent=100, received=100, responses=[0.05]),
+        now=clock.now - 10,
     )
-    health.receive(logs_telemetry(at=clock.now - 10, records=100), now=clock.now - 10)
+    health.receive(
+        logs_telemetry(at=clock.now - 10, records=100, acknowledged=100), now=clock.now - 10
+    )
     health.receive(
         shipper_telemetry(
-            at=clock.now, sent=600, responses=[0.05, 0.2], buffer_size=250, oldest_age_s=4.0
+            at=clock.now,
+            sent=600,
+            received=650,
+            responses=[0.05, 0.2],
+            buffer_size=250,
+            oldest_age_s=4.0,
         ),
         now=clock.now,
     )
     health.receive(
-        logs_telemetry(at=clock.now, records=700, lag={("shop", "checkout-1"): 2048}), now=clock.now
+        logs_telemetry(
+            at=clock.now, records=700, acknowledged=650, lag={("shop", "checkout-1"): 2048}
+        ),
+        now=clock.now,
     )
     return health
 
@@ -77,18 +88,18 @@ def test_status_has_every_field_per_component() -> None:
         "state": "ready",
         "detail": "",
         "problems": [],
-        "version": None,  # the shipper sends no process metrics yet
+        "version": None,  # no process metrics in this made-up telemetry
         "uptime_s": None,
         "last_report_unix": clock.now,
         "last_report_age_s": 0.0,
-        "records_in_per_s": None,
-        "records_out_per_s": 50.0,  # 500 records in 10 s
+        "records_in_per_s": 55.0,  # 550 records stored in 10 s
+        "records_out_per_s": 50.0,  # 500 records delivered in 10 s
         "protocols": {"logs": "http/3"},
         "queue_fill": 0.25,
         "oldest_queued_record_age_s": 4.0,
         "top_lagging_pods": None,
     }
-    assert logs["records_in_per_s"] == 60.0
+    assert (logs["records_in_per_s"], logs["records_out_per_s"]) == (60.0, 55.0)
     assert logs["queue_fill"] is None and logs["protocols"] is None
     assert logs["top_lagging_pods"] == [
         {"namespace": "shop", "pod": "checkout-1", "lag_bytes": 2048}

@@ -16,12 +16,15 @@ from kk_health.view import render_status
 def agent_at(clock: Clock) -> AgentHealth:
     health = AgentHealth(expected=("shipper", "logs", "metrics"), stale_after_s=30.0)
     start = clock.now - 10
-    health.receive(shipper_telemetry(at=start, sent=1000, responses=[0.1]), now=start)
-    health.receive(logs_telemetry(at=start, records=1000), now=start)
+    health.receive(
+        shipper_telemetry(at=start, sent=1000, received=1000, responses=[0.1]), now=start
+    )
+    health.receive(logs_telemetry(at=start, records=1000, acknowledged=1000), now=start)
     health.receive(
         shipper_telemetry(
             at=clock.now,
             sent=13_000,
+            received=13_300,
             responses=[0.1],
             buffer_size=125,
             protocol="http/1.1",
@@ -33,6 +36,7 @@ def agent_at(clock: Clock) -> AgentHealth:
         logs_telemetry(
             at=clock.now,
             records=13_500,
+            acknowledged=13_300,
             lag={("shop", "checkout-7d9f"): 1_258_291, ("kube-system", "coredns-1"): 900},
             problems=["120 bytes of log files were lost before being read"],
         ),
@@ -49,8 +53,8 @@ def test_the_table_shows_state_rates_protocol_queue_and_lagging_pods() -> None:
         KillKrill agent 9.9.9 on node-a (cluster prod): NOT READY    2026-11-26 10:00:00Z
 
         COMPONENT  STATE     IN/s  OUT/s  PROTOCOL       QUEUE  OLDEST  VERSION  UPTIME  REPORTED
-        shipper    ready        -  1,200  logs http/1.1  12.5%   2m05s  -             -    2s ago
-        logs       ready    1,250      -  -                  -       -  -             -    0s ago
+        shipper    ready    1,230  1,200  logs http/1.1  12.5%   2m05s  -             -    2s ago
+        logs       ready    1,250  1,230  -                  -       -  -             -    0s ago
         metrics    missing      -      -  -                  -       -  -             -     never
 
         Not ready because:

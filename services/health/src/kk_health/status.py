@@ -17,11 +17,18 @@ __all__ = ["RECORD_COUNTERS", "TOP_LAGGING_PODS", "status_document"]
 TOP_LAGGING_PODS = 5
 
 RECORD_COUNTERS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
-    "logs": {"in": ("killkrill_logs_records_read_total", {})},
-    "shipper": {"out": ("killkrill_agent_sent_messages_total", {"status": "success"})},
+    "logs": {
+        "in": ("killkrill_logs_records_read_total", {}),
+        "out": ("killkrill_logs_records_acknowledged_total", {}),
+    },
+    "shipper": {
+        "in": ("killkrill_agent_records_received_total", {}),
+        "out": ("killkrill_agent_sent_messages_total", {"status": "success"}),
+    },
 }
-"""Which counter gives each component's records per second in and out. The shipper does not
-count the records it takes in yet, nor the logs service those it hands on: ``null``."""
+"""Which counter gives each component's records per second in and out (summed over labels):
+the logs service reads records and hands them on (acknowledged by the shipper); the shipper
+takes them in (stored) and delivers them."""
 
 
 def status_document(health: AgentHealth, identity: AgentIdentity, *, now: float) -> dict[str, Any]:

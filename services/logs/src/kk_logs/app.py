@@ -189,6 +189,7 @@ class LogsCounters:
     lines: int = 0
     bytes_read: int = 0
     batches_sent: int = 0
+    records_acknowledged: int = 0
     batches_rejected: int = 0
     excluded_lines: int = 0
     shipped_without_metadata: int = 0
@@ -305,6 +306,7 @@ class LogsService:
             log_event(_log, logging.INFO, "shipper_accepting_logs_again")
             self._refusal_reported = None
         self.tracker.acknowledged(ack.batch_id)
+        self.counters.records_acknowledged += batch.records
         self._wake.set()
 
     def _refused(self, ack: Ack, batch: PendingBatch) -> None:
@@ -811,6 +813,9 @@ class LogsService:
             counter("killkrill_logs_lines_read_total", self.counters.lines),
             counter("killkrill_logs_bytes_read_total", self.counters.bytes_read),
             counter("killkrill_logs_batches_sent_total", self.counters.batches_sent),
+            counter(
+                "killkrill_logs_records_acknowledged_total", self.counters.records_acknowledged
+            ),
             counter("killkrill_logs_batches_rejected_total", self.counters.batches_rejected),
             counter("killkrill_logs_excluded_lines_total", self.counters.excluded_lines),
             counter(

@@ -199,6 +199,7 @@ class Ingest:
                 output=kind,
                 after=self.blocked.pop(kind),
             )
+        self._metrics.inc("killkrill_agent_records_received_total", len(batch), type=kind)
         if duplicates:
             self._metrics.inc("killkrill_agent_duplicates_dropped_total", duplicates, type=kind)
         self._receiver.acknowledge(

@@ -38,6 +38,7 @@ _HELP = {
     "killkrill_agent_dead_letters": "Records in the dead-letter store.",
     "killkrill_agent_dead_letters_total": "Records moved to the dead-letter store.",
     "killkrill_agent_ingest_refused_total": "Producer batches not acknowledged, by reason.",
+    "killkrill_agent_records_received_total": "Records producers handed over and the queue took.",
     "killkrill_agent_tls_verification_skipped": "1 when an output skips TLS verification.",
     "killkrill_agent_http3_enabled": "1 when an output may use HTTP/3 (https URL, type http3).",
 }
