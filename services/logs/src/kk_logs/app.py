@@ -230,7 +230,7 @@ class LogsService:
         self.tracker = CheckpointTracker({key: stored.offset for key, stored in committed.items()})
         self._committed = {key: stored.offset for key, stored in committed.items()}
         self._fingerprints = {key_fingerprint(key) for key in committed}
-        self._next_prune_at = self._clock() + PRUNE_INTERVAL_S
+        self._next_prune_at = self._monotonic() + PRUNE_INTERVAL_S  # a duration: monotonic
         self._registrations: dict[str, tuple[int, str]] = {}
         self._look_written: float | None = None
         last_look = self.offsets.last_look()
@@ -646,9 +646,9 @@ class LogsService:
             self._scan_due = False
             for tailer in tailers:
                 self.handle_events(tailer.scan(now, mono), system=tailer is self.system_tailer)
-            if now >= self._next_prune_at:
-                self._next_prune_at = now + PRUNE_INTERVAL_S
-                self.prune_offsets(now)
+            if mono >= self._next_prune_at:
+                self._next_prune_at = mono + PRUNE_INTERVAL_S
+                self.prune_offsets(now)  # retention compares with commit times: wall time
         room = self.sender.pending.has_room()
         self._report_pause(room)
         for tailer in tailers:
