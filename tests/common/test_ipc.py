@@ -407,3 +407,39 @@ def test_telemetry_reaches_the_subscriber(ipc_dir: Path) -> None:
         ctx.term()
 
     asyncio.run(story())
+
+
+def test_published_problems_never_carry_a_secret(ipc_dir: Path) -> None:
+    """Status problems quote error texts (a library's, a receiver's): the keys are redacted
+    before they leave the container, in every form."""
+    key = "PENG-AB12-CD34-EF56-GH78-IJ90"
+
+    async def story() -> None:
+        ctx = zmq.asyncio.Context()
+        endpoint = ipc_endpoint(ipc_dir, TELEMETRY_SOCKET)
+        subscriber = TelemetrySubscriber(ctx, endpoint)
+        publisher = TelemetryPublisher(ctx, endpoint, secrets=[key])
+        leaky = Telemetry(
+            component="shipper",
+            node="n1",
+            sent_at_unix=1.0,
+            status=ComponentStatus(
+                ready=False,
+                detail=f"Illegal header value b'Bearer {key}'",
+                problems=(f"HTTP 401: bad token {key!r}", "queue full"),
+            ),
+        )
+        receiving = asyncio.create_task(subscriber.receive())
+        deadline = time.monotonic() + 10
+        while not receiving.done() and time.monotonic() < deadline:
+            publisher.publish(leaky)
+            await asyncio.sleep(0.02)
+        heard = receiving.result()
+        assert key not in repr(heard)
+        assert heard.status.detail == "Illegal header value b'Bearer [REDACTED]'"
+        assert heard.status.problems == ("HTTP 401: bad token '[REDACTED]'", "queue full")
+        publisher.close()
+        subscriber.close()
+        ctx.term()
+
+    asyncio.run(story())

@@ -26,6 +26,7 @@ __all__ = [
     "add_config_argument",
     "command_parser",
     "run_until_signalled",
+    "secrets_of",
     "start_service",
 ]
 
@@ -86,9 +87,7 @@ def start_service(
     except ConfigError as error:
         print(f"killkrill-{component}: invalid configuration:\n{error}", file=sys.stderr)
         raise SystemExit(CONFIG_EXIT_STATUS) from None
-    secrets = [config.credentials.license_key.get_secret_value()]
-    if config.credentials.api_key is not None:
-        secrets.append(config.credentials.api_key.get_secret_value())
+    secrets = secrets_of(config)
     configure_logging(
         component=component,
         node=config.agent.node_name,
@@ -98,6 +97,14 @@ def start_service(
     for note in config_notes(config):
         log_event(_log, logging.WARNING, "config_note", path=note.path, detail=note.message)
     return config
+
+
+def secrets_of(config: AgentConfig) -> list[str]:
+    """The values no log line, error or health problem may show (see `kk_common.redact`)."""
+    secrets = [config.credentials.license_key.get_secret_value()]
+    if config.credentials.api_key is not None:
+        secrets.append(config.credentials.api_key.get_secret_value())
+    return secrets
 
 
 ServiceBody = Callable[[zmq.asyncio.Context, asyncio.Event], Awaitable[None]]

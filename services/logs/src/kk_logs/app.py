@@ -75,6 +75,7 @@ from kk_common.ipc import (
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
+from kk_common.startup import secrets_of
 from kk_logs import __version__
 from kk_logs.batching import BatchAssembler
 from kk_logs.metadata import (
@@ -284,7 +285,9 @@ class LogsService:
             on_ack=self._acknowledged,
             on_refused=self._refused,
         )
-        self.telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+        self.telemetry = TelemetryPublisher(
+            context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET), secrets=secrets_of(config)
+        )
         self.counters = LogsCounters()
         self.pause = ReadingPause(report_after_s=PAUSE_REPORT_AFTER_S)
         self._refusal_reported: str | None = None

@@ -53,6 +53,7 @@ from kk_common.ipc import (
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
+from kk_common.startup import secrets_of
 from kk_metrics import __version__
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
@@ -157,7 +158,9 @@ class MetricsService:
             on_ack=self._acknowledged,
             on_refused=self._refused,
         )
-        self.telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+        self.telemetry = TelemetryPublisher(
+            context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET), secrets=secrets_of(config)
+        )
         self.executor = ThreadPoolExecutor(
             max_workers=config.performance.worker_threads, thread_name_prefix="kk-scrape"
         )

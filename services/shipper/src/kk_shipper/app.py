@@ -34,6 +34,7 @@ from kk_common.ipc import (
 from kk_common.jsonlog import log_event
 from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
+from kk_common.startup import secrets_of
 from kk_shipper import __version__
 from kk_shipper.core import OutputDelivery, OutputSettings
 from kk_shipper.ingest import Ingest, StorageThread
@@ -271,7 +272,9 @@ def build(
         )
     ipc_dir = config.agent.ipc_dir
     receiver = BatchReceiver(context, ipc_endpoint(ipc_dir, SHIPPER_INGEST_SOCKET))
-    telemetry = TelemetryPublisher(context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET))
+    telemetry = TelemetryPublisher(
+        context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET), secrets=secrets_of(config)
+    )
 
     def records_stored(kind: Kind) -> None:
         pipelines[kind].records_stored()

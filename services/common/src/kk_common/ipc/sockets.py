@@ -36,8 +36,8 @@ import socket
 import stat
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import zmq
@@ -58,6 +58,7 @@ from kk_common.envelope import (
 from kk_common.ipc.paths import IpcEndpointInUse
 from kk_common.ipc.pending import PendingBatch, PendingBatches
 from kk_common.jsonlog import log_event
+from kk_common.redact import Redactor
 
 __all__ = [
     "BatchReceiver",
@@ -354,9 +355,17 @@ class BatchReceiver:
 
 
 class TelemetryPublisher:
-    """Publishes `Telemetry` to the health container; drops when nobody listens."""
+    """Publishes `Telemetry` to the health container; drops when nobody listens.
 
-    def __init__(self, context: zmq.asyncio.Context, endpoint: str) -> None:
+    ``secrets`` (the license and API keys) are redacted, in every form, from the status
+    detail and problems before they leave: those carry error texts from libraries and
+    receivers, and the health container shows them on ``/ready`` and ``/status``.
+    """
+
+    def __init__(
+        self, context: zmq.asyncio.Context, endpoint: str, *, secrets: Iterable[str] = ()
+    ) -> None:
+        self._redact = Redactor(secrets)
         sock = context.socket(zmq.PUB)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 100)
@@ -367,6 +376,16 @@ class TelemetryPublisher:
         self.dropped = 0
 
     def publish(self, telemetry: Telemetry) -> None:
+        if self._redact:
+            status = telemetry.status
+            telemetry = replace(
+                telemetry,
+                status=replace(
+                    status,
+                    detail=self._redact(status.detail),
+                    problems=tuple(self._redact(problem) for problem in status.problems),
+                ),
+            )
         if not _send_nowait(self._sock, encode(telemetry)):
             self.dropped += 1
 
