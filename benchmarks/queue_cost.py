@@ -83,10 +83,11 @@ def measure(size: int, directory: Path, record_bytes: int) -> dict[str, float]:
         cpu, wall = time.process_time(), time.perf_counter()
         after, done = 0, 0
         while done < 100 * RECORDS_PER_BATCH:
-            records = queue.read("logs", after_seq=after, limit=2 * RECORDS_PER_BATCH)
-            after = records[-1].seq
-            queue.complete("logs", [r.seq for r in records], now=now)
-            done += len(records)
+            # As delivery does: stored batches as runs, completed by seq range.
+            runs = queue.read_runs("logs", after_seq=after, limit=2 * RECORDS_PER_BATCH)
+            after = runs[-1].seqs[-1]
+            queue.complete("logs", [run.seqs for run in runs], now=now)
+            done += sum(run.count for run in runs)
         drain_cpu, drain_wall = time.process_time() - cpu, time.perf_counter() - wall
     path.unlink()
     n = 100 * RECORDS_PER_BATCH
