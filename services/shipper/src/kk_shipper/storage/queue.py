@@ -18,7 +18,9 @@ record does not depend on how many are queued. Each record still has its own que
 finished records and is deleted, and its bytes freed, when the last one finishes. Delivery
 reads rows as they are (`read_runs`: a `RecordRun` per row, or per stretch of a row's
 unfinished records) and completes by seq ranges, with the bitmap handled as one integer, so
-moving a batch through delivery costs the same for one record or a thousand.
+moving a batch through delivery costs the same for one record or a thousand. The bodies are
+stored zstd-compressed when that pays (bodies.py says why and how): the kernel's copying of
+body bytes through the page cache was most of the queue's cost.
 
 Why SQLite. It gives us, in the standard library, exactly the three things a hand-written
 segment file would have to earn: atomic multi-row commits (a batch and its dedup state are
@@ -67,7 +69,8 @@ and survive restarts.
 
 Versioning. The format version is ``PRAGMA user_version`` (see :mod:`.schema`). A file from
 an older shipper is migrated forward on open (version 1's per-record rows become batch rows);
-a file from a newer one is refused with `QueueFormatError` and left untouched; a damaged file
+version 2's rows, whose bodies are not compressed, are read as they are; a file from a
+newer one is refused with `QueueFormatError` and left untouched; a damaged file
 raises `QueueCorruptError` naming the path, and is never deleted.
 
 Threads and processes. The class is synchronous and not thread-safe: the asyncio app calls it
@@ -92,10 +95,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
+import zstandard
+
 from kk_common import sqlite_files
 from kk_common.envelope import merge_ranges
+from kk_shipper.storage.bodies import BodiesCodec
 from kk_shipper.storage.coverage import Coverage, Ranges, SourceKey
-from kk_shipper.storage.errors import QueueError, QueueFull, translate
+from kk_shipper.storage.errors import QueueCorruptError, QueueError, QueueFull, translate
 from kk_shipper.storage.model import AppendResult, DeadLetter, KindStats, QueueStats
 from kk_shipper.storage.schema import KINDS, MAX_BATCH_RECORDS, check_header, ensure_schema
 from kk_shipper.types import Kind, QueuedRecord, RecordRun
@@ -314,6 +320,7 @@ class DurableQueue:
         self.dedup_window_s = dedup_window_s
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.coverage = Coverage(window_s=dedup_window_s, max_sources=dedup_max_sources)
+        self._bodies = BodiesCodec()
         self._next_prune_at: float | None = None
         self._conn: sqlite3.Connection | None = None
         try:
@@ -363,6 +370,17 @@ class DurableQueue:
             conn, write=write, translate=lambda exc: translate(exc, self.path)
         )
 
+    def _unpack(self, stored: bytes) -> bytes:
+        """A row's bodies as stored (bodies.py), damage translated like SQLite's."""
+        try:
+            return self._bodies.unpack(stored)
+        except zstandard.ZstdError as exc:
+            raise QueueCorruptError(
+                f"durable queue {self.path}: a stored batch does not decompress ({exc}); "
+                "the file was left untouched: move it aside to start with an empty queue",
+                path=self.path,
+            ) from exc
+
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         return int(
             conn.execute("SELECT coalesce(sum(queued_bytes), 0) FROM kind_state").fetchone()[0]
@@ -408,7 +426,10 @@ class DurableQueue:
         params = []
         for row in rows:
             params.append(
-                (kind, last_seq + 1, row.count, row.count, row.size, now, row.ids_text, row.bodies)
+                (
+                    *(kind, last_seq + 1, row.count, row.count, row.size, now),
+                    *(row.ids_text, self._bodies.pack(row.bodies)),
+                )
             )
             last_seq += row.count
         conn.executemany(
@@ -558,7 +579,7 @@ class DurableQueue:
             )
             try:
                 for first_seq, count, done, queued_at, ids, bodies in cursor:
-                    whole = RecordRun(first_seq, count, ids, bytes(bodies), queued_at)
+                    whole = RecordRun(first_seq, count, ids, self._unpack(bodies), queued_at)
                     start = max(0, after_seq - first_seq + 1)
                     for begin, end in _pending_spans(done, start, count):
                         end = min(end, begin + limit)
@@ -618,7 +639,7 @@ class DurableQueue:
                     "SELECT ids, bodies FROM batches WHERE rowid = ?", (rowid,)
                 ).fetchone()
                 ids = ids_text.split("\n")
-                body_list = _split_bodies(bytes(bodies))
+                body_list = _split_bodies(self._unpack(bodies))
                 kept.extend(
                     (ids[i], body_list[i], queued_at) for i in range(count) if fresh >> i & 1
                 )
