@@ -181,6 +181,21 @@ def test_a_limit_cuts_a_run_and_the_next_read_resumes_inside_the_batch(db: Path)
         assert tail.bodies == b'{"id":"f@40"}\n'
 
 
+def test_delivery_reads_a_batch_whole_unless_it_would_pass_twice_the_limit(db: Path) -> None:
+    """``whole_rows``: the batch at the limit is handed over whole (no cut to repeat on the
+    next read) while the read stays within twice the limit; a larger one is cut."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20), now=T0)  # seqs 1-3
+        q.append("logs", lines(30, 40, 50), now=T0)  # seqs 4-6
+        runs = q.read_runs("logs", after_seq=0, limit=4, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[1, 2, 3], [4, 5, 6]]
+        runs = q.read_runs("logs", after_seq=0, limit=2, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[1, 2, 3]]
+        q.append("logs", lines(*range(60, 200, 10)), now=T0)  # seqs 7-20
+        runs = q.read_runs("logs", after_seq=6, limit=5, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[7, 8, 9, 10, 11]]
+
+
 def test_finished_records_split_a_batch_into_runs_of_what_is_left(db: Path) -> None:
     """After a restart, a batch partly delivered comes back as the runs still queued."""
     with DurableQueue(db) as q:

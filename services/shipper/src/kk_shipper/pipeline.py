@@ -123,7 +123,11 @@ class OutputPipeline:
         while self._queue_may_have_more and self.delivery.room() > 0:
             room = self.delivery.room()
             runs = await self._storage.call(
-                self._queue.read_runs, self.kind, after_seq=self._last_offered_seq, limit=room
+                self._queue.read_runs,
+                self.kind,
+                after_seq=self._last_offered_seq,
+                limit=room,
+                whole_rows=True,
             )
             if runs:
                 self._last_offered_seq = runs[-1].seqs[-1]

@@ -557,17 +557,22 @@ class DurableQueue:
         self.coverage.install(changed, now)
         return AppendResult(stored=stored, duplicates=len(covered))
 
-    def read_runs(self, kind: Kind, *, after_seq: int, limit: int) -> list[RecordRun]:
+    def read_runs(
+        self, kind: Kind, *, after_seq: int, limit: int, whole_rows: bool = False
+    ) -> list[RecordRun]:
         """Queued records of ``kind`` with ``seq > after_seq``, ascending, at most ``limit``,
         as runs of consecutive records of one stored batch (their ids and bodies as stored).
 
         A batch nothing of which was finished is one run, read and handed over as the two
-        strings the row holds: no work per record. Reading does not remove anything;
-        `complete` or `dead_letter` does.
+        strings the row holds: no work per record. With ``whole_rows``, the batch at the
+        limit is not cut if the whole of it stays within twice the limit (cutting it costs
+        a scan, and its rest would be cut again by the next read); delivery reads so.
+        Reading does not remove anything; `complete` or `dead_letter` does.
         """
         _check_kind(kind)
         if limit <= 0:
             return []
+        stretch = limit  # how far whole_rows may go past the limit
         out: list[RecordRun] = []
         with self._transaction(write=False) as conn:
             # Rows wholly at or before after_seq (in flight, not yet completed) are skipped
@@ -582,10 +587,11 @@ class DurableQueue:
                     whole = RecordRun(first_seq, count, ids, self._unpack(bodies), queued_at)
                     start = max(0, after_seq - first_seq + 1)
                     for begin, end in _pending_spans(done, start, count):
-                        end = min(end, begin + limit)
+                        if not (whole_rows and end - begin <= limit + stretch):
+                            end = min(end, begin + limit)
                         out.append(_slice(whole, begin, end))
                         limit -= end - begin
-                        if not limit:
+                        if limit <= 0:
                             return out
             finally:
                 cursor.close()
