@@ -204,6 +204,8 @@ def test_finished_records_split_a_batch_into_runs_of_what_is_left(db: Path) -> N
     with DurableQueue(db) as q:
         runs = q.read_runs("logs", after_seq=0, limit=100)
         assert [(list(r.seqs), r.ids) for r in runs] == [([1], "f@0"), ([4, 5], "f@30\nf@40")]
+        # Past seq 5 only finished records are left: nothing to read.
+        assert q.read_runs("logs", after_seq=5, limit=100) == []
         assert [r.record_id for r in q.read("logs", after_seq=0, limit=100)] == [
             "f@0",
             "f@30",

@@ -584,9 +584,11 @@ class DurableQueue:
             )
             try:
                 for first_seq, count, done, queued_at, ids, bodies in cursor:
+                    spans = _pending_spans(done, max(0, after_seq - first_seq + 1), count)
+                    if not spans:
+                        continue  # what is left of it is in flight: nothing to decompress
                     whole = RecordRun(first_seq, count, ids, self._unpack(bodies), queued_at)
-                    start = max(0, after_seq - first_seq + 1)
-                    for begin, end in _pending_spans(done, start, count):
+                    for begin, end in spans:
                         if not (whole_rows and end - begin <= limit + stretch):
                             end = min(end, begin + limit)
                         out.append(_slice(whole, begin, end))
