@@ -3,10 +3,11 @@
     .venv/bin/python benchmarks/queue_cost.py [--sizes 100000,1000000,10000000]
 
 For each size the queue is first filled to that many records (batches of 1,000 log records
-of ~200 bytes from 20 files, as the logs service sends them), then 100 more batches are
-appended and 100,000 records are read and completed, timed (process CPU and wall). The issue's
-target: the cost per record stays within 20 % between 100k and 10M records queued. The file
-lives in a temporary directory on the same disk as /tmp (use --dir for another).
+of ~200 bytes, or ``--record-bytes``, from 20 files, as the logs service sends them), then
+100 more batches are appended and 100,000 records are read and completed, timed (process
+CPU and wall). The issue's target: the cost per record stays within 20 % between 100k and
+10M records queued. The file lives in a temporary directory on the same disk as /tmp (use
+--dir for another).
 """
 
 from __future__ import annotations
@@ -24,16 +25,23 @@ from kk_shipper.storage import DurableQueue
 RECORDS_PER_BATCH = 1000
 LINE_BYTES = 200
 FILES = 20
-BODY = (
-    b'{"id":"0123456789abcdef0123456789abcdef-0","timestamp":"2026-11-26T10:00:00.123456789Z",'
-    b'"log_level":"info","message":"' + b"x" * 90 + b'","labels":{"k8s_pod":"p"},"tags":[]}'
-)
+
+
+def record_body(size: int) -> bytes:
+    """A log record's JSON of ``size`` bytes (at least about 200)."""
+    head = (
+        b'{"id":"0123456789abcdef0123456789abcdef-0","timestamp":"2026-11-26T10:00:00.123456789Z",'
+        b'"log_level":"info","message":"'
+    )
+    tail = b'","labels":{"k8s_pod":"p"},"tags":[]}'
+    return head + b"x" * max(1, size - len(head) - len(tail)) + tail
 
 
 class BatchMaker:
     """Consecutive batches of each file, as a producer would send them."""
 
-    def __init__(self) -> None:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
         self.next_offset = [0] * FILES
         self.count = 0
 
@@ -48,16 +56,16 @@ class BatchMaker:
             producer="bench",
             stream="logs",
             ids=[f"0123456789abcdef0123456789abcdef-{offset:x}" for offset in offsets],
-            bodies=(BODY + b"\n") * RECORDS_PER_BATCH,
+            bodies=(self.body + b"\n") * RECORDS_PER_BATCH,
             sources=[f"file-{source}"],
             positions=[(0, offset) for offset in offsets],
             claims=[(0, first, first + RECORDS_PER_BATCH * LINE_BYTES)],
         )
 
 
-def measure(size: int, directory: Path) -> dict[str, float]:
+def measure(size: int, directory: Path, record_bytes: int) -> dict[str, float]:
     path = directory / f"queue-{size}.db"
-    maker = BatchMaker()
+    maker = BatchMaker(record_body(record_bytes))
     now = 1_700_000_000.0
     with DurableQueue(path, max_bytes=1 << 42) as queue:
         for _ in range(size // RECORDS_PER_BATCH):
@@ -75,10 +83,11 @@ def measure(size: int, directory: Path) -> dict[str, float]:
         cpu, wall = time.process_time(), time.perf_counter()
         after, done = 0, 0
         while done < 100 * RECORDS_PER_BATCH:
-            records = queue.read("logs", after_seq=after, limit=2 * RECORDS_PER_BATCH)
-            after = records[-1].seq
-            queue.complete("logs", [r.seq for r in records], now=now)
-            done += len(records)
+            # As delivery does: stored batches as runs, completed by seq range.
+            runs = queue.read_runs("logs", after_seq=after, limit=2 * RECORDS_PER_BATCH)
+            after = runs[-1].seqs[-1]
+            queue.complete("logs", [run.seqs for run in runs], now=now)
+            done += sum(run.count for run in runs)
         drain_cpu, drain_wall = time.process_time() - cpu, time.perf_counter() - wall
     path.unlink()
     n = 100 * RECORDS_PER_BATCH
@@ -96,11 +105,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--dir", type=Path, default=None)
+    parser.add_argument(
+        "--record-bytes", type=int, default=200, help="1000: the size of make bench's records"
+    )
     args = parser.parse_args()
     directory = Path(tempfile.mkdtemp(prefix="kk-queue-cost-", dir=args.dir))
     try:
         for size in (int(s) for s in args.sizes.split(",")):
-            print(json.dumps(measure(size, directory)), flush=True)
+            print(json.dumps(measure(size, directory, args.record_bytes)), flush=True)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 

@@ -2,9 +2,14 @@
 process while it moves N log records from a producer to the reference receiver.
 
     .venv/bin/python benchmarks/shipper_throughput.py [--records 100000] [--protocol http3]
+        [--labels 12] [--repeat 3]
 
 Everything runs on this machine (producer, shipper, receiver share the cores), so the
 numbers are for comparing versions of the shipper on one machine, not absolute capacity.
+The shipper's CPU is also reported per thread: ``main`` (the event loop: ingest, delivery,
+HTTP/3), ``queue`` (the durable queue's worker thread: SQLite and its fsyncs) and ``zmq``
+(ZeroMQ's I/O threads). ``--labels 12`` makes records of about 1 KB, the size `make bench`'s
+records have with their Kubernetes metadata.
 """
 
 from __future__ import annotations
@@ -16,20 +21,45 @@ import string
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "shipper"))
 
 from e2e_support import Producer, ShipperProcess, log_records
 
+from kk_common.envelope import encode_record_json
 from kk_receiver.testing import ReceiverProcess, wait_until
 
 TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _stat_cpu(stat_path: Path) -> float:
+    fields = stat_path.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def cpu_seconds(pid: int) -> float:
+    return _stat_cpu(Path(f"/proc/{pid}/stat"))
+
+
+def thread_cpu_seconds(pid: int) -> Counter[str]:
+    """CPU seconds per thread group: main (tid == pid), zmq (ZMQbg/...), queue (the rest:
+    the queue's worker thread, plus any short-lived executor thread)."""
+    groups: Counter[str] = Counter()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            comm = (task / "comm").read_text().strip()
+            cpu = _stat_cpu(task / "stat")
+        except OSError:
+            continue  # the thread ended meanwhile
+        if task.name == str(pid):
+            groups["main"] += cpu
+        elif comm.startswith("ZMQbg"):
+            groups["zmq"] += cpu
+        else:
+            groups["queue"] += cpu
+    return groups
 
 
 def peak_rss_mib(pid: int) -> float:
@@ -39,21 +69,7 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--records", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=1000, help="records per producer batch")
-    parser.add_argument("--protocol", choices=["http3", "http"], default="http3")
-    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
-    parser.add_argument(
-        "--random-message-bytes", type=int, default=0, help="incompressible messages this long"
-    )
-    parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
-    parser.add_argument(
-        "--envelope", choices=["v2", "v1"], default="v2", help="v1: a previous producer's form"
-    )
-    args = parser.parse_args()
-
+def make_records(args: argparse.Namespace) -> list[dict]:
     if args.random_message_bytes:
         # Incompressible messages: what the wire carries is about what was logged, so this
         # measures the compressed payload the shipper can push (issue 7: >= 20 MB/s).
@@ -64,11 +80,20 @@ def main() -> None:
             record["message"] = "".join(rng.choices(alphabet, k=args.random_message_bytes))
     else:
         records = log_records(args.records, message="GET /api/items?page=3 200 12ms user=4711 " * 3)
+    for record in records:
+        for index in range(args.labels):
+            # Like the bench's Kubernetes metadata: the same per pod, so it compresses well.
+            record["labels"][f"label_app_kubernetes_io_part_{index}"] = f"checkout-{index}-value"
+    return records
+
+
+def run_once(args: argparse.Namespace, records: list[dict]) -> str:
     with ReceiverProcess(extra_args=["--request-log-limit", "1000000"]) as receiver:
         output = {"type": args.protocol, "compression": args.compression}
         with ShipperProcess(receiver, output=output) as shipper:
             pid = shipper.process.pid
             idle_cpu = cpu_seconds(pid)
+            idle_threads = thread_cpu_seconds(pid)
             spy = None
             if args.profile:
                 py_spy = str(Path(sys.executable).parent / "py-spy")
@@ -95,20 +120,48 @@ def main() -> None:
                 )
                 elapsed = time.monotonic() - started
             cpu = cpu_seconds(pid) - idle_cpu
+            threads = thread_cpu_seconds(pid)
+            threads.subtract(idle_threads)
             rss = peak_rss_mib(pid)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
         stats = receiver.stats()
         wire = sum(r["body_bytes"] for r in receiver.requests(limit=1_000_000))
-    body = len(records[0]["message"])
-    print(
-        f"{args.records} records (~{body + 330} bytes of JSON each), {args.protocol}, "
+    size = len(encode_record_json(records[0]))
+    per_thread = ", ".join(
+        f"{name} {threads[name] / args.records * 1e6:.1f}" for name in ("main", "queue", "zmq")
+    )
+    return (
+        f"{args.records} records (~{size} bytes each), {args.protocol}, "
         f"{args.compression}: {elapsed:.2f} s, {args.records / elapsed:,.0f} records/s; "
-        f"shipper CPU {cpu:.2f} s ({cpu / args.records * 1e6:.1f} µs/record), "
+        f"shipper CPU {cpu:.2f} s ({cpu / args.records * 1e6:.1f} µs/record: {per_thread}), "
         f"peak RSS {rss:.0f} MiB; receiver duplicates {stats['duplicates']}; "
         f"request bodies {wire / elapsed / 1e6:.1f} MB/s"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--records", type=int, default=100_000)
+    parser.add_argument("--batch", type=int, default=1000, help="records per producer batch")
+    parser.add_argument("--protocol", choices=["http3", "http"], default="http3")
+    parser.add_argument("--compression", choices=["gzip", "zstd", "none"], default="gzip")
+    parser.add_argument(
+        "--random-message-bytes", type=int, default=0, help="incompressible messages this long"
+    )
+    parser.add_argument(
+        "--labels", type=int, default=0, help="extra labels per record (12: about 1 KB records)"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs, one after the other")
+    parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
+    parser.add_argument(
+        "--envelope", choices=["v2", "v1"], default="v2", help="v1: a previous producer's form"
+    )
+    args = parser.parse_args()
+    records = make_records(args)
+    for _ in range(args.repeat):
+        print(run_once(args, records), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ from kk_shipper.core import (
     RecordsRejectedByReceiver,
     RetryScheduled,
 )
-from kk_shipper.types import TransportError
+from kk_shipper.core.request_builder import idempotency_key
+from kk_shipper.types import RecordRun, TransportError
 
 # -- batching ----------------------------------------------------------------------------
 
@@ -66,9 +67,14 @@ def test_a_full_batch_goes_at_once_over_http3_and_is_delivered() -> None:
         "rec-3",
     ]
     core.attempt_answered(attempt, stored(attempt), now=0.2)
-    assert core.take_effects() == [
-        RecordsDelivered((0, 1, 2, 3), ("rec-0", "rec-1", "rec-2", "rec-3"), H3, 1)
-    ]
+    [delivered] = core.take_effects()
+    assert isinstance(delivered, RecordsDelivered)
+    assert (delivered.seqs, delivered.record_ids, delivered.protocol) == (
+        (0, 1, 2, 3),
+        ("rec-0", "rec-1", "rec-2", "rec-3"),
+        H3,
+    )
+    assert delivered.attempt_number == 1
     assert core.is_idle
     assert core.take_effects() == []
 
@@ -125,6 +131,62 @@ def test_offering_a_record_twice_or_out_of_order_is_a_caller_bug() -> None:
         core.offer(records(3, 1), now=0.0)
 
 
+def test_offering_runs_that_overlap_is_a_caller_bug() -> None:
+    core = delivery()
+    [run_of_four] = RecordRun.of(records(0, 4))
+    core.offer([run_of_four], now=0.0)
+    with pytest.raises(ValueError, match="seq order"):
+        core.offer(RecordRun.of(records(3, 2)), now=0.0)
+
+
+# -- stored batches (runs) ---------------------------------------------------------------
+
+
+def stored_batches(*sizes: int, queued_at: float = 0.0) -> list[RecordRun]:
+    """Runs as the queue reads them: one per stored batch, seqs following on."""
+    runs, first = [], 0
+    for size in sizes:
+        [one] = RecordRun.of(records(first, size, queued_at=queued_at))
+        runs.append(one)
+        first += size
+    return runs
+
+
+def test_stored_batches_go_out_whole_and_only_the_one_at_a_batch_boundary_is_cut() -> None:
+    """Three stored batches of 3 records with batch_size 4: requests carry 4, 4 and 1
+    records, every record once, in order, with the bytes and key that joining the records
+    one by one would give."""
+    core = delivery(max_in_flight=3)
+    core.offer(stored_batches(3, 3, 3), now=0.0)
+    core.stop_accepting()
+    attempts = core.next_attempts(now=0.0)
+    assert [a.seqs for a in attempts] == [(0, 1, 2, 3), (4, 5, 6, 7), (8,)]
+    for attempt in attempts:
+        ids = [f"rec-{seq}" for seq in attempt.seqs]
+        assert [r["id"] for r in json.loads(attempt.request.body)["logs"]] == ids
+        expected = b",".join(r.body for r in records(attempt.seqs[0], len(ids)))
+        assert expected in attempt.request.body
+        assert attempt.idempotency_key == idempotency_key(RecordRun.of(attempt.records))
+        core.attempt_answered(attempt, stored(attempt), now=0.1)
+    delivered = of_type(core.take_effects(), RecordsDelivered)
+    # What the queue completes: ranges that cover each record exactly once.
+    ranges = [list(r.seqs) for effect in delivered for r in effect.runs]
+    assert ranges == [[0, 1, 2], [3], [4, 5], [6, 7], [8]]
+    assert core.is_idle
+
+
+def test_a_413_halves_a_batch_across_stored_batch_boundaries() -> None:
+    core = delivery(batch_size=6)
+    core.offer(stored_batches(1, 4, 1), now=0.0)
+
+    def receiver(attempt: Attempt, now: float) -> Answer:
+        return reply(413) if attempt.record_count > 3 else stored(attempt)
+
+    sent = run(core, receiver, start=0.0, until=10.0)
+    assert [a.seqs for a in sent] == [(0, 1, 2, 3, 4, 5), (0, 1, 2), (3, 4, 5)]
+    assert delivered_seqs(core.take_effects()) == [0, 1, 2, 3, 4, 5]
+
+
 def test_answering_an_attempt_twice_is_a_caller_bug() -> None:
     core = delivery()
     core.offer(records(0, 4), now=0.0)
@@ -170,13 +232,16 @@ def test_400_and_404_dead_letter_without_retry_or_protocol_change(status: int, r
     core.offer(records(0, 4), now=0.0)
     [attempt] = core.next_attempts(now=0.0)
     core.attempt_answered(attempt, reply(status, {"status": "error", "error": "nope"}), now=1.0)
-    effects = core.take_effects()
-    assert effects == [
-        RecordsDeadLettered(
-            (0, 1, 2, 3), ("rec-0", "rec-1", "rec-2", "rec-3"), reason, status, "nope"
-        ),
-        RecordsRejectedByReceiver(4, status, "nope"),
-    ]
+    dead, rejected = core.take_effects()
+    assert isinstance(dead, RecordsDeadLettered)
+    assert (dead.seqs, dead.record_ids, dead.reason, dead.status, dead.detail) == (
+        (0, 1, 2, 3),
+        ("rec-0", "rec-1", "rec-2", "rec-3"),
+        reason,
+        status,
+        "nope",
+    )
+    assert rejected == RecordsRejectedByReceiver(4, status, "nope")
     assert core.is_idle
     assert core.next_deadline() is None
     assert core.next_attempts(now=10_000.0) == []

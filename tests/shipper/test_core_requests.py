@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
+from collections.abc import Sequence
 
 import pytest
 import zstandard
 
 from kk_shipper import __version__
-from kk_shipper.core import OutputSettings
-from kk_shipper.core.request_builder import (
-    Envelope,
-    build_request,
-    encode_batch,
-    encode_body,
-    idempotency_key,
-)
-from kk_shipper.types import Protocol, QueuedRecord
+from kk_shipper.core import OutputSettings, request_builder
+from kk_shipper.core.request_builder import EncodedBatch, Envelope, build_request, encode_body
+from kk_shipper.types import Protocol, QueuedRecord, RecordRun
 
 LICENSE_KEY = "PENG-A1B2-C3D4-E5F6-G7H8-J9K0"
 API_KEY = "api-key-0123456789-secret"
@@ -51,6 +47,17 @@ def metric_record(seq: int) -> QueuedRecord:
         {"id": f"m-{seq}", "name": "up", "type": "gauge", "value": 1.0, "labels": {}}
     ).encode()
     return QueuedRecord(seq=seq, record_id=f"m-{seq}", body=body, queued_at=0.0)
+
+
+def encode_batch(
+    records: Sequence[QueuedRecord], output: OutputSettings, envelope: Envelope
+) -> EncodedBatch:
+    """The request payload of ``records``, handed over as the queue does (runs)."""
+    return request_builder.encode_batch(RecordRun.of(records), output, envelope)
+
+
+def idempotency_key(records: Sequence[QueuedRecord]) -> str:
+    return request_builder.idempotency_key(RecordRun.of(records))
 
 
 def encoded(records: list[QueuedRecord], output: OutputSettings) -> bytes:
@@ -171,6 +178,26 @@ def test_the_idempotency_key_cannot_collide_by_concatenation() -> None:
         ]
 
     assert idempotency_key(ids("ab", "c")) != idempotency_key(ids("a", "bc"))
+
+
+def test_the_idempotency_key_does_not_depend_on_how_records_were_stored() -> None:
+    """The same records give the same key whether they came as one stored batch or several
+    (a batch re-formed after a restart, or by an older shipper that worked per record): it
+    is the hash of the ids joined by newlines, a format kept for good."""
+    records = [log_record(seq) for seq in range(1, 6)]
+    whole = RecordRun.of(records)
+    cut = [*RecordRun.of(records[:2]), *RecordRun.of(records[2:])]
+    assert len(whole) == 1 and len(cut) == 2
+    expected = hashlib.blake2b(
+        b"rec-1\nrec-2\nrec-3\nrec-4\nrec-5", digest_size=16, person=b"kk-batch-v2"
+    ).hexdigest()
+    assert request_builder.idempotency_key(whole) == expected
+    assert request_builder.idempotency_key(cut) == expected
+    output = settings(compression="none")
+    envelope = Envelope.for_settings(output)
+    assert request_builder.encode_batch(whole, output, envelope) == request_builder.encode_batch(
+        cut, output, envelope
+    )
 
 
 def test_single_mode_sends_the_record_itself_uncompressed() -> None:

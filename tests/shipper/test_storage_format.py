@@ -8,11 +8,13 @@ current code.
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 from pathlib import Path
 
 import pytest
 
+from kk_common.envelope import EncodedRecords
 from kk_shipper.storage import (
     CURRENT_VERSION,
     DurableQueue,
@@ -21,6 +23,7 @@ from kk_shipper.storage import (
     QueueFormatError,
     schema,
 )
+from kk_shipper.storage.bodies import ZSTD_MAGIC
 
 FIXTURES = Path(__file__).parent / "fixtures"
 T1 = 1_700_000_010.0  # a few seconds after the fixture's story: its dedup window still holds
@@ -94,10 +97,117 @@ def test_queue_left_by_a_version_1_shipper_opens_with_everything_in_it(tmp_path:
     assert "delivered" not in tables(db)
 
 
+def build_v2(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript((FIXTURES / "storage_queue_v2.sql").read_text())
+    conn.close()
+    return path
+
+
+def stored_bodies(path: Path) -> list[bytes]:
+    conn = sqlite3.connect(path)
+    try:
+        return [bytes(row[0]) for row in conn.execute("SELECT bodies FROM batches ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+def test_queue_left_by_a_version_2_shipper_opens_with_everything_in_it(tmp_path: Path) -> None:
+    """Version 2 stored bodies uncompressed; version 3 reads those rows as they are (a
+    partly delivered batch included) and compresses what it stores from then on."""
+    db = build_v2(tmp_path / "queue.db")
+    with DurableQueue(db) as q:
+        runs = q.read_runs("logs", after_seq=0, limit=10)
+        assert [(list(r.seqs), r.ids) for r in runs] == [
+            ([1], "app.log@0"),
+            ([4], "app.log@30"),
+            ([6], "app.log@50"),
+        ]
+        assert runs[0].bodies == b'{"id":"app.log@0","message":"line at 0"}\n'
+        assert [r.record_id for r in q.read("metrics", after_seq=0, limit=10)] == ["metric-1"]
+        [dead] = q.dead_letters()
+        assert (dead.record_id, dead.reason) == ("app.log@40", "rejected: 400 invalid record")
+        stats = q.stats(now=T1)
+        assert (stats.kinds["logs"].queued_records, stats.kinds["logs"].last_seq) == (3, 6)
+        assert stats.kinds["logs"].duplicates_dropped == 2
+        assert q.verify() == []
+        # The dedup ranges came along: a re-sent line is still a duplicate.
+        resent = EncodedRecords(
+            batch_id="again",
+            producer="logs",
+            stream="logs",
+            ids=["app.log@20"],
+            bodies=b'{"id":"app.log@20"}\n',
+            sources=["app.log"],
+            positions=[(0, 20)],
+            claims=[(0, 20, 30)],
+        )
+        assert (q.append("logs", resent, now=T1).duplicates, q.stats(now=T1).used_bytes) == (
+            1,
+            stats.used_bytes,
+        )
+        q.append("logs", [("x", b"{}")], now=T1)
+        q.complete("logs", [range(1, 7)], now=T1)
+        assert [r.record_id for r in q.read("logs", after_seq=0, limit=10)] == ["x"]
+        assert q.verify() == []
+    assert user_version(db) == CURRENT_VERSION
+
+
+def test_a_version_2_batch_that_looks_compressed_is_read_as_it_was_stored(
+    tmp_path: Path,
+) -> None:
+    """Rows are told apart by their first bytes; a version 2 row that happens to start
+    with the zstd magic number (a record that is not JSON) is compressed by the migration,
+    so it is not mistaken for a frame."""
+    db = build_v2(tmp_path / "queue.db")
+    odd = ZSTD_MAGIC + b"not json\n"
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE batches SET bodies = ? WHERE kind = 'metrics'", (odd,))
+    conn.commit()
+    conn.close()
+    with DurableQueue(db) as q:
+        [run] = q.read_runs("metrics", after_seq=0, limit=10)
+        assert run.bodies == odd
+
+
+def test_bodies_are_stored_compressed_when_that_pays_and_read_back_exactly(
+    tmp_path: Path,
+) -> None:
+    """JSON records are stored as one zstd frame per batch; bytes that do not compress are
+    kept as they are; either way delivery reads exactly what was appended."""
+    db = tmp_path / "queue.db"
+    logs = [(f"log-{i}", b'{"message":"GET /api/items 200 12ms","n":%d}' % i) for i in range(200)]
+    # Random bytes with the high bit set: incompressible, and never a newline.
+    noise = [(f"noise-{i}", bytes(b | 0x80 for b in os.urandom(300))) for i in range(3)]
+    with DurableQueue(db) as q:
+        q.append("logs", logs, now=T1)
+        q.append("logs", noise, now=T1)
+        runs = q.read_runs("logs", after_seq=0, limit=1000)
+        assert runs[0].bodies == b"".join(body + b"\n" for _, body in logs)
+        assert [r.body for r in runs[1].records()] == [body for _, body in noise]
+    compressed, kept = stored_bodies(db)
+    assert compressed.startswith(ZSTD_MAGIC) and len(compressed) < len(runs[0].bodies) / 5
+    assert kept == runs[1].bodies
+
+
+def test_a_damaged_compressed_batch_is_reported_as_corruption_naming_the_file(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "queue.db"
+    with DurableQueue(db) as q:
+        q.append("logs", [(f"log-{i}", b'{"n":%d}' % i) for i in range(100)], now=T1)
+    conn = sqlite3.connect(db)
+    conn.execute("UPDATE batches SET bodies = substr(bodies, 1, 12)")
+    conn.commit()
+    conn.close()
+    with DurableQueue(db) as q, pytest.raises(QueueCorruptError, match=str(db)):
+        q.read_runs("logs", after_seq=0, limit=10)
+
+
 def test_new_queue_is_stamped_with_the_current_version(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     DurableQueue(db).close()
-    assert user_version(db) == CURRENT_VERSION == 2
+    assert user_version(db) == CURRENT_VERSION == 3
 
 
 def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -112,7 +222,7 @@ def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path
         DurableQueue(db)
 
     error = caught.value
-    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 2)
+    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 3)
     assert f"version {CURRENT_VERSION + 1}" in str(error)
     assert f"up to {CURRENT_VERSION}" in str(error)
     assert str(db) in str(error)
@@ -158,31 +268,31 @@ def test_damaged_pages_are_reported_as_corruption_naming_the_file(tmp_path: Path
 def test_registered_migrations_take_an_old_queue_to_the_current_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The v3 path: CURRENT_VERSION moves to 3 and MIGRATIONS gains ``2: migrate_2_to_3``;
-    a version 1 file takes both steps."""
+    """The v4 path: CURRENT_VERSION moves to 4 and MIGRATIONS gains ``3: migrate_3_to_4``;
+    a version 1 file takes every step."""
 
-    def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    def migrate_3_to_4(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 3)
-    monkeypatch.setitem(schema.MIGRATIONS, 2, migrate_2_to_3)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 4)
+    monkeypatch.setitem(schema.MIGRATIONS, 3, migrate_3_to_4)
     db = build_v1(tmp_path / "queue.db")
 
     with DurableQueue(db) as q:
         assert [r.record_id for r in q.read("logs", after_seq=0, limit=10)] == ["log-3"]
     assert "priority" in table_columns(db, "batches")
-    assert user_version(db) == 3
+    assert user_version(db) == 4
 
 
 def test_failed_migration_leaves_the_old_queue_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    def migrate_3_to_4(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         conn.execute("SELECT no_such_function()")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 3)
-    monkeypatch.setitem(schema.MIGRATIONS, 2, migrate_2_to_3)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 4)
+    monkeypatch.setitem(schema.MIGRATIONS, 3, migrate_3_to_4)
     db = build_v1(tmp_path / "queue.db")
 
     with pytest.raises(QueueError):

@@ -150,6 +150,97 @@ def test_reopened_queue_has_every_record_and_counter(db: Path) -> None:
         assert q.append("logs", lines(10), now=T0 + 5) == AppendResult(0, 1)
 
 
+def test_a_stored_batch_is_read_as_one_run_of_its_stored_bytes(db: Path) -> None:
+    """Delivery gets a producer's batch back as it was stored, ids and bodies joined: one
+    value per batch, not per record."""
+    with DurableQueue(db) as q:
+        batch = lines(0, 10, 20)
+        q.append("logs", batch, now=T0)
+        q.append("logs", lines(30, 40), now=T0 + 1)
+        first, second = q.read_runs("logs", after_seq=0, limit=100)
+        assert (first.first_seq, first.count, first.queued_at) == (1, 3, T0)
+        assert first.ids == "f@0\nf@10\nf@20"
+        assert first.bodies == batch.bodies
+        assert (list(second.seqs), second.ids, second.queued_at) == ([4, 5], "f@30\nf@40", T0 + 1)
+        # In-flight batches (at or before after_seq) are not read again.
+        assert [list(run.seqs) for run in q.read_runs("logs", after_seq=3, limit=100)] == [[4, 5]]
+
+
+def test_a_limit_cuts_a_run_and_the_next_read_resumes_inside_the_batch(db: Path) -> None:
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20, 30, 40), now=T0)
+        [head] = q.read_runs("logs", after_seq=0, limit=2)
+        assert (list(head.seqs), head.ids) == ([1, 2], "f@0\nf@10")
+        assert head.bodies == b'{"id":"f@0"}\n{"id":"f@10"}\n'
+        [middle] = q.read_runs("logs", after_seq=2, limit=2)
+        [tail] = q.read_runs("logs", after_seq=4, limit=2)
+        assert [(list(r.seqs), r.ids) for r in (middle, tail)] == [
+            ([3, 4], "f@20\nf@30"),
+            ([5], "f@40"),
+        ]
+        assert tail.bodies == b'{"id":"f@40"}\n'
+
+
+def test_delivery_reads_a_batch_whole_unless_it_would_pass_twice_the_limit(db: Path) -> None:
+    """``whole_rows``: the batch at the limit is handed over whole (no cut to repeat on the
+    next read) while the read stays within twice the limit; a larger one is cut."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20), now=T0)  # seqs 1-3
+        q.append("logs", lines(30, 40, 50), now=T0)  # seqs 4-6
+        runs = q.read_runs("logs", after_seq=0, limit=4, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[1, 2, 3], [4, 5, 6]]
+        runs = q.read_runs("logs", after_seq=0, limit=2, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[1, 2, 3]]
+        q.append("logs", lines(*range(60, 200, 10)), now=T0)  # seqs 7-20
+        runs = q.read_runs("logs", after_seq=6, limit=5, whole_rows=True)
+        assert [list(r.seqs) for r in runs] == [[7, 8, 9, 10, 11]]
+
+
+def test_finished_records_split_a_batch_into_runs_of_what_is_left(db: Path) -> None:
+    """After a restart, a batch partly delivered comes back as the runs still queued."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20, 30, 40, 50), now=T0)
+        q.complete("logs", [range(2, 4), 6], now=T0)  # records 2, 3 and 6
+    with DurableQueue(db) as q:
+        runs = q.read_runs("logs", after_seq=0, limit=100)
+        assert [(list(r.seqs), r.ids) for r in runs] == [([1], "f@0"), ([4, 5], "f@30\nf@40")]
+        # Past seq 5 only finished records are left: nothing to read.
+        assert q.read_runs("logs", after_seq=5, limit=100) == []
+        assert [r.record_id for r in q.read("logs", after_seq=0, limit=100)] == [
+            "f@0",
+            "f@30",
+            "f@40",
+        ]
+
+
+def test_completing_by_ranges_finishes_exactly_the_named_seqs(db: Path) -> None:
+    """Ranges (a run's seqs) and single seqs mix, overlap, cross batches and name seqs
+    that are gone; each queued record leaves once and the counters stay exact."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20), now=T0)  # seqs 1-3
+        q.append("logs", lines(30, 40, 50), now=T0)  # seqs 4-6
+        q.append("logs", lines(60), now=T0)  # seq 7
+        q.complete("logs", [range(2, 6), 3, range(5, 5), range(90, 95)], now=T0)
+        assert queued(q) == [(1, "f@0"), (6, "f@50"), (7, "f@60")]
+        q.complete("logs", [range(1, 2), range(6, 8)], now=T0)
+        assert queued(q) == []
+        assert q.stats(now=T0).used_bytes == 0
+        assert q.verify() == []
+
+
+def test_dead_lettering_a_range_moves_each_record_with_its_own_body(db: Path) -> None:
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10, 20, 30), now=T0)
+        assert q.dead_letter("logs", [range(2, 4)], reason="too_large", now=T0 + 1) == 2
+        letters = q.dead_letters("logs")
+        assert [(d.record_id, d.body) for d in letters] == [
+            ("f@10", b'{"id":"f@10"}'),
+            ("f@20", b'{"id":"f@20"}'),
+        ]
+        assert queued(q) == [(1, "f@0"), (4, "f@30")]
+        assert q.verify() == []
+
+
 def test_empty_inputs_are_no_ops(db: Path) -> None:
     with DurableQueue(db) as q:
         assert q.append("logs", [], now=T0) == AppendResult(0, 0)

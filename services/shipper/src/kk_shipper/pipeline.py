@@ -122,13 +122,17 @@ class OutputPipeline:
     async def _offer_queued(self) -> None:
         while self._queue_may_have_more and self.delivery.room() > 0:
             room = self.delivery.room()
-            records = await self._storage.call(
-                self._queue.read, self.kind, after_seq=self._last_offered_seq, limit=room
+            runs = await self._storage.call(
+                self._queue.read_runs,
+                self.kind,
+                after_seq=self._last_offered_seq,
+                limit=room,
+                whole_rows=True,
             )
-            if records:
-                self._last_offered_seq = records[-1].seq
-                self.delivery.offer(records, self._clock())
-            if len(records) < room:
+            if runs:
+                self._last_offered_seq = runs[-1].seqs[-1]
+                self.delivery.offer(runs, self._clock())
+            if sum(run.count for run in runs) < room:
                 self._queue_may_have_more = False
 
     async def _send(self, attempt: Attempt) -> None:
@@ -196,7 +200,7 @@ class OutputPipeline:
             protocol=str(attempt.protocol),
             reason=error.reason,
             detail=error.detail,
-            records=len(attempt.records),
+            records=attempt.record_count,
             probe=attempt.is_probe,
         )
         key = f"transport_{attempt.protocol}"
@@ -209,14 +213,14 @@ class OutputPipeline:
     async def _apply(self, effect: object) -> None:
         kind = self.kind
         match effect:
-            case RecordsDelivered(seqs=seqs, protocol=protocol):
+            case RecordsDelivered(runs=runs, protocol=protocol):
+                seqs = [run.seqs for run in runs]
+                count = sum(run.count for run in runs)
                 await self._storage.call(self._queue.complete, kind, seqs, now=self._clock())
                 self._metrics.inc(
-                    "killkrill_agent_sent_messages_total", len(seqs), type=kind, status="success"
+                    "killkrill_agent_sent_messages_total", count, type=kind, status="success"
                 )
-                self._metrics.observe(
-                    "killkrill_agent_batch_size", len(seqs), SIZE_BUCKETS, type=kind
-                )
+                self._metrics.observe("killkrill_agent_batch_size", count, SIZE_BUCKETS, type=kind)
                 for key in [k for k in self.problems if not k.startswith("dead_letter")]:
                     del self.problems[key]
                 log_event(
@@ -224,12 +228,16 @@ class OutputPipeline:
                     TRACE,
                     "records_delivered",
                     output=kind,
-                    records=len(seqs),
+                    records=count,
                     protocol=str(protocol),
                 )
-            case RecordsDeadLettered(seqs=seqs, reason=reason, status=status, detail=detail):
+            case RecordsDeadLettered(runs=runs, reason=reason, status=status, detail=detail):
                 moved = await self._storage.call(
-                    self._queue.dead_letter, kind, seqs, reason=reason, now=self._clock()
+                    self._queue.dead_letter,
+                    kind,
+                    [run.seqs for run in runs],
+                    reason=reason,
+                    now=self._clock(),
                 )
                 self._metrics.inc(
                     "killkrill_agent_dead_letters_total", moved, type=kind, reason=reason

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, NamedTuple
@@ -14,6 +14,7 @@ __all__ = [
     "Kind",
     "Protocol",
     "QueuedRecord",
+    "RecordRun",
     "TlsSettings",
     "Transport",
     "TransportError",
@@ -45,6 +46,116 @@ class QueuedRecord(NamedTuple):
     """The record's JSON object, exactly as it goes into a request body."""
     queued_at: float
     """Unix time at which it was durably stored."""
+
+
+def _cut_ids(ids: str, count: int) -> int:
+    """Where the ids after the first ``count`` of ``ids`` (joined by newlines) start."""
+    # Ids are short: one split in C beats a loop of finds (18 against 54 µs for 500).
+    return len(ids) - len(ids.split("\n", count)[-1])
+
+
+def _cut_bodies(bodies: bytes, count: int) -> int:
+    """Where the bodies after the first ``count`` of ``bodies`` start."""
+    # Bodies are long: split would copy each one; a loop of finds copies nothing
+    # (71 against 469 µs for 500 records of 1 KB).
+    at = -1
+    find = bodies.index
+    for _ in range(count):
+        at = find(b"\n", at + 1)
+    return at + 1
+
+
+class RecordRun(NamedTuple):
+    """Records with consecutive seqs from one stored batch, in the form the queue keeps them.
+
+    This is what the durable queue reads and what delivery batches, splits and completes:
+    one tuple for a run of records, not one per record, because a request body is the
+    records' bytes joined and its idempotency key is a hash of their joined ids, so the
+    common path needs the records only as these two strings. Records become single values
+    (`records`) only where one must be handled alone (tests, dead letters, single mode).
+    """
+
+    first_seq: int
+    """The seq of the first record; record ``i`` has ``first_seq + i``."""
+    count: int
+    ids: str
+    """The records' ids joined by newlines (ids never contain one)."""
+    bodies: bytes
+    """The records' JSON, each followed by a newline (compact JSON never contains one)."""
+    queued_at: float
+    """Unix time at which they were durably stored."""
+
+    @property
+    def seqs(self) -> range:
+        """The records' queue positions."""
+        return range(self.first_seq, self.first_seq + self.count)
+
+    def fitting(self, max_bytes: int) -> int:
+        """How many records from the front fit in ``max_bytes`` of `bodies` (each counted
+        with its newline, which stands for the comma between records in a request)."""
+        if len(self.bodies) <= max_bytes:
+            return self.count
+        end = self.bodies.rfind(b"\n", 0, max_bytes)
+        return 0 if end < 0 else self.bodies.count(b"\n", 0, end + 1)
+
+    def split(self, count: int) -> tuple[RecordRun, RecordRun]:
+        """The first ``count`` records (0 < count < self.count) and the rest."""
+        if not 0 < count < self.count:
+            raise ValueError(f"cannot split a run of {self.count} records after {count}")
+        ids_at = _cut_ids(self.ids, count)
+        bodies_at = _cut_bodies(self.bodies, count)
+        return (
+            RecordRun(
+                self.first_seq,
+                count,
+                self.ids[: ids_at - 1],
+                self.bodies[:bodies_at],
+                self.queued_at,
+            ),
+            RecordRun(
+                self.first_seq + count,
+                self.count - count,
+                self.ids[ids_at:],
+                self.bodies[bodies_at:],
+                self.queued_at,
+            ),
+        )
+
+    def records(self) -> list[QueuedRecord]:
+        """The records one by one (a tuple each: for the paths that handle a record alone)."""
+        bodies = self.bodies[:-1].split(b"\n")
+        return [
+            QueuedRecord(seq, record_id, body, self.queued_at)
+            for seq, record_id, body in zip(self.seqs, self.ids.split("\n"), bodies, strict=True)
+        ]
+
+    @classmethod
+    def of(cls, records: Iterable[QueuedRecord]) -> list[RecordRun]:
+        """``records`` (in seq order) as runs: consecutive seqs with one ``queued_at`` each."""
+        runs: list[RecordRun] = []
+        group: list[QueuedRecord] = []
+        for record in records:
+            if b"\n" in record.body or "\n" in record.record_id:
+                raise ValueError(f"record {record.seq}: a newline in its id or body")
+            if group and (
+                record.seq != group[-1].seq + 1 or record.queued_at != group[-1].queued_at
+            ):
+                runs.append(cls._joined(group))
+                group = []
+            group.append(record)
+        if group:
+            runs.append(cls._joined(group))
+        return runs
+
+    @classmethod
+    def _joined(cls, group: Sequence[QueuedRecord]) -> RecordRun:
+        return cls(
+            group[0].seq,
+            len(group),
+            "\n".join(record.record_id for record in group),
+            b"".join(record.body + b"\n" for record in group),
+            group[0].queued_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,46 +7,68 @@ A batch closes at whichever comes first (the issue's batching rule):
   ``max_request_bytes``. The limit is on the uncompressed size because that is the size we
   know before compressing, and the receiver bounds the decoded size too (receiver-api.md);
 * the flush interval: the oldest record has been queued for ``flush_interval_s``
-  (``QueuedRecord.queued_at``, unix time, so records that waited across a restart go at once).
+  (``RecordRun.queued_at``, unix time, so records that waited across a restart go at once).
 
 A record larger than the byte limit on its own still forms a batch of one: the limit is ours,
 and only the receiver's 413 can tell that it is really too large (then it is dead-lettered).
 In ``single`` mode every record is its own request and is due as soon as it is offered.
+
+Pending records are runs (`RecordRun`: a stored batch's records as its joined bytes), so a
+batch is taken by whole runs; only the last run it takes may be split, by one scan of its
+bytes. Sizes come from the joined bytes: a run's ``len(bodies)`` is its records plus one
+separator each, exactly what they add to a request body with the commas between them.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
-from ..types import QueuedRecord
+from ..types import RecordRun
 from .settings import OutputSettings
 
-__all__ = ["batch_due", "next_flush_deadline", "take_batch_size"]
+__all__ = ["batch_due", "next_flush_deadline", "take_batch"]
 
 
-def take_batch_size(
-    pending: Sequence[QueuedRecord], settings: OutputSettings, envelope_bytes: int
-) -> int:
-    """How many records from the front of ``pending`` make the next batch (0 if none)."""
-    if not pending:
-        return 0
-    if settings.mode == "single":
-        return 1
-    size = envelope_bytes
-    count = 0
-    for record in pending:
-        if count == settings.batch_size:
-            break
-        added = len(record.body) + (1 if count else 0)  # the comma between records
-        if count and size + added > settings.max_request_bytes:
-            break
-        size += added
-        count += 1
-    return count
+def _bytes_budget(settings: OutputSettings, envelope_bytes: int) -> int:
+    """The most bytes of runs' ``bodies`` one request may hold: each record brings one
+    separator, and a body has one comma fewer than records."""
+    return settings.max_request_bytes - envelope_bytes + 1
+
+
+def take_batch(
+    pending: deque[RecordRun], settings: OutputSettings, envelope_bytes: int
+) -> list[RecordRun]:
+    """Take the next batch's records from the front of ``pending`` (none if it is empty).
+
+    Whole runs while they fit; the run that does not is split and its rest stays in front.
+    """
+    limit = 1 if settings.mode == "single" else settings.batch_size
+    room = _bytes_budget(settings, envelope_bytes)
+    taken: list[RecordRun] = []
+    while pending and limit:
+        run = pending[0]
+        if run.count <= limit and len(run.bodies) <= room:
+            taken.append(pending.popleft())
+            limit -= run.count
+            room -= len(run.bodies)
+            continue
+        count = min(limit, run.fitting(room))
+        if not count:
+            if taken:
+                break
+            count = 1  # a record over the limit on its own still goes, alone
+        if count == run.count:
+            taken.append(pending.popleft())
+        else:
+            head, pending[0] = run.split(count)
+            taken.append(head)
+        break
+    return taken
 
 
 def batch_due(
-    pending: Sequence[QueuedRecord],
+    pending: Sequence[RecordRun],
     settings: OutputSettings,
     envelope_bytes: int,
     now: float,
@@ -61,16 +83,18 @@ def batch_due(
         return False
     if flush_all or settings.mode == "single":
         return True
-    count = take_batch_size(pending, settings, envelope_bytes)
-    if count < len(pending):
-        return True  # closed by size or bytes: records are left over for the next batch
-    if count == settings.batch_size:
-        return True
+    count = size = 0
+    budget = _bytes_budget(settings, envelope_bytes)
+    for run in pending:  # stops at the first batch's worth: pending may hold many runs
+        count += run.count
+        size += len(run.bodies)
+        if count >= settings.batch_size or (count > 1 and size > budget):
+            return True  # closed by size or bytes
     deadline = next_flush_deadline(pending, settings)
     return deadline is not None and deadline <= now
 
 
-def next_flush_deadline(pending: Sequence[QueuedRecord], settings: OutputSettings) -> float | None:
+def next_flush_deadline(pending: Sequence[RecordRun], settings: OutputSettings) -> float | None:
     """When the oldest pending record's batch closes by age, or None with nothing pending."""
     if not pending:
         return None

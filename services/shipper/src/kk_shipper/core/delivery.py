@@ -5,12 +5,13 @@ Theory of operation
 `OutputDelivery` holds the records the app has offered and decides, for each of them, what
 request carries it, over which protocol, when, and what became of it. It never does IO: it
 reads no clock (every input carries ``now``, unix time in seconds, the clock that
-``QueuedRecord.queued_at`` uses), draws randomness only from the injected `random.Random`,
+``RecordRun.queued_at`` uses), draws randomness only from the injected `random.Random`,
 and sends nothing; the app sends what it is told to send and reports back. Like h11 and
 aioquic, it is driven by three kinds of inputs and the caller pulls three kinds of outputs:
 
 Inputs (verbs)
-    - `OutputDelivery.offer`: new records from the durable queue, in ``seq`` order, each once;
+    - `OutputDelivery.offer`: new records from the durable queue, in ``seq`` order, each once
+      (as `RecordRun` s, the form the queue stores them in);
     - `OutputDelivery.attempt_answered` / `OutputDelivery.attempt_failed`: the result of
       sending an `Attempt` (an HTTP response of any status, or a `TransportError`);
     - `OutputDelivery.check_passed` / `OutputDelivery.check_failed`: the result of a
@@ -42,7 +43,15 @@ Records and batches
 Offered records wait in *pending* until a batch closes (batching.py: batch_size, bytes, or
 the flush interval of the oldest record; at once after `stop_accepting`). A closed batch is
 encoded once (request_builder.py) and keeps its body and ``Idempotency-Key`` for life: every
-retry and the fallback protocol send the same bytes under the same key. A batch that must
+retry and the fallback protocol send the same bytes under the same key.
+
+Records travel as runs (`RecordRun`: consecutive records of one stored batch, their ids and
+bodies as the queue keeps them, joined), from the queue through batches, attempts and
+effects back to the queue, which completes them by seq range. A run is split only where the
+records must part: at a batch boundary, a 413 or poison-isolation halving, single mode. So
+the work per request does not grow with its records beyond the copies of their bytes; a
+record becomes a value of its own (`Attempt.records`, ``RecordsDeadLettered.record_ids``)
+only when someone asks for it. A batch that must
 wait (backoff, pause) sits in a time-ordered *waiting* heap; a due waiting batch goes before
 new pending records. A waiting batch never blocks other batches: while it waits, others are
 sent up to ``max_in_flight`` (order across batches is not kept; receivers dedup by id).
@@ -122,7 +131,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from ..types import HttpRequest, HttpResponse, Protocol, QueuedRecord, TransportError
+from ..types import HttpRequest, HttpResponse, Protocol, QueuedRecord, RecordRun, TransportError
 from . import batching
 from .backoff import pause_duration, retry_delay
 from .outage import (
@@ -182,7 +191,9 @@ class Attempt:
     protocol: Protocol
     request: HttpRequest
     """Headers include the credentials: never log them (``repr`` hides them)."""
-    records: tuple[QueuedRecord, ...]
+    runs: tuple[RecordRun, ...]
+    """The records this attempt carries, in seq order."""
+    record_count: int
     idempotency_key: str
     number: int
     """1 for a batch's first send; counts every send of the batch, across protocols."""
@@ -193,22 +204,62 @@ class Attempt:
     @property
     def seqs(self) -> tuple[int, ...]:
         """The queue positions of the records this attempt carries."""
-        return tuple(record.seq for record in self.records)
+        return _seqs(self.runs)
+
+    @property
+    def records(self) -> tuple[QueuedRecord, ...]:
+        """The records one by one (made on each call: for tests and diagnostics)."""
+        return tuple(record for run in self.runs for record in run.records())
 
     def __repr__(self) -> str:
         probe = ", probe" if self.is_probe else ""
         return (
-            f"Attempt(#{self.attempt_id} {self.protocol} {len(self.records)} records, "
+            f"Attempt(#{self.attempt_id} {self.protocol} {self.record_count} records, "
             f"key={self.idempotency_key}, try {self.number}{probe})"
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordsDelivered:
-    """The receiver stored these records: remove them from the queue."""
+def _seqs(runs: Sequence[RecordRun]) -> tuple[int, ...]:
+    return tuple(seq for run in runs for seq in run.seqs)
 
-    seqs: tuple[int, ...]
-    record_ids: tuple[str, ...]
+
+class _CarriesRuns:
+    """Per-record views of an effect's ``runs``, made only when asked for."""
+
+    __slots__ = ()
+    runs: tuple[RecordRun, ...]
+
+    @property
+    def seqs(self) -> tuple[int, ...]:
+        return _seqs(self.runs)
+
+    @property
+    def record_ids(self) -> tuple[str, ...]:
+        return tuple(record_id for run in self.runs for record_id in run.ids.split("\n"))
+
+
+def _halves(
+    runs: tuple[RecordRun, ...], count: int
+) -> tuple[tuple[RecordRun, ...], tuple[RecordRun, ...]]:
+    """The first ``count`` records of ``runs`` and the rest (the run at the cut is split)."""
+    head: list[RecordRun] = []
+    for index, run in enumerate(runs):
+        if count >= run.count:
+            head.append(run)
+            count -= run.count
+            continue
+        if not count:
+            return tuple(head), runs[index:]
+        first, rest = run.split(count)
+        return (*head, first), (rest, *runs[index + 1 :])
+    return tuple(head), ()
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsDelivered(_CarriesRuns):
+    """The receiver stored these records: remove them from the queue (by ``run.seqs``)."""
+
+    runs: tuple[RecordRun, ...]
     protocol: Protocol
     attempt_number: int
 
@@ -227,7 +278,7 @@ class RecordsRejectedByReceiver:
 
 
 @dataclass(frozen=True, slots=True)
-class RecordsDeadLettered:
+class RecordsDeadLettered(_CarriesRuns):
     """These records will never be delivered: move them to the dead letter store.
 
     ``reason`` is a stable code: ``bad_request``, ``unknown_source``, ``http_<status>``
@@ -235,8 +286,7 @@ class RecordsDeadLettered:
     ``partially_processed`` (a record a 2xx kept leaving out of ``processed``).
     """
 
-    seqs: tuple[int, ...]
-    record_ids: tuple[str, ...]
+    runs: tuple[RecordRun, ...]
     reason: str
     status: int | None
     detail: str
@@ -360,7 +410,9 @@ class DeliveryStatus:
 class _Batch:
     """A closed batch: its records and encoded request payload, and how it has fared."""
 
-    records: tuple[QueuedRecord, ...]
+    runs: tuple[RecordRun, ...]
+    count: int
+    """Records in ``runs``."""
     encoded: EncodedBatch
     sends: int = 0
     isolating_failures: int = 0
@@ -390,7 +442,8 @@ class OutputDelivery:
         self._settings = settings
         self._rng = rng
         self._envelope = Envelope.for_settings(settings)
-        self._pending: deque[QueuedRecord] = deque()
+        self._pending: deque[RecordRun] = deque()
+        self._pending_count = 0
         self._waiting: list[tuple[float, int, _Batch]] = []
         self._order = itertools.count()
         self._in_flight: dict[int, tuple[Attempt, _Batch]] = {}
@@ -420,8 +473,9 @@ class OutputDelivery:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def offer(self, records: Sequence[QueuedRecord], now: float) -> None:
-        """Hand over new records from the queue, in ``seq`` order, each exactly once.
+    def offer(self, records: Sequence[RecordRun] | Sequence[QueuedRecord], now: float) -> None:
+        """Hand over new records from the queue, in ``seq`` order, each exactly once: runs
+        as `DurableQueue.read_runs` gives them, or single `QueuedRecord` s (made into runs).
 
         Batching goes by each record's ``queued_at``; ``now`` keeps the input signature
         uniform. Offering beyond `room` is allowed (nothing is ever dropped), only unwise.
@@ -429,14 +483,20 @@ class OutputDelivery:
         del now
         if not self._accepting:
             raise ValueError("offer() after stop_accepting()")
-        for record in records:
-            if self._last_seq is not None and record.seq <= self._last_seq:
+        runs = [r for r in records if isinstance(r, RecordRun)]
+        if len(runs) != len(records):
+            runs = RecordRun.of(r for r in records if isinstance(r, QueuedRecord))
+        for run in runs:
+            if self._last_seq is not None and run.first_seq <= self._last_seq:
                 raise ValueError(
-                    f"record seq {record.seq} offered after seq {self._last_seq}: "
+                    f"record seq {run.first_seq} offered after seq {self._last_seq}: "
                     "records must be offered once, in seq order"
                 )
-            self._last_seq = record.seq
-            self._pending.append(record)
+            if run.count <= 0:
+                raise ValueError(f"a run of {run.count} records offered at {run.first_seq}")
+            self._last_seq = run.first_seq + run.count - 1
+            self._pending.append(run)
+            self._pending_count += run.count
 
     def attempt_answered(self, attempt: Attempt, response: HttpResponse, now: float) -> None:
         """Report the HTTP response (any status) to ``attempt``."""
@@ -446,9 +506,7 @@ class OutputDelivery:
             # like any other (a status never changes protocol).
             self._switch(Protocol.H3, "http/3 probe answered")
             self._probe_at = None
-        outcome = classify(
-            response, batch_size=len(batch.records), mode=self._settings.mode, now=now
-        )
+        outcome = classify(response, batch_size=batch.count, mode=self._settings.mode, now=now)
         if isinstance(outcome, Delivered):
             self._delivered(batch, attempt, outcome, response.status, now)
         elif isinstance(outcome, Retry):
@@ -459,7 +517,7 @@ class OutputDelivery:
         elif isinstance(outcome, Rejected):
             self._last_error = f"{outcome.reason} (HTTP {outcome.status}): {outcome.detail}"
             self._dead_letter(batch, outcome.reason, outcome.status, outcome.detail)
-            rejected = RecordsRejectedByReceiver(len(batch.records), outcome.status, outcome.detail)
+            rejected = RecordsRejectedByReceiver(batch.count, outcome.status, outcome.detail)
             self._emit(rejected)
         elif isinstance(outcome, AuthFailed):
             self._last_error = f"credentials refused (HTTP {outcome.status}): {outcome.detail}"
@@ -652,9 +710,9 @@ class OutputDelivery:
     @property
     def records_held(self) -> int:
         """Records offered and neither delivered nor dead-lettered."""
-        waiting = sum(len(batch.records) for _, _, batch in self._waiting)
-        flying = sum(len(batch.records) for _, batch in self._in_flight.values())
-        return len(self._pending) + waiting + flying
+        waiting = sum(batch.count for _, _, batch in self._waiting)
+        flying = sum(batch.count for _, batch in self._in_flight.values())
+        return self._pending_count + waiting + flying
 
     @property
     def is_idle(self) -> bool:
@@ -727,13 +785,15 @@ class OutputDelivery:
             now,
             flush_all=not self._accepting,
         ):
-            count = batching.take_batch_size(self._pending, self._settings, self._envelope.overhead)
-            records = tuple(self._pending.popleft() for _ in range(count))
-            return self._new_batch(records)
+            runs = batching.take_batch(self._pending, self._settings, self._envelope.overhead)
+            batch = self._new_batch(tuple(runs))
+            self._pending_count -= batch.count
+            return batch
         return None
 
-    def _new_batch(self, records: tuple[QueuedRecord, ...]) -> _Batch:
-        return _Batch(records, encode_batch(records, self._settings, self._envelope))
+    def _new_batch(self, runs: tuple[RecordRun, ...]) -> _Batch:
+        count = sum(run.count for run in runs)
+        return _Batch(runs, count, encode_batch(runs, self._settings, self._envelope))
 
     def _start(self, batch: _Batch, now: float) -> Attempt:
         protocol, is_probe = self._choose_protocol(batch, now)
@@ -744,8 +804,9 @@ class OutputDelivery:
         attempt = Attempt(
             attempt_id=self._next_attempt_id,
             protocol=protocol,
-            request=build_request(batch.encoded, len(batch.records), self._settings, protocol),
-            records=batch.records,
+            request=build_request(batch.encoded, batch.count, self._settings, protocol),
+            runs=batch.runs,
+            record_count=batch.count,
             idempotency_key=batch.encoded.idempotency_key,
             number=batch.sends,
             is_probe=is_probe,
@@ -790,14 +851,13 @@ class OutputDelivery:
         self._streak = 0
         self._emit(
             RecordsDelivered(
-                seqs=attempt.seqs,
-                record_ids=tuple(r.record_id for r in batch.records),
+                runs=batch.runs,
                 protocol=attempt.protocol,
                 attempt_number=attempt.number,
             )
         )
         if outcome.rejected:
-            detail = f"receiver processed {outcome.processed} of {len(batch.records)} records"
+            detail = f"receiver processed {outcome.processed} of {batch.count} records"
             self._last_error = detail
             self._emit(RecordsRejectedByReceiver(outcome.rejected, status, detail))
         self._pause_streak = 0
@@ -835,7 +895,7 @@ class OutputDelivery:
             RetryScheduled(
                 attempt_id=attempt.attempt_id,
                 attempt_number=attempt.number,
-                record_count=len(batch.records),
+                record_count=batch.count,
                 idempotency_key=batch.encoded.idempotency_key,
                 at=at,
                 reason=outcome.reason,
@@ -846,7 +906,7 @@ class OutputDelivery:
     def _isolate(self, batch: _Batch, outcome: Retry, now: float) -> bool:
         """Poison isolation; True when the batch was split or dead-lettered."""
         retry = self._settings.retry
-        if len(batch.records) > 1:
+        if batch.count > 1:
             if batch.isolating_failures < retry.attempts_before_split:
                 return False
             if batch.split_tick is not None and self._last_delivery_tick <= batch.split_tick:
@@ -874,7 +934,7 @@ class OutputDelivery:
         return False
 
     def _split_too_large(self, batch: _Batch, status: int, now: float) -> None:
-        if len(batch.records) == 1:
+        if batch.count == 1:
             detail = "the receiver refuses this record alone as too large (413)"
             self._last_error = detail
             self._dead_letter(batch, "too_large", status, detail)
@@ -882,17 +942,15 @@ class OutputDelivery:
         self._split(batch, "too_large", now)
 
     def _split(self, batch: _Batch, reason: str, at: float) -> None:
-        middle = len(batch.records) // 2
-        halves = (batch.records[:middle], batch.records[middle:])
-        for records in halves:
-            half = self._new_batch(records)
+        halves = [self._new_batch(runs) for runs in _halves(batch.runs, batch.count // 2)]
+        for half in halves:
             half.failing_since = batch.failing_since
             half.split_tick = self._tick
             self._hold(half, at)
         self._emit(
             BatchSplit(
-                seqs=tuple(r.seq for r in batch.records),
-                halves=(len(halves[0]), len(halves[1])),
+                seqs=_seqs(batch.runs),
+                halves=(halves[0].count, halves[1].count),
                 reason=reason,
                 at=at,
             )
@@ -901,8 +959,7 @@ class OutputDelivery:
     def _dead_letter(self, batch: _Batch, reason: str, status: int | None, detail: str) -> None:
         self._emit(
             RecordsDeadLettered(
-                seqs=tuple(r.seq for r in batch.records),
-                record_ids=tuple(r.record_id for r in batch.records),
+                runs=batch.runs,
                 reason=reason,
                 status=status,
                 detail=detail,

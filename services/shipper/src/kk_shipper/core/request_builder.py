@@ -1,9 +1,11 @@
 """Request bodies, compression, headers and idempotency keys (receiver-api.md).
 
-A batch body is assembled by joining the records' stored JSON bytes inside a fixed envelope,
-once per batch; records are never re-serialised. The encoded body is computed once per batch
-and reused on every retry and on the fallback protocol, so what the receiver sees for one
-``Idempotency-Key`` is byte-for-byte the same.
+A batch body is assembled from the records' stored JSON bytes inside a fixed envelope, once
+per batch; records are never re-serialised. The records come as runs (`RecordRun`: a stored
+batch's bodies, each followed by a newline), so the body is the runs' bytes joined with the
+newlines turned into commas: a few C-level copies per request, no work per record. The
+encoded body is computed once per batch and reused on every retry and on the fallback
+protocol, so what the receiver sees for one ``Idempotency-Key`` is byte-for-byte the same.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from dataclasses import dataclass
 
 import zstandard
 
-from ..types import HttpRequest, Protocol, QueuedRecord
+from ..types import HttpRequest, Protocol, RecordRun
 from .settings import APPLICATION, OutputSettings
 
 __all__ = [
@@ -65,7 +67,7 @@ class EncodedBatch:
     idempotency_key: str
 
 
-def idempotency_key(records: Sequence[QueuedRecord]) -> str:
+def idempotency_key(runs: Sequence[RecordRun]) -> str:
     """A key derived only from the batch's record ids (in order).
 
     Identical on every retry and on the fallback protocol; a split half gets its own key,
@@ -73,7 +75,9 @@ def idempotency_key(records: Sequence[QueuedRecord]) -> str:
     """
     # Ids never contain a newline (the envelope refuses them), so the joined ids are an
     # unambiguous encoding of the list: one join and one hash per batch, not per record.
-    joined = "\n".join([record.record_id for record in records]).encode()
+    # A run holds its ids joined already, so however the records are cut into runs, the
+    # same records give the same bytes, hence the same key.
+    joined = "\n".join([run.ids for run in runs]).encode()
     return hashlib.blake2b(joined, digest_size=16, person=b"kk-batch-v2").hexdigest()
 
 
@@ -90,18 +94,23 @@ def encode_body(raw: bytes, encoding: str, level: int | None) -> bytes:
 
 
 def encode_batch(
-    records: Sequence[QueuedRecord], settings: OutputSettings, envelope: Envelope
+    runs: Sequence[RecordRun], settings: OutputSettings, envelope: Envelope
 ) -> EncodedBatch:
-    """The body of ``records``: the envelope around them in batch mode, the record as is in
-    single mode (today's receivers keep only the fields they know, receiver-api.md)."""
+    """The body of the records of ``runs``: the envelope around them in batch mode, the
+    record as is in single mode (today's receivers keep only the fields they know,
+    receiver-api.md)."""
     if settings.mode == "single":
-        if len(records) != 1:
+        if sum(run.count for run in runs) != 1:
             raise ValueError("single mode sends exactly one record per request")
-        raw = records[0].body
+        raw = runs[0].bodies[:-1]
     else:
-        raw = b"".join((envelope.prefix, b",".join(r.body for r in records), envelope.suffix))
+        joined = runs[0].bodies if len(runs) == 1 else b"".join([run.bodies for run in runs])
+        # Every record is followed by a newline, and JSON holds none of its own: turned
+        # into commas, they separate the records; the last one gives way to the suffix.
+        records = memoryview(joined.replace(b"\n", b","))[:-1]
+        raw = b"".join((envelope.prefix, records, envelope.suffix))
     body = encode_body(raw, settings.content_encoding, settings.effective_compression_level)
-    return EncodedBatch(body=body, raw_size=len(raw), idempotency_key=idempotency_key(records))
+    return EncodedBatch(body=body, raw_size=len(raw), idempotency_key=idempotency_key(runs))
 
 
 def build_request(

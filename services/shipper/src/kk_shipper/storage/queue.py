@@ -13,9 +13,14 @@ Batches, not records. A producer's batch is stored as one row of ``batches``: th
 JSON exactly as it goes into a request body (newline-separated, as the producer encoded it)
 and their ids. One row and one index entry per batch, whatever its size: the cost of a
 record does not depend on how many are queued. Each record still has its own queue position
-(``seq``): record ``i`` of a row is ``first_seq + i``, so delivery reads, completes, splits
-(413, poison isolation) and dead-letters single records. A row keeps a bitmap of its
-finished records and is deleted, and its bytes freed, when the last one finishes.
+(``seq``): record ``i`` of a row is ``first_seq + i``, so delivery can complete, split
+(413, poison isolation) and dead-letter single records. A row keeps a bitmap of its
+finished records and is deleted, and its bytes freed, when the last one finishes. Delivery
+reads rows as they are (`read_runs`: a `RecordRun` per row, or per stretch of a row's
+unfinished records) and completes by seq ranges, with the bitmap handled as one integer, so
+moving a batch through delivery costs the same for one record or a thousand. The bodies are
+stored zstd-compressed when that pays (bodies.py says why and how): the kernel's copying of
+body bytes through the page cache was most of the queue's cost.
 
 Why SQLite. It gives us, in the standard library, exactly the three things a hand-written
 segment file would have to earn: atomic multi-row commits (a batch and its dedup state are
@@ -64,7 +69,8 @@ and survive restarts.
 
 Versioning. The format version is ``PRAGMA user_version`` (see :mod:`.schema`). A file from
 an older shipper is migrated forward on open (version 1's per-record rows become batch rows);
-a file from a newer one is refused with `QueueFormatError` and left untouched; a damaged file
+version 2's rows, whose bodies are not compressed, are read as they are; a file from a
+newer one is refused with `QueueFormatError` and left untouched; a damaged file
 raises `QueueCorruptError` naming the path, and is never deleted.
 
 Threads and processes. The class is synchronous and not thread-safe: the asyncio app calls it
@@ -80,8 +86,8 @@ Time is always passed in (``now``, unix seconds); the queue never reads a clock.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -89,12 +95,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import NamedTuple, Protocol
 
+import zstandard
+
 from kk_common import sqlite_files
+from kk_common.envelope import merge_ranges
+from kk_shipper.storage.bodies import BodiesCodec
 from kk_shipper.storage.coverage import Coverage, Ranges, SourceKey
-from kk_shipper.storage.errors import QueueError, QueueFull, translate
+from kk_shipper.storage.errors import QueueCorruptError, QueueError, QueueFull, translate
 from kk_shipper.storage.model import AppendResult, DeadLetter, KindStats, QueueStats
 from kk_shipper.storage.schema import KINDS, MAX_BATCH_RECORDS, check_header, ensure_schema
-from kk_shipper.types import Kind, QueuedRecord
+from kk_shipper.types import Kind, QueuedRecord, RecordRun
 
 __all__ = [
     "MAX_REASON_CHARS",
@@ -181,8 +191,46 @@ def _split_bodies(bodies: bytes) -> list[bytes]:
     return bodies[:-1].split(b"\n") if bodies else []
 
 
-def _is_done(done: bytes | None, index: int) -> bool:
-    return done is not None and bool(done[index >> 3] & (1 << (index & 7)))
+def _spans(seqs: Iterable[int | range]) -> list[tuple[int, int]]:
+    """``seqs`` (single seqs and ranges of them, any order) as sorted, merged, non-empty
+    ``(start, end)`` spans, end exclusive."""
+    return merge_ranges(
+        (item.start, item.stop) if isinstance(item, range) else (int(item), int(item) + 1)
+        for item in seqs
+        if not isinstance(item, range) or item.step == 1
+    )
+
+
+def _pending_spans(done: bytes | None, start: int, count: int) -> list[tuple[int, int]]:
+    """The ``(begin, end)`` index spans of a row's unfinished records from ``start`` on."""
+    if start >= count:
+        return []
+    if done is None:
+        return [(start, count)]
+    # Rows with finished records are the exception (a batch split across requests, a
+    # restart): a loop over their bits is fine.
+    bits = int.from_bytes(done, "little")
+    spans: list[tuple[int, int]] = []
+    begin = None
+    for index in range(start, count):
+        if bits >> index & 1:
+            if begin is not None:
+                spans.append((begin, index))
+                begin = None
+        elif begin is None:
+            begin = index
+    if begin is not None:
+        spans.append((begin, count))
+    return spans
+
+
+def _slice(run: RecordRun, begin: int, end: int) -> RecordRun:
+    """Records ``begin`` to ``end`` (indexes, end exclusive) of ``run``."""
+    if begin:
+        run = run.split(begin)[1]
+    if end - begin < run.count:
+        run = run.split(end - begin)[0]
+    return run
 
 
 class _NewRow(NamedTuple):
@@ -272,6 +320,7 @@ class DurableQueue:
         self.dedup_window_s = dedup_window_s
         self.dead_letter_max_bytes = dead_letter_max_bytes
         self.coverage = Coverage(window_s=dedup_window_s, max_sources=dedup_max_sources)
+        self._bodies = BodiesCodec()
         self._next_prune_at: float | None = None
         self._conn: sqlite3.Connection | None = None
         try:
@@ -321,6 +370,17 @@ class DurableQueue:
             conn, write=write, translate=lambda exc: translate(exc, self.path)
         )
 
+    def _unpack(self, stored: bytes) -> bytes:
+        """A row's bodies as stored (bodies.py), damage translated like SQLite's."""
+        try:
+            return self._bodies.unpack(stored)
+        except zstandard.ZstdError as exc:
+            raise QueueCorruptError(
+                f"durable queue {self.path}: a stored batch does not decompress ({exc}); "
+                "the file was left untouched: move it aside to start with an empty queue",
+                path=self.path,
+            ) from exc
+
     def _used_bytes(self, conn: sqlite3.Connection) -> int:
         return int(
             conn.execute("SELECT coalesce(sum(queued_bytes), 0) FROM kind_state").fetchone()[0]
@@ -366,7 +426,10 @@ class DurableQueue:
         params = []
         for row in rows:
             params.append(
-                (kind, last_seq + 1, row.count, row.count, row.size, now, row.ids_text, row.bodies)
+                (
+                    *(kind, last_seq + 1, row.count, row.count, row.size, now),
+                    *(row.ids_text, self._bodies.pack(row.bodies)),
+                )
             )
             last_seq += row.count
         conn.executemany(
@@ -494,93 +557,106 @@ class DurableQueue:
         self.coverage.install(changed, now)
         return AppendResult(stored=stored, duplicates=len(covered))
 
-    def read(self, kind: Kind, *, after_seq: int, limit: int) -> list[QueuedRecord]:
-        """Queued records of ``kind`` with ``seq > after_seq``, ascending, at most ``limit``.
+    def read_runs(
+        self, kind: Kind, *, after_seq: int, limit: int, whole_rows: bool = False
+    ) -> list[RecordRun]:
+        """Queued records of ``kind`` with ``seq > after_seq``, ascending, at most ``limit``,
+        as runs of consecutive records of one stored batch (their ids and bodies as stored).
 
+        A batch nothing of which was finished is one run, read and handed over as the two
+        strings the row holds: no work per record. With ``whole_rows``, the batch at the
+        limit is not cut if the whole of it stays within twice the limit (cutting it costs
+        a scan, and its rest would be cut again by the next read); delivery reads so.
         Reading does not remove anything; `complete` or `dead_letter` does.
         """
         _check_kind(kind)
         if limit <= 0:
             return []
-        out: list[QueuedRecord] = []
+        stretch = limit  # how far whole_rows may go past the limit
+        out: list[RecordRun] = []
         with self._transaction(write=False) as conn:
+            # Rows wholly at or before after_seq (in flight, not yet completed) are skipped
+            # on their small leading columns: their ids and bodies are never loaded.
             cursor = conn.execute(
                 "SELECT first_seq, count, done, queued_at, ids, bodies FROM batches"
-                " WHERE kind = ? AND first_seq > ? ORDER BY first_seq",
-                (kind, after_seq - MAX_BATCH_RECORDS),
+                " WHERE kind = ? AND first_seq > ? AND first_seq + count > ? ORDER BY first_seq",
+                (kind, after_seq - MAX_BATCH_RECORDS, after_seq + 1),
             )
             try:
-                for first_seq, count, done, queued_at, ids_text, bodies in cursor:
-                    start = max(0, after_seq - first_seq + 1)
-                    if start >= count:
-                        continue
-                    ids = ids_text.split("\n")
-                    body_list = _split_bodies(bytes(bodies))
-                    indexes: Sequence[int] = range(start, count)
-                    if done is not None:
-                        indexes = [i for i in indexes if not _is_done(done, i)]
-                    indexes = indexes[: limit - len(out)]
-                    make = QueuedRecord._make
-                    out.extend(
-                        make((first_seq + i, ids[i], body_list[i], queued_at)) for i in indexes
-                    )
-                    if len(out) >= limit:
-                        return out
+                for first_seq, count, done, queued_at, ids, bodies in cursor:
+                    spans = _pending_spans(done, max(0, after_seq - first_seq + 1), count)
+                    if not spans:
+                        continue  # what is left of it is in flight: nothing to decompress
+                    whole = RecordRun(first_seq, count, ids, self._unpack(bodies), queued_at)
+                    for begin, end in spans:
+                        if not (whole_rows and end - begin <= limit + stretch):
+                            end = min(end, begin + limit)
+                        out.append(_slice(whole, begin, end))
+                        limit -= end - begin
+                        if limit <= 0:
+                            return out
             finally:
                 cursor.close()
         return out
 
-    def _rows_for(
-        self, conn: sqlite3.Connection, kind: Kind, seqs: Sequence[int]
-    ) -> dict[int, list[int]]:
-        """Group sorted ``seqs`` by the rowid of the row holding them (unknown seqs dropped)."""
-        rows = conn.execute(
-            "SELECT rowid, first_seq, count FROM batches"
-            " WHERE kind = ? AND first_seq > ? AND first_seq <= ? ORDER BY first_seq",
-            (kind, seqs[0] - MAX_BATCH_RECORDS, seqs[-1]),
-        ).fetchall()
-        firsts = [row[1] for row in rows]
-        grouped: dict[int, list[int]] = {}
-        for seq in seqs:
-            at = bisect_right(firsts, seq) - 1
-            if at >= 0 and seq < firsts[at] + rows[at][2]:
-                grouped.setdefault(rows[at][0], []).append(seq - firsts[at])
-        return grouped
+    def read(self, kind: Kind, *, after_seq: int, limit: int) -> list[QueuedRecord]:
+        """Like `read_runs`, one `QueuedRecord` per record."""
+        return [
+            record
+            for run in self.read_runs(kind, after_seq=after_seq, limit=limit)
+            for record in run.records()
+        ]
 
     def _finish(
-        self, conn: sqlite3.Connection, kind: Kind, seqs: Iterable[int], *, keep: bool
+        self, conn: sqlite3.Connection, kind: Kind, seqs: Iterable[int | range], *, keep: bool
     ) -> tuple[int, list[tuple[str, bytes, float]]]:
         """Mark records finished; return how many were still queued and, with ``keep``,
-        their ``(id, body, queued_at)`` (for the dead-letter store)."""
-        seq_list = sorted({int(s) for s in seqs})
-        if not seq_list:
+        their ``(id, body, queued_at)`` (for the dead-letter store).
+
+        Works on ranges of seqs and a row's bitmap as one integer: finishing a whole batch
+        costs the same for one record or thousands.
+        """
+        spans = _spans(seqs)
+        if not spans:
             return 0, []
-        grouped = self._rows_for(conn, kind, seq_list)
+        rows = conn.execute(
+            "SELECT rowid, first_seq, count, remaining, size, done, queued_at FROM batches"
+            " WHERE kind = ? AND first_seq > ? AND first_seq < ? ORDER BY first_seq",
+            (kind, spans[0][0] - MAX_BATCH_RECORDS, spans[-1][1]),
+        ).fetchall()
         finished = freed = 0
         kept: list[tuple[str, bytes, float]] = []
-        columns = "count, remaining, size, done, queued_at" + (", ids, bodies" if keep else "")
-        for rowid, indexes in grouped.items():
-            row = conn.execute(
-                f"SELECT {columns} FROM batches WHERE rowid = ?",  # noqa: S608 - constant SQL
-                (rowid,),
-            ).fetchone()
-            count, remaining, size, done_blob, queued_at = row[:5]
-            done = bytearray(done_blob) if done_blob is not None else bytearray((count + 7) // 8)
-            fresh = [i for i in indexes if not done[i >> 3] & (1 << (i & 7))]
+        at = 0  # spans before this one end before the current row
+        for rowid, first_seq, count, remaining, size, done, queued_at in rows:
+            end_seq = first_seq + count
+            while at < len(spans) and spans[at][1] <= first_seq:
+                at += 1
+            mask = 0
+            for start, end in itertools.islice(spans, at, None):
+                if start >= end_seq:
+                    break
+                low, high = max(start, first_seq) - first_seq, min(end, end_seq) - first_seq
+                mask |= ((1 << (high - low)) - 1) << low
+            done_bits = 0 if done is None else int.from_bytes(done, "little")
+            fresh = mask & ~done_bits
             if not fresh:
                 continue
-            for i in fresh:
-                done[i >> 3] |= 1 << (i & 7)
+            fresh_count = fresh.bit_count()
             if keep:
-                ids = row[5].split("\n")
-                body_list = _split_bodies(bytes(row[6]))
-                kept.extend((ids[i], body_list[i], queued_at) for i in fresh)
-            finished += len(fresh)
-            remaining -= len(fresh)
+                ids_text, bodies = conn.execute(
+                    "SELECT ids, bodies FROM batches WHERE rowid = ?", (rowid,)
+                ).fetchone()
+                ids = ids_text.split("\n")
+                body_list = _split_bodies(self._unpack(bodies))
+                kept.extend(
+                    (ids[i], body_list[i], queued_at) for i in range(count) if fresh >> i & 1
+                )
+            finished += fresh_count
+            remaining -= fresh_count
             if remaining:
                 conn.execute(
                     "UPDATE batches SET remaining = ?, done = ? WHERE rowid = ?",
-                    (remaining, bytes(done), rowid),
+                    (remaining, (done_bits | fresh).to_bytes((count + 7) // 8, "little"), rowid),
                 )
             else:
                 conn.execute("DELETE FROM batches WHERE rowid = ?", (rowid,))
@@ -593,22 +669,26 @@ class DurableQueue:
             )
         return finished, kept
 
-    def complete(self, kind: Kind, seqs: Iterable[int], *, now: float) -> None:
+    def complete(self, kind: Kind, seqs: Iterable[int | range], *, now: float) -> None:
         """Mark records delivered: they leave the queue (their row when its last one does).
 
-        Seqs may be completed in any order; seqs not queued (already completed, dead-lettered
-        or never assigned) are ignored. ``now`` is kept for symmetry with the other writers.
+        ``seqs`` are seqs or ranges of them (a `RecordRun`'s ``seqs``), in any order; seqs
+        not queued (already completed, dead-lettered or never assigned) are ignored. ``now``
+        is kept for symmetry with the other writers.
         """
         _check_kind(kind)
         with self._transaction() as conn:
             self._finish(conn, kind, seqs, keep=False)
 
-    def dead_letter(self, kind: Kind, seqs: Iterable[int], *, reason: str, now: float) -> int:
+    def dead_letter(
+        self, kind: Kind, seqs: Iterable[int | range], *, reason: str, now: float
+    ) -> int:
         """Move queued records to the dead-letter store with ``reason``; return how many moved.
 
-        Seqs not queued are ignored. If the store then exceeds ``dead_letter_max_bytes``, its
-        oldest entries (of any output, possibly some just moved) are evicted and counted in
-        ``dead_letters_evicted``; compare `stats` before and after to log them.
+        ``seqs`` as for `complete`; seqs not queued are ignored. If the store then exceeds
+        ``dead_letter_max_bytes``, its oldest entries (of any output, possibly some just
+        moved) are evicted and counted in ``dead_letters_evicted``; compare `stats` before
+        and after to log them.
         """
         _check_kind(kind)
         reason = reason[:MAX_REASON_CHARS]

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import get_args
 
 from kk_common import sqlite_files
+from kk_shipper.storage.bodies import ZSTD_MAGIC, BodiesCodec
 from kk_shipper.storage.errors import QueueError, QueueFormatError
 from kk_shipper.types import Kind
 
@@ -38,7 +39,7 @@ __all__ = [
     "ensure_schema",
 ]
 
-CURRENT_VERSION = 2
+CURRENT_VERSION = 3
 """The format version this code writes."""
 
 APPLICATION_ID = 0x4B4B5351
@@ -200,9 +201,30 @@ def migrate_1_to_2(conn: sqlite3.Connection) -> None:
 
 Migration = Callable[[sqlite3.Connection], None]
 
+
+def migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Bodies may be stored zstd-compressed (storage/bodies.py); the tables do not change.
+
+    A version 2 row is read as it is, since its bodies do not start with the zstd magic
+    number (they start with a JSON record). Should one nevertheless (a record that is not
+    JSON), it is compressed here, so that the first bytes tell every row's form apart.
+    The version number is what keeps a version 2 shipper from reading compressed rows as
+    records.
+    """
+    codec = BodiesCodec()
+    rows = conn.execute(
+        "SELECT rowid, bodies FROM batches WHERE substr(bodies, 1, 4) = ?", (ZSTD_MAGIC,)
+    ).fetchall()
+    for rowid, bodies in rows:
+        conn.execute(
+            "UPDATE batches SET bodies = ? WHERE rowid = ?", (codec.pack(bytes(bodies)), rowid)
+        )
+
+
 MIGRATIONS: dict[int, Migration] = {
     # from_version: function taking the database from from_version to from_version + 1.
     1: migrate_1_to_2,
+    2: migrate_2_to_3,
 }
 
 
