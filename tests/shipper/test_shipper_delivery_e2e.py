@@ -4,6 +4,7 @@ records and a graceful stop."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 
 import pytest
@@ -186,6 +187,45 @@ def test_full_queue_holds_batches_and_acknowledges_them_as_soon_as_space_returns
             assert time.monotonic() - recovered < 20
             assert producer.resent == resent_before
             wait_until(lambda: receiver.stats()["unique_ids"] == 500, timeout=30)
+        assert receiver.stats()["duplicates"] == 0
+        assert shipper.events("queue_accepting_again")
+
+
+def test_a_queue_locked_by_another_process_for_7_s_is_waited_out() -> None:
+    """An operator's sqlite3 shell (or a replay) holds the queue's write lock for longer than
+    the busy timeout (5 s) while a delivery's answer comes back (its completion must wait)
+    and a new batch arrives (it must be held): the shipper waits, says so, and carries on;
+    nothing is lost or sent twice."""
+    # The receiver stores the first request at once and answers it 2 s later: the lock is
+    # taken in between, so the shipper's completion of that batch meets it.
+    with ReceiverProcess(faults={"steps": [{"delay_s": 2.0}]}) as receiver:
+        shipper = ShipperProcess(receiver, output={"batch_size": 50})
+        with (
+            shipper,
+            Producer(shipper.endpoint, resend_after_s=60, max_resend_after_s=60) as producer,
+        ):
+            producer.send(log_records(50, file_identity="before"))
+            wait_until(lambda: receiver.stats()["unique_ids"] == 50, timeout=30)
+            queue_file = shipper.state_dir / "shipper" / "queue.db"
+            holder = sqlite3.connect(queue_file, isolation_level=None, timeout=30)
+            holder.execute("BEGIN IMMEDIATE")
+            locked_at = time.monotonic()
+            try:
+                producer.send_soon(log_records(50, file_identity="during"))
+                wait_until(
+                    lambda: shipper.events("queue_busy") and shipper.events("queue_write_waiting"),
+                    timeout=30,
+                    message=shipper.log_tail(),
+                )
+                # Holding the lock for 7 s is the scenario itself, not a wait for something.
+                time.sleep(max(0.0, locked_at + 7 - time.monotonic()))
+                assert shipper.process is not None and shipper.process.poll() is None
+            finally:
+                holder.execute("COMMIT")
+                holder.close()
+            wait_until(lambda: producer.pending == 0, timeout=30, message=shipper.log_tail())
+            wait_until(lambda: receiver.stats()["unique_ids"] == 100, timeout=30)
+            wait_until(lambda: shipper.events("queue_write_resumed"), timeout=30)
         assert receiver.stats()["duplicates"] == 0
         assert shipper.events("queue_accepting_again")
 

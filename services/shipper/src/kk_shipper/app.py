@@ -39,7 +39,7 @@ from kk_shipper import __version__
 from kk_shipper.core import OutputDelivery, OutputSettings
 from kk_shipper.ingest import Ingest, StorageThread
 from kk_shipper.pipeline import OutputPipeline
-from kk_shipper.storage import DurableQueue, QueueStats
+from kk_shipper.storage import DurableQueue, QueueBusy, QueueStats
 from kk_shipper.telemetry import OutputGauges, ShipperMetrics
 from kk_shipper.transport import H1Transport, H3Transport, verification_skipped
 from kk_shipper.types import Kind, Protocol, TlsSettings, Transport
@@ -181,7 +181,10 @@ class Shipper:
             release_free_memory()
 
     async def _publish_snapshot(self) -> None:
-        stats = await self.storage.call(self.queue.stats, now=self.clock())
+        try:
+            stats = await self.storage.call(self.queue.stats, now=self.clock())
+        except QueueBusy:
+            return  # locked by another process: the next tick reports (telemetry is lossy)
         self.telemetry.publish(self._telemetry(stats))
 
     def _publish_once(self) -> None:

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from kk_common.jsonlog import TRACE, log_event
 from kk_shipper.core import (
@@ -46,13 +47,18 @@ from kk_shipper.core import (
 )
 from kk_shipper.core.outage import fix_for
 from kk_shipper.ingest import StorageThread
-from kk_shipper.storage import DurableQueue
+from kk_shipper.storage import DurableQueue, QueueBusy, QueueFull
 from kk_shipper.telemetry import DURATION_BUCKETS, SIZE_BUCKETS, ShipperMetrics
 from kk_shipper.types import Kind, Protocol, Transport, TransportError
 
 __all__ = ["OutputPipeline"]
 
 _log = logging.getLogger("kk.shipper.delivery")
+T = TypeVar("T")
+
+QUEUE_RETRY_FIRST_S = 0.1
+QUEUE_RETRY_MAX_S = 5.0
+"""Waits between tries of a queue write that another process's lock or a full disk refused."""
 
 
 class OutputPipeline:
@@ -85,6 +91,47 @@ class OutputPipeline:
         self._queue_may_have_more = True
         self.problems: dict[str, str] = {}
         """Operator-facing problems by key, shown by health until they clear."""
+
+    async def _queue_call(self, what: str, function: Callable[..., T], *args: Any, **kw: Any) -> T:
+        """``function`` on the storage thread, waited out while the queue is busy or full.
+
+        Another process holding the write lock (``killkrill-shipper replay``, an operator's
+        sqlite3 shell) or a full disk is a condition to wait out, not a reason to stop: the
+        records stay queued, the wait is logged once and shown in health, and the call is
+        tried again with a growing delay until it succeeds.
+        """
+        delay, since = QUEUE_RETRY_FIRST_S, None
+        while True:
+            try:
+                result = await self._storage.call(function, *args, **kw)
+            except (QueueBusy, QueueFull) as error:
+                if since is None:
+                    since = time.monotonic()
+                    log_event(
+                        _log,
+                        logging.WARNING,
+                        "queue_write_waiting",
+                        output=self.kind,
+                        operation=what,
+                        error=str(error),
+                        detail="the queue is locked by another process or its disk is full; "
+                        "retrying",
+                    )
+                self.problems["queue_write"] = f"{self.kind}: queue {what} waiting: {error}"
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, QUEUE_RETRY_MAX_S)
+                continue
+            if since is not None:
+                self.problems.pop("queue_write", None)
+                log_event(
+                    _log,
+                    logging.INFO,
+                    "queue_write_resumed",
+                    output=self.kind,
+                    operation=what,
+                    waited_s=round(time.monotonic() - since, 1),
+                )
+            return result
 
     def records_stored(self) -> None:
         """New records are in the queue (called by ingest)."""
@@ -122,7 +169,8 @@ class OutputPipeline:
     async def _offer_queued(self) -> None:
         while self._queue_may_have_more and self.delivery.room() > 0:
             room = self.delivery.room()
-            runs = await self._storage.call(
+            runs = await self._queue_call(
+                "read",
                 self._queue.read_runs,
                 self.kind,
                 after_seq=self._last_offered_seq,
@@ -216,7 +264,9 @@ class OutputPipeline:
             case RecordsDelivered(runs=runs, protocol=protocol):
                 seqs = [run.seqs for run in runs]
                 count = sum(run.count for run in runs)
-                await self._storage.call(self._queue.complete, kind, seqs, now=self._clock())
+                await self._queue_call(
+                    "complete", self._queue.complete, kind, seqs, now=self._clock()
+                )
                 self._metrics.inc(
                     "killkrill_agent_sent_messages_total", count, type=kind, status="success"
                 )
@@ -232,7 +282,8 @@ class OutputPipeline:
                     protocol=str(protocol),
                 )
             case RecordsDeadLettered(runs=runs, reason=reason, status=status, detail=detail):
-                moved = await self._storage.call(
+                moved = await self._queue_call(
+                    "dead-letter",
                     self._queue.dead_letter,
                     kind,
                     [run.seqs for run in runs],
@@ -371,7 +422,7 @@ class OutputPipeline:
 
     async def _log_still_down(self, summary: OutputStillDown) -> None:
         now = self._clock()
-        stats = (await self._storage.call(self._queue.stats, now=now)).kinds[self.kind]
+        stats = (await self._queue_call("stats", self._queue.stats, now=now)).kinds[self.kind]
 
         def seconds_until(at: float | None) -> float | None:
             return None if at is None else round(max(0.0, at - now), 1)
