@@ -1,18 +1,20 @@
 """compose.yaml: the pod on one machine. Offline, it is checked against the code like the
 DaemonSet (variables, mounts, users, probes) and by docker-compose's own validation; for
 real, the images are built from a locally built base, the stack runs on a Docker engine of
-the test's own, and every line the demo writer wrote arrives at the receiver exactly once.
+the test's own, and every line the demo writer wrote arrives at the receiver exactly once,
+also when the shipper and then the logs container are upgraded alone while lines flow.
 
 The real run needs root, dockerd, docker-compose and debootstrap (CI installs them with
 scripts/install-system-packages); elsewhere it is skipped and says why."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from docker_engine import (
     missing_prerequisites,
     stored_records,
 )
-from manifests import AGENT_CONTAINERS, REPO
+from manifests import AGENT_CONTAINERS, REPO, agent_documents, container
 
 from kk_common.config import parse_config
 from kk_common.config.environment import ENVIRONMENT_VARIABLES
@@ -94,12 +96,16 @@ def test_healthchecks_are_the_pods_heartbeat_probes(name: str) -> None:
     assert command == ["CMD", *probe_command(compose_config().agent.ipc_dir, name)]
 
 
-def ci_environment(**ports: int) -> dict[str, str]:
+def ci_environment(
+    ports: dict[str, int] | None = None, lines: int = DEMO_LINES, interval: float = 0.05
+) -> dict[str, str]:
+    ports = ports or {}
     return {
         "KK_CI_RECEIVER_PORT": str(ports.get("receiver", 18443)),
         "KK_CI_RECEIVER_HTTP_PORT": str(ports.get("receiver_http", 18000)),
         "KK_CI_HEALTH_PORT": str(ports.get("health", 18080)),
-        "KK_CI_DEMO_LINES": str(DEMO_LINES),
+        "KK_CI_DEMO_LINES": str(lines),
+        "KK_CI_DEMO_INTERVAL": str(interval),
     }
 
 
@@ -134,16 +140,19 @@ def images(engine: Engine) -> None:
 
 
 class Stack:
-    """compose.yaml with compose.ci.yaml, run as one project.
+    """compose.yaml with compose.ci.yaml, run as one project on ports picked here.
 
     Host networking cannot publish ports, and Compose v1 cannot remove a list in an
     override, so the merged file (``docker-compose config``, which also resolves the
     variables and the relative paths) is written out without ``ports``: the only change.
     """
 
-    def __init__(self, engine: Engine, environ: dict[str, str], directory: Path) -> None:
+    def __init__(self, engine: Engine, directory: Path, lines: int, interval: float) -> None:
+        self.lines = lines
+        self.ports = {"receiver": free_port(), "receiver_http": free_port(), "health": free_port()}
+        self.receiver = f"http://127.0.0.1:{self.ports['receiver_http']}"
         self.project = f"kkci{uuid.uuid4().hex[:8]}"
-        self.engine = Engine({**engine.environ, **environ})
+        self.engine = Engine({**engine.environ, **ci_environment(self.ports, lines, interval)})
         merged = self.engine.run(
             "docker-compose", "-f", "compose.yaml", "-f", "compose.ci.yaml", "config"
         )
@@ -167,50 +176,96 @@ class Stack:
         done = self.engine.run("docker", "inspect", self.container(service))
         return yaml.safe_load(done.stdout)[0]
 
+    def healthy(self, service: str) -> bool:
+        return self.inspect(service)["State"].get("Health", {}).get("Status") == "healthy"
+
     def logs(self) -> str:
         return self.compose("logs", "--no-color", "--tail", "40")
+
+    def log_lines_stored(self) -> int:
+        return get_json(f"{self.receiver}/api/v1/stats")["by_kind"]["logs"]["unique_ids"]
+
+    def wait(self, condition: Callable[[], object], what: str, timeout: float = 120) -> None:
+        try:
+            wait_until(condition, timeout=timeout, interval=0.5, message=what)
+        except TimeoutError as error:
+            raise AssertionError(f"{error}\n{self.logs()}") from error
+
+    def audit_every_line_stored_once(self) -> None:
+        """The writer has finished and each of its lines is at the receiver exactly once."""
+        writer = self.container("demo-log-writer")
+        exit_code = self.engine.run("docker", "wait", writer, timeout=300).stdout.strip()
+        assert exit_code == "0", self.logs()
+        report = self.compose("logs", "--no-color", "demo-log-writer")
+        written = int(re.findall(r"demo-log-writer: wrote (\d+) lines", report)[-1])
+        assert written == self.lines or self.lines == 0, report
+        self.wait(lambda: self.log_lines_stored() >= written, f"all {written} demo lines stored")
+        records = stored_records(self.receiver, "logs")
+        tokens = Counter(TOKEN.search(r["record"]["message"]).group(1) for r in records)
+        assert tokens == Counter(f"demo-{n}" for n in range(written))
+        stats = get_json(f"{self.receiver}/api/v1/stats")
+        assert stats["duplicates"] == 0 and stats["rejected"] == 0, stats
+
+
+@contextlib.contextmanager
+def running_stack(
+    engine: Engine, directory: Path, lines: int = DEMO_LINES, interval: float = 0.05
+) -> Iterator[Stack]:
+    stack = Stack(engine, directory, lines, interval)
+    try:
+        stack.compose("up", "-d")
+        yield stack
+    finally:
+        stack.compose("down", "-v", "--timeout", "30")
 
 
 def test_compose_delivers_every_demo_line_exactly_once(
     engine: Engine, images: None, tmp_path: Path
 ) -> None:
-    ports = {"receiver": free_port(), "receiver_http": free_port(), "health": free_port()}
-    stack = Stack(engine, ci_environment(**ports), tmp_path)
-    receiver = f"http://127.0.0.1:{ports['receiver_http']}"
-    try:
-        stack.compose("up", "-d")
-        writer = stack.container("demo-log-writer")
-        exit_code = engine.run("docker", "wait", writer, timeout=120).stdout.strip()
-        assert exit_code == "0", stack.logs()
-
-        def logs_stored() -> int:
-            return get_json(f"{receiver}/api/v1/stats")["by_kind"]["logs"]["unique_ids"]
-
-        try:
-            wait_until(lambda: logs_stored() >= DEMO_LINES, timeout=120, interval=0.5)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{stack.logs()}") from error
-        records = stored_records(receiver, "logs")
-        tokens = Counter(TOKEN.search(r["record"]["message"]).group(1) for r in records)
-        assert tokens == Counter(f"demo-{n}" for n in range(DEMO_LINES))
-        stats = get_json(f"{receiver}/api/v1/stats")
-        assert stats["duplicates"] == 0 and stats["rejected"] == 0, stats
+    with running_stack(engine, tmp_path) as stack:
+        stack.audit_every_line_stored_once()
+        stats = get_json(f"{stack.receiver}/api/v1/stats")
         assert stats["by_protocol"]["http/3"]["logs"]["unique_ids"] == DEMO_LINES
         # The node metrics (host /proc) made it too, and the pod's probes pass in the images.
-        wait_until(
-            lambda: get_json(f"{receiver}/api/v1/stats")["by_kind"]["metrics"]["unique_ids"],
-            timeout=60,
-            interval=0.5,
-            message="node metrics at the receiver",
+        stack.wait(
+            lambda: get_json(f"{stack.receiver}/api/v1/stats")["by_kind"]["metrics"]["unique_ids"],
+            "node metrics at the receiver",
         )
         for name in AGENT_CONTAINERS:
-            wait_until(
-                lambda name=name: stack.inspect(name)["State"]["Health"]["Status"] == "healthy",
-                timeout=60,
-                interval=0.5,
-                message=f"{name} healthy",
-            )
-        ready = f"http://127.0.0.1:{ports['health']}/ready"
-        wait_until(lambda: http_status(ready) == 200, timeout=60, interval=0.5, message="/ready")
-    finally:
-        stack.compose("down", "-v", "--timeout", "30")
+            stack.wait(lambda name=name: stack.healthy(name), f"{name} healthy")
+        ready = f"http://127.0.0.1:{stack.ports['health']}/ready"
+        stack.wait(lambda: http_status(ready) == 200, "/ready answering 200")
+
+
+def rebuild(engine: Engine, name: str) -> str:
+    """Build ``name``'s image again under the same tag as a new image (another version
+    label), the way a fix for one container ships; returns the new image's id."""
+    image = container(agent_documents(), name)["image"]
+    command = ["docker", "build", "--quiet", "--file", f"services/{name}/Dockerfile"]
+    command += ["--build-arg", "BASE_IMAGE=local/python-base:bookworm"]
+    command += ["--build-arg", "PIP_NO_INDEX=1", "--build-arg", "VERSION=rebuilt-by-test"]
+    builder = Engine({**engine.environ, "DOCKER_BUILDKIT": "0"})
+    built = builder.run(*command, "--tag", image, ".")
+    assert built.returncode == 0, built.stderr[-3000:]
+    return built.stdout.strip().splitlines()[-1]
+
+
+def test_one_container_upgraded_at_a_time_loses_and_repeats_nothing(
+    engine: Engine, images: None, tmp_path: Path
+) -> None:
+    """While the demo pods log, the shipper and then the logs container are recreated from
+    rebuilt images, each alone (the DaemonSet's per-container upgrade); then the writer is
+    stopped, and the receiver holds every line it wrote exactly once."""
+    with running_stack(engine, tmp_path, lines=0, interval=0.05) as stack:
+        for name in ("shipper", "logs"):
+            before = stack.log_lines_stored()
+            stack.wait(lambda b=before: stack.log_lines_stored() > b, "records flowing")
+            old_container = stack.container(name)
+            new_image = rebuild(engine, name)
+            stack.compose("up", "-d", "--no-deps", "--force-recreate", name)
+            assert stack.container(name) != old_container
+            assert stack.inspect(name)["Image"] == new_image
+            moved = stack.log_lines_stored()
+            stack.wait(lambda m=moved: stack.log_lines_stored() > m, f"records after {name}")
+        stack.compose("stop", "demo-log-writer")
+        stack.audit_every_line_stored_once()
