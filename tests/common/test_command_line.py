@@ -70,3 +70,23 @@ def test_dead_letters_and_replay_need_only_the_state_directory(tmp_path: Path) -
     started = run("shipper", "run", env=env)
     assert started.returncode == 2
     assert "KILLKRILL_LICENSE_KEY" in started.stderr
+
+
+def test_replay_into_a_full_queue_says_what_is_left_and_exits_1(tmp_path: Path) -> None:
+    from kk_shipper.storage import DurableQueue
+
+    queue_file = tmp_path / "shipper" / "queue.db"
+    body = b'{"message":"' + b"x" * 400 + b'"}'
+    with DurableQueue(queue_file) as queue:
+        queue.append("logs", [(f"r{n}", body) for n in range(3)], now=0.0)
+        queue.dead_letter("logs", [1, 2, 3], reason="refused", now=0.0)
+        queue.append("logs", [("queued", body)], now=0.0)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"agent:\n  state_dir: {tmp_path}\nshipper:\n  queue_max_size: 1KB\n")
+
+    replayed = run("shipper", "replay", "--config", str(config), env=bare_environment())
+
+    assert replayed.returncode == 1, replayed.stderr
+    assert "3 remain" in replayed.stderr and "queue is full" in replayed.stderr
+    listed = run("shipper", "dead-letters", "--config", str(config), env=bare_environment())
+    assert len(listed.stdout.splitlines()) == 3

@@ -160,3 +160,31 @@ def test_long_reasons_are_truncated(db: Path) -> None:
         q.append("logs", records("a"), now=T0)
         q.dead_letter("logs", [1], reason="x" * 5000, now=T0)
         assert len(q.dead_letters()[0].reason) == 1000
+
+
+def test_a_limited_replay_takes_the_oldest_and_leaves_the_rest_counted(db: Path) -> None:
+    """`killkrill-shipper replay` goes in short transactions: each call replays at most
+    ``limit`` records (every copy of each), and the counters stay exact in between."""
+    with DurableQueue(db) as q:
+        q.append("logs", records("a", "b", "c"), now=T0)
+        q.dead_letter("logs", [1, 2, 3], reason="r", now=T0)
+        q.append("logs", records("a"), now=T0 + 1)  # seq 4: "a" refused a second time
+        q.dead_letter("logs", [4], reason="r", now=T0 + 1)
+        one = record_size("a", BODY) + len("r")
+
+        assert q.replay_dead_letters(now=T0 + 2, limit=2) == 2
+        assert queued(q) == [(5, "a"), (6, "b")]
+        assert [d.record_id for d in q.dead_letters()] == ["c"]
+        stats = q.stats(now=T0 + 2).kinds["logs"]
+        assert (stats.dead_letters, stats.dead_letter_bytes, stats.duplicates_dropped) == (
+            1,
+            one,
+            1,
+        )
+        assert q.verify() == []
+
+        assert q.replay_dead_letters(now=T0 + 3, limit=2) == 1
+        assert q.replay_dead_letters(now=T0 + 4, limit=2) == 0
+        assert queued(q)[-1] == (7, "c")
+        assert q.stats(now=T0 + 4).kinds["logs"].dead_letter_bytes == 0
+        assert q.verify() == []

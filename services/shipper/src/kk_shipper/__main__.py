@@ -34,7 +34,8 @@ from kk_common.startup import (
 )
 from kk_shipper import __version__
 from kk_shipper.app import build, queue_path
-from kk_shipper.storage import DurableQueue, QueueError
+from kk_shipper.storage import DurableQueue, QueueError, QueueFull
+from kk_shipper.types import Kind
 
 _log = logging.getLogger("kk.shipper")
 
@@ -56,6 +57,28 @@ def _open_queue(config: AgentConfig) -> DurableQueue:
 
 
 LOCAL_COMMANDS = frozenset({"dead-letters", "replay"})
+
+REPLAY_CHUNK = 1000
+"""Dead letters replayed per transaction: a running shipper gets the write lock between."""
+
+
+def _replay(config: AgentConfig, kind: Kind | None) -> int:
+    """Replay in short transactions; a full queue stops it with what is left said."""
+    moved = 0
+    with _open_queue(config) as queue:
+        try:
+            while step := queue.replay_dead_letters(kind, now=time.time(), limit=REPLAY_CHUNK):
+                moved += step
+        except QueueFull as full:
+            left = len(queue.dead_letters(kind, limit=1_000_000))
+            print(
+                f"replayed {moved} dead-lettered records into the queue; {left} remain: the "
+                f"queue is full ({full}). Replay again once deliveries have freed space.",
+                file=sys.stderr,
+            )
+            return 1
+    print(f"replayed {moved} dead-lettered records into the queue")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
@@ -100,10 +123,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 )
         return 0
     if args.command == "replay":
-        with _open_queue(config) as queue:
-            moved = queue.replay_dead_letters(args.kind, now=time.time())
-        print(f"replayed {moved} dead-lettered records into the queue")
-        return 0
+        return _replay(config, args.kind)
     # Before anything opens a socket: a missing or unreadable CA, certificate or key is a
     # configuration problem (named by its key path), not a traceback at the first request.
     file_problems = tls_file_problems(config)

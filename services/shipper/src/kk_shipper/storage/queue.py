@@ -724,35 +724,61 @@ class DurableQueue:
             rows = conn.execute(_LIST_DEAD_LETTERS, {"kind": kind, "limit": limit}).fetchall()
         return [DeadLetter(k, rid, bytes(body), reason, at) for k, rid, body, reason, at in rows]
 
-    def replay_dead_letters(self, kind: Kind | None = None, *, now: float) -> int:
+    def replay_dead_letters(
+        self, kind: Kind | None = None, *, now: float, limit: int | None = None
+    ) -> int:
         """Put dead letters (of one output, or all) back at the end of their queues.
 
         They get new seqs, in dead-lettering order, and ``queued_at = now``; return how many
         were queued. A record dead-lettered more than once is replayed once (the others are
         counted as duplicates). Replayed records have no position, so the queue's dedup does
-        not drop them; if a copy was delivered meanwhile, the receiver drops it by id. All
-        or nothing: raises `QueueFull`, changing nothing, if they don't fit under max_bytes.
+        not drop them; if a copy was delivered meanwhile, the receiver drops it by id. At
+        most ``limit`` records go per call (the oldest), so a caller can replay a large store
+        in short transactions; each call is all or nothing: raises `QueueFull`, changing
+        nothing, if they don't fit under max_bytes.
         """
         if kind is not None:
             _check_kind(kind)
+        if limit is not None and limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
         kinds = KINDS if kind is None else (kind,)
         replayed = 0
         with self._transaction() as conn:
             for k in kinds:
+                room = None if limit is None else limit - replayed
+                if room == 0:
+                    break
                 held = conn.execute(
                     "SELECT dead_letters FROM kind_state WHERE kind = ?", (k,)
                 ).fetchone()[0]
                 if not held:
                     continue
-                letters = conn.execute(_REPLAY_CANDIDATES, {"kind": k}).fetchall()
+                query = _REPLAY_CANDIDATES + ("" if room is None else f" LIMIT {int(room)}")
+                letters = conn.execute(query, {"kind": k}).fetchall()
                 rows = _new_rows([row[1] for row in letters], [bytes(row[2]) for row in letters])
                 self._check_room(conn, k, len(letters), sum(row.size for row in rows))
                 self._insert_rows(conn, k, rows, now)
-                conn.execute("DELETE FROM dead_letters WHERE kind = ?", (k,))
+                # Every copy of a replayed record goes; the others stay dead letters.
+                conn.execute("CREATE TEMP TABLE IF NOT EXISTS replaying (record_id TEXT)")
+                conn.execute("DELETE FROM replaying")
+                conn.executemany(
+                    "INSERT INTO replaying (record_id) VALUES (?)", [(row[1],) for row in letters]
+                )
+                removed, removed_bytes = conn.execute(
+                    "SELECT count(*), coalesce(sum(stored_size), 0) FROM dead_letters"
+                    " WHERE kind = ? AND record_id IN (SELECT record_id FROM replaying)",
+                    (k,),
+                ).fetchone()
+                conn.execute(
+                    "DELETE FROM dead_letters"
+                    " WHERE kind = ? AND record_id IN (SELECT record_id FROM replaying)",
+                    (k,),
+                )
                 conn.execute(
                     "UPDATE kind_state SET duplicates_dropped = duplicates_dropped + ?,"
-                    " dead_letters = 0, dead_letter_bytes = 0 WHERE kind = ?",
-                    (held - len(letters), k),
+                    " dead_letters = dead_letters - ?,"
+                    " dead_letter_bytes = dead_letter_bytes - ? WHERE kind = ?",
+                    (removed - len(letters), removed, removed_bytes, k),
                 )
                 replayed += len(letters)
         return replayed
