@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from kk_common.startup import CONFIG_EXIT_STATUS, start_service
+from kk_common.ipc import IpcPathTooLong
+from kk_common.startup import CONFIG_EXIT_STATUS, serve, start_service
 
 KEY = "PENG-AB12-CD34-EF56-GH78-IJ90"
 GOOD = {
@@ -56,3 +58,25 @@ def test_valid_configuration_sets_up_redacting_json_logs(
     assert '"component": "logs"' in out
     assert KEY not in out
     assert "[REDACTED]" in out
+
+
+def test_serve_maps_how_a_service_ends_to_its_exit_status(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def clean(context: object, stop: object) -> None:
+        return None
+
+    def failing(error: Exception) -> Any:
+        async def body(context: object, stop: object) -> None:
+            raise error
+
+        return body
+
+    fatal = {OSError: "state_dir_unusable"}
+    assert serve(clean, fatal=fatal) == 0
+    with caplog.at_level("ERROR", logger="kk.startup"):
+        assert serve(failing(IpcPathTooLong("path too long")), fatal=fatal) == 2
+        assert serve(failing(PermissionError("denied")), fatal=fatal) == 1
+    assert [r.getMessage() for r in caplog.records] == ["startup_failed", "state_dir_unusable"]
+    with pytest.raises(ValueError, match="not fatal"):
+        serve(failing(ValueError("not fatal")), fatal=fatal)

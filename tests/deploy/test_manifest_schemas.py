@@ -22,7 +22,8 @@ from manifests import (
 CLUSTER_SCOPED = {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}
 
 
-def validate_all(documents: list[dict[str, Any]], version: str) -> None:
+def assert_valid(documents: list[dict[str, Any]], version: str) -> None:
+    """Fails, naming every object and field, unless all validate in strict mode."""
     problems = []
     for doc in documents:
         try:
@@ -34,7 +35,7 @@ def validate_all(documents: list[dict[str, Any]], version: str) -> None:
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_the_one_file_install_is_valid_in_strict_mode(version: str) -> None:
-    validate_all(agent_documents(), version)
+    assert_valid(agent_documents(), version)
 
 
 def test_a_misspelt_field_is_caught() -> None:
@@ -43,7 +44,7 @@ def test_a_misspelt_field_is_caught() -> None:
     ds = next(doc for doc in documents if doc["kind"] == "DaemonSet")
     ds["spec"]["template"]["spec"]["containers"][0]["readinesProbe"] = {}
     with pytest.raises(AssertionError, match="readinesProbe"):
-        validate_all([ds], KUBERNETES_VERSIONS[-1])
+        assert_valid([ds], KUBERNETES_VERSIONS[-1])
 
 
 def test_objects_come_in_apply_order() -> None:
@@ -85,7 +86,7 @@ def test_each_overlay_renders_and_is_valid(overlay: Path) -> None:
     rendered = kustomize(overlay)
     assert {doc["kind"] for doc in rendered} >= {"DaemonSet", "ConfigMap", "Secret"}
     for version in KUBERNETES_VERSIONS:
-        validate_all(rendered, version)
+        assert_valid(rendered, version)
 
 
 def test_there_is_an_overlay() -> None:

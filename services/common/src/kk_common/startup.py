@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import zmq.asyncio
 
 from kk_common.config import AgentConfig, ConfigError, config_notes, load_config
+from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import configure_logging, log_event
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "command_parser",
     "run_until_signalled",
     "secrets_of",
+    "serve",
     "start_service",
 ]
 
@@ -129,3 +131,22 @@ def run_until_signalled(body: ServiceBody) -> None:
             context.term()
 
     asyncio.run(main())
+
+
+def serve(body: ServiceBody, *, fatal: Mapping[type[Exception], str]) -> int:
+    """`run_until_signalled` with the exit statuses every service uses.
+
+    0 after a clean stop; `CONFIG_EXIT_STATUS` (2) for an IPC socket that cannot be set up
+    (``startup_failed``); 1 for one of the service's ``fatal`` errors, logged under the event
+    ``fatal`` names for its type (e.g. ``QueueError`` -> ``queue_unusable``).
+    """
+    try:
+        run_until_signalled(body)
+    except IpcSetupError as error:
+        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
+        return CONFIG_EXIT_STATUS
+    except tuple(fatal) as error:
+        event = next(name for kind, name in fatal.items() if isinstance(error, kind))
+        log_event(_log, logging.ERROR, event, detail=str(error))
+        return 1
+    return 0

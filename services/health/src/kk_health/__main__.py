@@ -25,13 +25,10 @@ import httpx
 import zmq.asyncio
 
 from kk_common.config import AgentConfig
-from kk_common.ipc import IpcSetupError
-from kk_common.jsonlog import log_event
 from kk_common.startup import (
-    CONFIG_EXIT_STATUS,
     add_command,
     command_parser,
-    run_until_signalled,
+    serve,
     start_service,
 )
 from kk_health import __version__
@@ -75,15 +72,7 @@ def main(
         config = start_service("health", config_path=args.config, environ=environ)
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    try:
-        run_until_signalled(partial(_run, config))
-    except IpcSetupError as error:
-        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
-        return CONFIG_EXIT_STATUS
-    except OSError as error:
-        log_event(_log, logging.ERROR, "listen_failed", detail=str(error))
-        return 1
-    return 0
+    return serve(partial(_run, config), fatal={OSError: "listen_failed"})
 
 
 async def _run(config: AgentConfig, context: zmq.asyncio.Context, stop: asyncio.Event) -> None:

@@ -16,12 +16,10 @@ from functools import partial
 import zmq.asyncio
 
 from kk_common.config import AgentConfig
-from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
-    CONFIG_EXIT_STATUS,
     command_parser,
-    run_until_signalled,
+    serve,
     start_service,
 )
 from kk_metrics import __version__
@@ -48,15 +46,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     if not config.metrics.enabled:
         log_event(_log, logging.WARNING, "metrics_disabled", detail="metrics.enabled is false")
         return 0
-    try:
-        run_until_signalled(partial(_run, config))
-    except IpcSetupError as error:
-        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
-        return CONFIG_EXIT_STATUS
-    except OSError as error:
-        log_event(_log, logging.ERROR, "state_dir_unusable", detail=str(error))
-        return 1
-    return 0
+    return serve(partial(_run, config), fatal={OSError: "state_dir_unusable"})
 
 
 if __name__ == "__main__":

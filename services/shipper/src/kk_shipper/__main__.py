@@ -23,13 +23,12 @@ from functools import partial
 import zmq.asyncio
 
 from kk_common.config import AgentConfig, tls_file_problems
-from kk_common.ipc import IpcSetupError
 from kk_common.jsonlog import log_event
 from kk_common.startup import (
     CONFIG_EXIT_STATUS,
     add_command,
     command_parser,
-    run_until_signalled,
+    serve,
     start_service,
 )
 from kk_shipper import __version__
@@ -135,15 +134,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
                 _log, logging.ERROR, "config_invalid", path=problem.path, detail=problem.message
             )
         return CONFIG_EXIT_STATUS
-    try:
-        run_until_signalled(partial(_run, config))
-    except IpcSetupError as error:
-        log_event(_log, logging.ERROR, "startup_failed", detail=str(error))
-        return CONFIG_EXIT_STATUS
-    except QueueError as error:
-        log_event(_log, logging.ERROR, "queue_unusable", detail=str(error))
-        return 1
-    return 0
+    return serve(partial(_run, config), fatal={QueueError: "queue_unusable"})
 
 
 if __name__ == "__main__":
