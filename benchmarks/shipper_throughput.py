@@ -9,14 +9,19 @@ numbers are for comparing versions of the shipper on one machine, not absolute c
 The shipper's CPU is also reported per thread: ``main`` (the event loop: ingest, delivery,
 HTTP/3), ``queue`` (the durable queue's worker thread: SQLite and its fsyncs) and ``zmq``
 (ZeroMQ's I/O threads). ``--labels 12`` makes records of about 1 KB, the size `make bench`'s
-records have with their Kubernetes metadata.
+records have with their Kubernetes metadata. ``--records-from`` replays the very records a
+`make bench` run delivered (its receiver database, kept with ``bench.py --keep``): random
+trace and request ids make them compress 5x less well than the generated ones, which
+is most of the difference between this benchmark's cost per record and the bench's.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import signal
+import sqlite3
 import string
 import subprocess
 import sys
@@ -69,7 +74,23 @@ def peak_rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def recorded_records(path: Path, count: int) -> list[dict]:
+    """The first ``count`` records of a JSON-lines file or a reference receiver's database."""
+    if path.suffix in (".jsonl", ".json"):
+        with path.open() as lines:
+            records = [json.loads(line) for line, _ in zip(lines, range(count), strict=False)]
+    else:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            rows = db.execute("SELECT record FROM records ORDER BY seq LIMIT ?", (count,))
+            records = [json.loads(record) for (record,) in rows]
+    if len(records) < count:
+        raise SystemExit(f"{path} holds {len(records)} records, fewer than --records {count}")
+    return records
+
+
 def make_records(args: argparse.Namespace) -> list[dict]:
+    if args.records_from:
+        return recorded_records(args.records_from, args.records)
     if args.random_message_bytes:
         # Incompressible messages: what the wire carries is about what was logged, so this
         # measures the compressed payload the shipper can push (issue 7: >= 20 MB/s).
@@ -152,6 +173,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--labels", type=int, default=0, help="extra labels per record (12: about 1 KB records)"
+    )
+    parser.add_argument(
+        "--records-from",
+        type=Path,
+        help="replay these records: JSON lines, or a reference receiver's SQLite database "
+        "(e.g. a `bench.py --keep` run's receiver/receiver.sqlite3)",
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs, one after the other")
     parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
