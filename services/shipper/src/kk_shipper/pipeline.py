@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kk_common.jsonlog import TRACE, log_event
@@ -49,7 +49,7 @@ from kk_shipper.core.outage import fix_for
 from kk_shipper.ingest import StorageThread
 from kk_shipper.storage import DurableQueue, QueueBusy, QueueFull
 from kk_shipper.telemetry import DURATION_BUCKETS, SIZE_BUCKETS, ShipperMetrics
-from kk_shipper.types import Kind, Protocol, Transport, TransportError
+from kk_shipper.types import Kind, Protocol, RecordRun, Transport, TransportError
 
 __all__ = ["OutputPipeline"]
 
@@ -89,6 +89,10 @@ class OutputPipeline:
         self._checking: set[asyncio.Task[None]] = set()
         self._last_offered_seq = 0
         self._queue_may_have_more = True
+        self._reading = False
+        """A read of the queue is under way (records stored meanwhile are read by it or the
+        next one, never offered by `records_stored`)."""
+        self._stored_while_reading = False
         self.problems: dict[str, str] = {}
         """Operator-facing problems by key, shown by health until they clear."""
 
@@ -133,9 +137,29 @@ class OutputPipeline:
                 )
             return result
 
-    def records_stored(self) -> None:
-        """New records are in the queue (called by ingest)."""
-        self._queue_may_have_more = True
+    def records_stored(self, runs: Sequence[RecordRun] = ()) -> None:
+        """New records are in the queue (called by ingest, with the runs it stored).
+
+        When this loop has offered everything before them and is not reading, and the core
+        has room, the runs are offered as they are: reading them back would only cost a hop
+        to the storage thread, a read and a decompression of what is already in memory.
+        Otherwise the next step reads them from the queue, in order.
+        """
+        count = sum(run.count for run in runs)
+        caught_up = (
+            runs
+            and not self._queue_may_have_more
+            and not self._reading
+            and runs[0].first_seq == self._last_offered_seq + 1
+            and count <= self.delivery.room()
+        )
+        if caught_up:
+            self._last_offered_seq = runs[-1].first_seq + runs[-1].count - 1
+            self.delivery.offer(runs, self._clock())
+        else:
+            self._queue_may_have_more = True
+            if self._reading:
+                self._stored_while_reading = True
         self._wake.set()
 
     @property
@@ -169,18 +193,22 @@ class OutputPipeline:
     async def _offer_queued(self) -> None:
         while self._queue_may_have_more and self.delivery.room() > 0:
             room = self.delivery.room()
-            runs = await self._queue_call(
-                "read",
-                self._queue.read_runs,
-                self.kind,
-                after_seq=self._last_offered_seq,
-                limit=room,
-                whole_rows=True,
-            )
+            self._reading, self._stored_while_reading = True, False
+            try:
+                runs = await self._queue_call(
+                    "read",
+                    self._queue.read_runs,
+                    self.kind,
+                    after_seq=self._last_offered_seq,
+                    limit=room,
+                    whole_rows=True,
+                )
+            finally:
+                self._reading = False
             if runs:
                 self._last_offered_seq = runs[-1].seqs[-1]
                 self.delivery.offer(runs, self._clock())
-            if sum(run.count for run in runs) < room:
+            if sum(run.count for run in runs) < room and not self._stored_while_reading:
                 self._queue_may_have_more = False
 
     async def _send(self, attempt: Attempt) -> None:
