@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -74,6 +75,7 @@ class Ingest:
         on_stored: Callable[[Kind, tuple[RecordRun, ...]], None],
         metrics: ShipperMetrics,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
         new_hold: Callable[[], HeldBatches[IncomingBatch]] = HeldBatches,
     ) -> None:
         self._receiver = receiver
@@ -83,6 +85,9 @@ class Ingest:
         self._on_stored = on_stored
         self._metrics = metrics
         self._clock = clock
+        """Wall time, for the queue (``queued_at``)."""
+        self._monotonic = monotonic
+        """For the holds' retry times: a step of the wall clock moves no retry."""
         self.held: dict[Kind, HeldBatches[IncomingBatch]] = {kind: new_hold() for kind in enabled}
         self.blocked: dict[Kind, str] = {}
         """Outputs whose batches are held, with why ("max_bytes", "disk_full", "busy", ...)."""
@@ -104,7 +109,7 @@ class Ingest:
                 if receiving is None:
                     receiving = asyncio.ensure_future(self._receiver.receive())
                 retry_at = self._next_retry()
-                timeout = None if retry_at is None else max(0.0, retry_at - self._clock())
+                timeout = None if retry_at is None else max(0.0, retry_at - self._monotonic())
                 await asyncio.wait({receiving}, timeout=timeout)
                 if receiving.done():
                     incoming, receiving = receiving.result(), None
@@ -137,13 +142,13 @@ class Ingest:
         until one does not fit or none is left."""
         for kind, hold in self.held.items():
             retry_at = hold.retry_at()
-            if retry_at is None or retry_at > self._clock():
+            if retry_at is None or retry_at > self._monotonic():
                 continue
             while (incoming := hold.first()) is not None:
                 try:
                     stored = await self._append(incoming)
                 except (QueueFull, QueueBusy) as blocked:
-                    hold.still_blocked(self._clock())
+                    hold.still_blocked(self._monotonic())
                     self._blocked(kind, blocked)
                     break
                 hold.stored_first()
@@ -156,7 +161,7 @@ class Ingest:
     def _hold(self, kind: Kind, incoming: IncomingBatch) -> None:
         batch = incoming.batch
         key = (batch.producer, batch.batch_id)
-        if not self.held[kind].hold(key, incoming, len(batch.bodies), self._clock()):
+        if not self.held[kind].hold(key, incoming, len(batch.bodies), self._monotonic()):
             # Over the memory bound: not acknowledged and not kept; the producer re-sends.
             self._metrics.inc("killkrill_agent_ingest_refused_total", reason="hold_full")
 

@@ -75,6 +75,7 @@ class OutputPipeline:
         request_timeout_s: float,
         metrics: ShipperMetrics,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
         self.delivery = delivery
@@ -84,6 +85,9 @@ class OutputPipeline:
         self._request_timeout_s = request_timeout_s
         self._metrics = metrics
         self._clock = clock
+        """Wall time: what the queue records and compares (``queued_at``, ages)."""
+        self._monotonic = monotonic
+        """The core's clock: every deadline it returns is on it (a wall step moves none)."""
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._checking: set[asyncio.Task[None]] = set()
@@ -155,7 +159,7 @@ class OutputPipeline:
         )
         if caught_up:
             self._last_offered_seq = runs[-1].first_seq + runs[-1].count - 1
-            self.delivery.offer(runs, self._clock())
+            self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
         else:
             self._queue_may_have_more = True
             if self._reading:
@@ -172,14 +176,14 @@ class OutputPipeline:
             self._wake.clear()
             await self.step()
             deadline = self.delivery.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            timeout = None if deadline is None else max(0.0, deadline - self._monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def step(self) -> None:
         """Offer queued records, start due attempts, apply effects."""
         await self._offer_queued()
-        now = self._clock()
+        now = self._monotonic()
         for attempt in self.delivery.next_attempts(now):
             task = asyncio.create_task(self._send(attempt))
             self._sending.add(task)
@@ -207,7 +211,7 @@ class OutputPipeline:
                 self._reading = False
             if runs:
                 self._last_offered_seq = runs[-1].seqs[-1]
-                self.delivery.offer(runs, self._clock())
+                self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
             if sum(run.count for run in runs) < room and not self._stored_while_reading:
                 self._queue_may_have_more = False
 
@@ -218,7 +222,7 @@ class OutputPipeline:
             response = await transport.send(attempt.request, timeout=self._request_timeout_s)
         except TransportError as error:
             self._record_transport_error(attempt, error)
-            self.delivery.attempt_failed(attempt, error, self._clock())
+            self.delivery.attempt_failed(attempt, error, self._monotonic())
         else:
             elapsed = time.monotonic() - started
             labels = {"type": self.kind, "protocol": str(attempt.protocol)}
@@ -232,7 +236,9 @@ class OutputPipeline:
                 type=self.kind,
                 status=status,
             )
-            self.delivery.attempt_answered(attempt, response, self._clock())
+            self.delivery.attempt_answered(
+                attempt, response, self._monotonic(), wall_now=self._clock()
+            )
         self._wake.set()
 
     async def _check(self, check: ReachabilityCheck) -> None:
@@ -248,7 +254,7 @@ class OutputPipeline:
                 reason=error.reason,
                 detail=error.detail,
             )
-            self.delivery.check_failed(check, error, self._clock())
+            self.delivery.check_failed(check, error, self._monotonic())
         else:
             log_event(
                 _log,
@@ -257,7 +263,7 @@ class OutputPipeline:
                 output=self.kind,
                 protocol=str(check.protocol),
             )
-            self.delivery.check_passed(check, self._clock())
+            self.delivery.check_passed(check, self._monotonic())
         self._wake.set()
 
     def _record_transport_error(self, attempt: Attempt, error: TransportError) -> None:
@@ -361,7 +367,7 @@ class OutputPipeline:
                     reason=reason,
                     status=status,
                     records=count,
-                    in_s=round(at - self._clock(), 3),
+                    in_s=round(at - self._monotonic(), 3),
                 )
             case ProtocolChanged(old=old, new=new, reason=reason):
                 if new is Protocol.H1:
@@ -386,7 +392,7 @@ class OutputPipeline:
                     "http3_probe_failed",
                     output=kind,
                     reason=reason,
-                    next_probe_in_s=round(at - self._clock(), 1),
+                    next_probe_in_s=round(at - self._monotonic(), 1),
                 )
             case OutputPaused(reason=reason, status=status, until=until, detail=detail):
                 self.problems["paused"] = f"{kind} output paused: {reason} ({detail})"
@@ -399,7 +405,7 @@ class OutputPipeline:
                     status=status,
                     detail=detail,
                     fix=fix_for(f"http_{status}"),
-                    for_s=round(until - self._clock(), 1),
+                    for_s=round(until - self._monotonic(), 1),
                 )
             case OutputResumed(reason=reason):
                 self.problems.pop("paused", None)
@@ -449,8 +455,10 @@ class OutputPipeline:
                 )
 
     async def _log_still_down(self, summary: OutputStillDown) -> None:
-        now = self._clock()
-        stats = (await self._queue_call("stats", self._queue.stats, now=now)).kinds[self.kind]
+        stats = (await self._queue_call("stats", self._queue.stats, now=self._clock())).kinds[
+            self.kind
+        ]
+        now = self._monotonic()  # the summary's times are the core's
 
         def seconds_until(at: float | None) -> float | None:
             return None if at is None else round(max(0.0, at - now), 1)
@@ -491,7 +499,7 @@ class OutputPipeline:
             next_at = self.delivery.next_deadline()
             wait = deadline - time.monotonic()
             if next_at is not None:
-                wait = min(wait, max(0.0, next_at - self._clock()))
+                wait = min(wait, max(0.0, next_at - self._monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
         for task in [*self._sending, *self._checking]:
