@@ -27,6 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "shipper"))
@@ -75,7 +76,8 @@ def peak_rss_mib(pid: int) -> float:
 
 
 def recorded_records(path: Path, count: int) -> list[dict]:
-    """The first ``count`` records of a JSON-lines file or a reference receiver's database."""
+    """Up to ``count`` records of a JSON-lines file or a reference receiver's database
+    (`batches` cycles through them when more are asked for)."""
     if path.suffix in (".jsonl", ".json"):
         with path.open() as lines:
             records = [json.loads(line) for line, _ in zip(lines, range(count), strict=False)]
@@ -83,9 +85,28 @@ def recorded_records(path: Path, count: int) -> list[dict]:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
             rows = db.execute("SELECT record FROM records ORDER BY seq LIMIT ?", (count,))
             records = [json.loads(record) for (record,) in rows]
-    if len(records) < count:
-        raise SystemExit(f"{path} holds {len(records)} records, fewer than --records {count}")
+    if len(records) < min(count, 1000):
+        raise SystemExit(f"{path} holds {len(records)} records, fewer than a batch")
     return records
+
+
+def batches(records: list[dict], total: int, size: int) -> Iterator[list[dict]]:
+    """``total`` records in batches of ``size``, going round ``records`` as often as needed
+    (each round's records get ids of their own, so the receiver counts them all)."""
+    for start in range(0, total, size):
+        chunk = []
+        for index in range(start, min(start + size, total)):
+            round_, at = divmod(index, len(records))
+            record = records[at]
+            chunk.append(record if not round_ else {**record, "id": f"{record['id']}~{round_}"})
+        yield chunk
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def make_records(args: argparse.Namespace) -> list[dict]:
@@ -121,15 +142,19 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
                 spy = subprocess.Popen(
                     [
                         *(py_spy, "record", "--pid", str(pid), "--format", "raw"),
-                        *("--rate", "250", "--output", str(args.profile)),
-                        *("--threads", "--nonblocking", "--gil"),
+                        *("--rate", str(args.profile_rate), "--output", str(args.profile)),
+                        *(
+                            "--threads",
+                            "--nonblocking",
+                            *([] if args.profile_all_threads else ["--gil"]),
+                        ),
                     ],
                     stdout=subprocess.DEVNULL,
                 )
+            rss_before = rss_mib(pid)
             with Producer(shipper.endpoint) as producer:
                 started = time.monotonic()
-                for start in range(0, args.records, args.batch):
-                    chunk = records[start : start + args.batch]
+                for chunk in batches(records, args.records, args.batch):
                     if args.envelope == "v2":
                         producer.send_encoded(chunk)
                     else:
@@ -144,9 +169,13 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
             threads = thread_cpu_seconds(pid)
             threads.subtract(idle_threads)
             rss = peak_rss_mib(pid)
+            rss_delivered = rss_mib(pid)
             if spy is not None:
                 spy.send_signal(signal.SIGINT)
                 spy.wait(30)
+            if args.idle_after:
+                time.sleep(args.idle_after)
+                rss_idle = rss_mib(pid)
         stats = receiver.stats()
         wire = sum(r["body_bytes"] for r in receiver.requests(limit=1_000_000))
     size = len(encode_record_json(records[0]))
@@ -159,6 +188,12 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
         f"shipper CPU {cpu:.2f} s ({cpu / args.records * 1e6:.1f} µs/record: {per_thread}), "
         f"peak RSS {rss:.0f} MiB; receiver duplicates {stats['duplicates']}; "
         f"request bodies {wire / elapsed / 1e6:.1f} MB/s"
+        + (
+            f"; RSS MiB before {rss_before:.0f}, peak {rss:.0f}, when delivered "
+            f"{rss_delivered:.0f}, {args.idle_after:.0f} s later {rss_idle:.0f}"
+            if args.idle_after
+            else ""
+        )
     )
 
 
@@ -180,8 +215,21 @@ def main() -> None:
         help="replay these records: JSON lines, or a reference receiver's SQLite database "
         "(e.g. a `bench.py --keep` run's receiver/receiver.sqlite3)",
     )
+    parser.add_argument(
+        "--idle-after",
+        type=float,
+        default=0.0,
+        help="then wait this long and report RSS before, at peak, and idle "
+        "(the test config's telemetry tick, which gives free memory back, is 1 s)",
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs, one after the other")
     parser.add_argument("--profile", type=Path, help="write py-spy raw samples of the shipper here")
+    parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples per second")
+    parser.add_argument(
+        "--profile-all-threads",
+        action="store_true",
+        help="sample every running thread (zstd, SQLite), not only the one holding the GIL",
+    )
     parser.add_argument(
         "--envelope", choices=["v2", "v1"], default="v2", help="v1: a previous producer's form"
     )
