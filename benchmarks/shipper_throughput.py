@@ -102,6 +102,30 @@ def batches(records: list[dict], total: int, size: int) -> Iterator[list[dict]]:
         yield chunk
 
 
+def rss_parts_mib(pid: int) -> dict[str, float]:
+    """Resident MiB by kind of mapping (/proc/<pid>/smaps): shared libraries (file pages,
+    clean), the malloc heap, and anonymous mappings (Python's arenas, large blocks, thread
+    arenas and stacks); other file mappings are left out."""
+    parts = dict.fromkeys(("libraries", "heap", "anonymous"), 0.0)
+    part: str | None = None
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        fields = line.split()
+        if fields and not fields[0].endswith(":"):  # a mapping's header line
+            name = fields[5] if len(fields) > 5 else ""
+            part = (
+                "libraries"
+                if ".so" in name
+                else "heap"
+                if name == "[heap]"
+                else "anonymous"
+                if not name
+                else None
+            )
+        elif fields and fields[0] == "Rss:" and part is not None:
+            parts[part] += int(fields[1]) / 1024
+    return parts
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -152,6 +176,7 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
                     stdout=subprocess.DEVNULL,
                 )
             rss_before = rss_mib(pid)
+            parts_before = rss_parts_mib(pid)
             with Producer(shipper.endpoint) as producer:
                 started = time.monotonic()
                 for chunk in batches(records, args.records, args.batch):
@@ -176,9 +201,14 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
             if args.idle_after:
                 time.sleep(args.idle_after)
                 rss_idle = rss_mib(pid)
+                parts_idle = rss_parts_mib(pid)
         stats = receiver.stats()
         wire = sum(r["body_bytes"] for r in receiver.requests(limit=1_000_000))
     size = len(encode_record_json(records[0]))
+    if args.idle_after:
+        parts_change = "before -> idle: " + ", ".join(
+            f"{part} {parts_before[part]:.1f} -> {mib:.1f}" for part, mib in parts_idle.items()
+        )
     per_thread = ", ".join(
         f"{name} {threads[name] / args.records * 1e6:.1f}" for name in ("main", "queue", "zmq")
     )
@@ -190,7 +220,8 @@ def run_once(args: argparse.Namespace, records: list[dict]) -> str:
         f"request bodies {wire / elapsed / 1e6:.1f} MB/s"
         + (
             f"; RSS MiB before {rss_before:.0f}, peak {rss:.0f}, when delivered "
-            f"{rss_delivered:.0f}, {args.idle_after:.0f} s later {rss_idle:.0f}"
+            f"{rss_delivered:.0f}, {args.idle_after:.0f} s later {rss_idle:.0f} "
+            f"({parts_change})"
             if args.idle_after
             else ""
         )
