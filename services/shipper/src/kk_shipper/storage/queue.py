@@ -526,11 +526,7 @@ class DurableQueue:
         keys = [(kind, source) for source in batch.sources]
         ids: Sequence[str] = batch.ids
         bodies: Sequence[bytes] | bytes = batch.bodies
-        covered = [
-            index
-            for index, (source, position) in enumerate(batch.positions)
-            if self.coverage.covers(keys[source], position)
-        ]
+        covered = self.coverage.covered(keys, batch.positions)
         if covered:
             dropped = set(covered)
             keep = [i for i in range(count) if i not in dropped]
