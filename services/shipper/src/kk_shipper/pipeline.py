@@ -1,11 +1,16 @@
 """One output's delivery loop: the asyncio driver of `OutputDelivery`.
 
-The loop reads queued records (in seq order, each once) while the core has room, starts
-the attempts the core asks for on the transport of their protocol, feeds every answer or
-transport error back, and carries out the core's effects: delivered records leave the
+The loop reads queued records (in seq order, each once) while the core has room (a batch
+ingest has just stored is taken from memory when the loop has read everything before it),
+starts the attempts the core asks for on the transport of their protocol, feeds every answer
+or transport error back, and carries out the core's effects: delivered records leave the
 durable queue, dead-lettered ones move to the dead-letter store, the rest become metrics,
 log lines and health problems. It sleeps until the core's next deadline, new records, or
 an answer. Logs and metrics each have their own loop, so one never waits for the other.
+
+Two clocks: the core's inputs and deadlines are on the monotonic clock (a step of the wall
+clock moves no wait); the queue's times (``queued_at``, ages) and an HTTP-date
+``Retry-After`` are wall time, passed to the core as ``wall_now`` where it needs them.
 
 While the output is down it also runs the core's reachability checks (a connect and
 handshake per protocol, no payload; core/outage.py says why).
