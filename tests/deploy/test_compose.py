@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,6 +35,7 @@ from manifests import AGENT_CONTAINERS, REPO, agent_documents, container
 from kk_common.config import parse_config
 from kk_common.config.environment import ENVIRONMENT_VARIABLES
 from kk_common.heartbeat import probe_command
+from kk_common.startup import LICENSE_KEY_HOLDERS
 from kk_receiver.testing import wait_until
 
 COMPOSE = REPO / "compose.yaml"
@@ -52,14 +54,36 @@ def mounts(service: str) -> dict[str, str]:
 
 def compose_config(service: str = "shipper") -> Any:
     environ = dict(SERVICES[service]["environment"])
-    return parse_config(COMPOSE_CONFIG.read_text(), environ, source=str(COMPOSE_CONFIG))
+    return parse_config(
+        COMPOSE_CONFIG.read_text(),
+        environ,
+        source=str(COMPOSE_CONFIG),
+        require_license_key=service in LICENSE_KEY_HOLDERS,
+    )
 
 
 def test_the_agent_services_set_only_variables_the_agent_reads() -> None:
     known = {variable.name for variable in ENVIRONMENT_VARIABLES}
-    environments = [SERVICES[name]["environment"] for name in AGENT_CONTAINERS]
-    assert set(environments[0]) <= known
-    assert all(env == environments[0] for env in environments)
+    for name in AGENT_CONTAINERS:
+        assert set(SERVICES[name]["environment"]) <= known, name
+
+
+def test_only_the_shipper_is_given_the_license_key() -> None:
+    """As in the pod: the same environment everywhere, the secrets for the shipper alone."""
+    secrets = {variable.name for variable in ENVIRONMENT_VARIABLES if variable.secret}
+    shipper = SERVICES["shipper"]["environment"]
+    assert "KILLKRILL_LICENSE_KEY" in shipper
+    without_secrets = {k: v for k, v in shipper.items() if k not in secrets}
+    for name in AGENT_CONTAINERS:
+        environment = SERVICES[name]["environment"]
+        given = secrets & set(environment)
+        assert bool(given) is (name in LICENSE_KEY_HOLDERS), (name, given)
+        assert {k: v for k, v in environment.items() if k not in secrets} == without_secrets
+
+
+@pytest.mark.parametrize("name", AGENT_CONTAINERS)
+def test_each_agent_service_starts_with_what_it_is_given(name: str) -> None:
+    assert compose_config(name).agent.node_name == "compose-node"
 
 
 def test_the_compose_configuration_is_valid() -> None:
@@ -110,9 +134,9 @@ def ci_environment(
 
 
 def test_docker_compose_accepts_the_files() -> None:
-    engine = Engine({**os.environ, **ci_environment()})
-    if engine.run("docker-compose", "version").returncode != 0:
+    if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed")
+    engine = Engine({**os.environ, **ci_environment()})
     alone = engine.run("docker-compose", "-f", "compose.yaml", "config", "-q")
     assert alone.returncode == 0, alone.stderr
     merged = engine.run("docker-compose", "-f", "compose.yaml", "-f", "compose.ci.yaml", "config")
