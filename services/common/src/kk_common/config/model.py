@@ -451,8 +451,11 @@ class HealthConfig(_Section):
 class Credentials(_Section):
     """Secrets, read only from the environment (never from the config file)."""
 
-    license_key: LicenseKey
-    """The PenguinTech license key (KILLKRILL_LICENSE_KEY), sent as the bearer token."""
+    license_key: LicenseKey | None = None
+    """The PenguinTech license key (KILLKRILL_LICENSE_KEY), sent as the bearer token.
+
+    Only the shipper talks to the receivers, so only it requires the key (`load_config`'s
+    ``require_license_key``); the logs, metrics and health containers start without it."""
     api_key: ApiKey | None = None
     """Optional receiver API key (KILLKRILL_API_KEY), sent as ``X-API-Key``."""
 
