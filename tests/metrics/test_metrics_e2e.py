@@ -103,6 +103,7 @@ def metrics_section(
             source("summary", "/stats/summary", format="kubelet_summary", optional=True),
         ],
         "node": {"enabled": False},
+        "pods": {"enabled": False},  # no cluster here
         "output": {
             "url": receiver.https_url,
             "flush_interval": "200ms",

@@ -5,7 +5,8 @@ Every record is the JSON object of receiver-api.md's metric batch body::
     {"id": ..., "name": ..., "type": "counter"|"gauge", "value": ..., "labels": {...},
      "timestamp": "2026-11-26T10:00:00.123Z", "help": ...}
 
-* Every sample gets the labels ``k8s_node``, ``k8s_cluster`` and ``source``. A label of the
+* Every sample gets the labels ``k8s_node``, ``k8s_cluster`` and ``source``, and those an
+  ``extra_labels`` function gives (a pod's namespace, name and workload). A label of the
   same name from the source is kept as ``exported_<name>`` (Prometheus' rule for
   ``honor_labels: false``), so nothing the source said is lost or overwritten.
 * Names and label keys are made valid for the receiver (``[a-zA-Z_:][a-zA-Z0-9_:]*``; label
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 import orjson
@@ -31,9 +32,12 @@ import orjson
 from kk_common.envelope import encode_record_json, metric_record_id, metric_series_json
 from kk_metrics.samples import RawSample
 
-__all__ = ["OUR_LABELS", "SampleLimitExceeded", "ScrapeEncoder", "rfc3339_ms"]
+__all__ = ["OUR_LABELS", "ExtraLabels", "SampleLimitExceeded", "ScrapeEncoder", "rfc3339_ms"]
 
 OUR_LABELS = ("k8s_node", "k8s_cluster", "source")
+
+ExtraLabels = Callable[[Mapping[str, str]], Mapping[str, str]]
+"""A sample's source labels -> labels to add (the pod's, `kk_metrics.pods`)."""
 
 _INVALID_NAME_CHARS = re.compile(r"[^a-zA-Z0-9_:]")
 _INVALID_LABEL_CHARS = re.compile(r"[^a-zA-Z0-9_]")
@@ -89,8 +93,10 @@ class ScrapeEncoder:
         cluster: str,
         scrape_time_s: float,
         sample_limit: int,
+        extra_labels: ExtraLabels | None = None,
     ) -> None:
         self._ours = {"k8s_node": node, "k8s_cluster": cluster, "source": source}
+        self._extra = extra_labels
         self._scrape_stamp = rfc3339_ms(scrape_time_s)
         self._limit = sample_limit
         self._stamps: dict[float, str] = {}
@@ -122,6 +128,12 @@ class ScrapeEncoder:
         # Label keys repeat on every line of a family: each is checked once per scrape.
         keys = self._keys
         merged = {keys.get(key) or self._key(key): value for key, value in labels.items()}
+        if self._extra is not None:
+            extra = self._extra(labels)
+            for key in extra:
+                if key in merged:  # the source's own label of that name is kept aside
+                    merged[f"exported_{key}"] = merged.pop(key)
+            merged.update(extra)
         merged.update(self._ours)
         return merged
 

@@ -19,7 +19,7 @@ from kk_common.envelope import EncodedRecords
 from kk_metrics.batches import ScrapeBatches
 from kk_metrics.errors import ScrapeError
 from kk_metrics.exposition import MalformedExposition, parse_exposition
-from kk_metrics.records import SampleLimitExceeded, ScrapeEncoder
+from kk_metrics.records import ExtraLabels, SampleLimitExceeded, ScrapeEncoder
 from kk_metrics.samples import RawSample
 from kk_metrics.sources.node import NodeMetricsUnavailable, NodeReader
 from kk_metrics.sources.summary import summary_samples
@@ -42,6 +42,8 @@ class ScrapeContext:
     scrape_time_s: float
     sample_limit: int
     batch_max_records: int
+    extra_labels: ExtraLabels | None = None
+    """Labels to add to a sample, from its own (the pod's: `kk_metrics.pods`)."""
 
     @property
     def scrape_ms(self) -> int:
@@ -73,6 +75,7 @@ def process_samples(
         cluster=context.cluster,
         scrape_time_s=context.scrape_time_s,
         sample_limit=context.sample_limit,
+        extra_labels=context.extra_labels,
     )
     batches = ScrapeBatches(
         producer=context.producer,

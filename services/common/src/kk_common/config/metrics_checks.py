@@ -107,7 +107,17 @@ def metrics_source_notes(config: AgentConfig) -> list[ConfigProblem]:
     """A source whose certificate is not verified is worth saying once at startup."""
     if not config.metrics.enabled:
         return []
-    return [
+    pods = config.metrics.pods
+    notes = []
+    if pods.enabled and pods.scrape_annotated and pods.insecure_skip_verify:
+        notes.append(
+            ConfigProblem(
+                "metrics.pods.insecure_skip_verify",
+                "the certificates of annotated pods served over https are not verified: set "
+                "metrics.pods.ca_file to the CA that signs them instead",
+            )
+        )
+    return notes + [
         ConfigProblem(
             f"metrics.sources[{index}].insecure_skip_verify",
             f"the certificate of source {source.name!r} is not verified, so anyone on the path "

@@ -62,6 +62,7 @@ __all__ = [
     "OutputType",
     "PerformanceConfig",
     "PodMetadataField",
+    "PodMetricsConfig",
     "RetryConfig",
     "ShipperConfig",
     "SystemLogsConfig",
@@ -373,6 +374,23 @@ class NodeMetricsConfig(_Section):
     """Where the host's / is mounted (read-only), to measure filesystem usage."""
 
 
+class PodMetricsConfig(_Section):
+    """``metrics.pods``: this node's pods, for cAdvisor's workload labels and annotated pods."""
+
+    enabled: bool = True
+    """Keep this node's pods (from where logs.kubernetes.source says) for the two below."""
+    cadvisor_labels: bool = True
+    """Give cAdvisor series of a pod its k8s_namespace, k8s_pod, k8s_container, k8s_workload."""
+    scrape_annotated: bool = True
+    """Scrape pods annotated ``prometheus.io/scrape: "true"`` (port, path, scheme annotations)."""
+    sample_limit: PositiveInt = 10_000
+    """Most samples one scrape of one pod may give; a larger scrape fails as a whole."""
+    ca_file: AbsolutePath | None = None
+    """CA bundle that verifies pods served over https; none: the system trust store."""
+    insecure_skip_verify: bool = False
+    """Skip verifying the certificates of pods served over https (logged at startup)."""
+
+
 class MetricsConfig(_Section):
     """The ``metrics`` section: node and container metrics collection."""
 
@@ -394,6 +412,8 @@ class MetricsConfig(_Section):
     """Endpoints to scrape; the loader's default is the node's kubelet endpoints."""
     node: NodeMetricsConfig = Field(default_factory=NodeMetricsConfig)
     """The node's own metrics from the host's /proc and /sys."""
+    pods: PodMetricsConfig = Field(default_factory=PodMetricsConfig)
+    """This node's pods: workload labels for cAdvisor, metrics of annotated pods."""
     output: MetricsOutputConfig = Field(default_factory=MetricsOutputConfig)
     """Where metric batches go."""
 
