@@ -197,6 +197,8 @@ class MetricsService:
         self._backlog_reported = False
         self.batches_sent = 0
         self.batches_acknowledged = 0
+        self.samples_acknowledged = 0
+        """Samples the shipper has stored: the service's records out (health's OUT/s)."""
 
     def _http_source(
         self,
@@ -303,6 +305,7 @@ class MetricsService:
             self._refusal_reported = None
         self.spool.remove(batch.context)
         self.batches_acknowledged += 1
+        self.samples_acknowledged += batch.records
         self._wake.set()
 
     def _refused(self, ack: Ack, batch: PendingBatch) -> None:
@@ -586,6 +589,11 @@ class MetricsService:
                 "killkrill_metrics_batches_acknowledged_total",
                 "counter",
                 self.batches_acknowledged,
+            ),
+            MetricSample(
+                "killkrill_metrics_samples_acknowledged_total",
+                "counter",
+                self.samples_acknowledged,
             ),
             MetricSample(
                 "killkrill_metrics_spool_unreadable_total", "counter", self.spool.unreadable
