@@ -132,6 +132,13 @@ METRICS_SCRAPE_DEFAULTS = {
         "ca_file": None,
         "insecure_skip_verify": False,
     },
+    "node_exporter": {"enabled": False, "url": None},
+    "metrics_api": {
+        "enabled": False,
+        "url": "https://kubernetes.default.svc",
+        "bearer_token_file": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    },
 }
 
 
@@ -337,6 +344,13 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "sample_limit": 500,
                 "ca_file": "/etc/pods-ca.pem",
                 "insecure_skip_verify": True,
+            },
+            "node_exporter": {"enabled": False, "url": "http://192.168.10.7:9100/metrics"},
+            "metrics_api": {
+                "enabled": True,
+                "url": "https://10.96.0.1:443",
+                "bearer_token_file": "/var/run/secrets/api/token",
+                "ca_file": "/var/run/secrets/api/ca.crt",
             },
             "output": {
                 "type": "http3",

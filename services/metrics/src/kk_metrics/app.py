@@ -60,7 +60,7 @@ from kk_common.startup import secrets_of
 from kk_metrics import __version__
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
-from kk_metrics.pods import CadvisorPodLabels, PodTarget, scrape_targets
+from kk_metrics.pods import CadvisorPodLabels, PodTarget, scrape_targets, url_host
 from kk_metrics.records import ExtraLabels
 from kk_metrics.schedule import ScrapeSchedule
 from kk_metrics.scrape import ScrapeContext, read_and_spool
@@ -68,7 +68,15 @@ from kk_metrics.sources.node import NodeReader
 from kk_metrics.spool import ScrapeSpool, SpooledBatch
 from kk_metrics.status import ScrapeOutcome, SourceStatus
 
-__all__ = ["NODE_SOURCE", "MetricsService", "spool_path"]
+__all__ = [
+    "METRICS_API_NODE_SOURCE",
+    "METRICS_API_PODS_SOURCE",
+    "NODE_EXPORTER_SOURCE",
+    "NODE_SOURCE",
+    "MetricsService",
+    "optional_sources",
+    "spool_path",
+]
 
 _log = logging.getLogger("kk.metrics")
 
@@ -86,8 +94,50 @@ STOP_ACK_WAIT_S = 5.0
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+NODE_EXPORTER_SOURCE = "node-exporter"
+METRICS_API_NODE_SOURCE = "metrics-api-node"
+METRICS_API_PODS_SOURCE = "metrics-api-pods"
+NODE_EXPORTER_PORT = 9100
+
+
+def optional_sources(config: AgentConfig) -> list[MetricSourceConfig]:
+    """The sources that ``metrics.node_exporter`` and ``metrics.metrics_api`` switch on."""
+    metrics, agent = config.metrics, config.agent
+    sources = []
+    exporter = metrics.node_exporter
+    if exporter.enabled:
+        url = exporter.url
+        if url is None and agent.node_ip:
+            url = f"http://{url_host(agent.node_ip)}:{NODE_EXPORTER_PORT}/metrics"
+        if url is not None:  # else refused by the configuration checks
+            sources.append(MetricSourceConfig(name=NODE_EXPORTER_SOURCE, url=url))
+    api = metrics.metrics_api
+    if api.enabled:
+        base = f"{str(api.url).rstrip('/')}/apis/metrics.k8s.io/v1beta1"
+        common: dict[str, Any] = {
+            "format": "metrics_api",
+            "bearer_token_file": api.bearer_token_file,
+            "ca_file": api.ca_file,
+        }
+        sources.append(
+            MetricSourceConfig(
+                name=METRICS_API_NODE_SOURCE, url=f"{base}/nodes/{agent.node_name}", **common
+            )
+        )
+        if metrics.pods.enabled:  # the API's pod list is the cluster's: keep this node's
+            sources.append(
+                MetricSourceConfig(name=METRICS_API_PODS_SOURCE, url=f"{base}/pods", **common)
+            )
+    return sources
+
+
 def _is_cadvisor(source: MetricSourceConfig) -> bool:
     return source.name == "cadvisor" or source.url.rstrip("/").endswith("/metrics/cadvisor")
+
+
+def _names_a_pod(source: MetricSourceConfig) -> bool:
+    """cAdvisor's series and the metrics API's pods name their pod: they get its labels."""
+    return _is_cadvisor(source) or source.format == "metrics_api"
 
 
 def _fixed(labels: Any) -> ExtraLabels:
@@ -145,6 +195,8 @@ class MetricsService:
         for source in metrics.sources:
             if source.enabled:
                 self.sources[source.name] = self._http_source(source)
+        for source in optional_sources(config):
+            self.sources[source.name] = self._http_source(source)
         self.node_reader: NodeReader | None = None
         if metrics.node.enabled:
             node = metrics.node
@@ -206,7 +258,7 @@ class MetricsService:
         extra_labels: Callable[[], ExtraLabels] | None = None,
     ) -> _Source:
         metrics = self.config.metrics
-        if extra_labels is None and _is_cadvisor(source) and metrics.pods.cadvisor_labels:
+        if extra_labels is None and _names_a_pod(source) and metrics.pods.cadvisor_labels:
             extra_labels = self._cadvisor_labels
         return _Source(
             name=source.name,
@@ -219,6 +271,10 @@ class MetricsService:
             extra_labels=extra_labels,
             url=source.url,
         )
+
+    def _on_this_node(self, namespace: str, name: str) -> bool:
+        pods = self.pods
+        return pods is not None and pods.get_by_name(namespace, name, self._monotonic()) is not None
 
     def _cadvisor_labels(self) -> ExtraLabels | None:
         pods = self.pods
@@ -378,6 +434,7 @@ class MetricsService:
             sample_limit=source.sample_limit,
             batch_max_records=self.config.metrics.batch_max_records,
             extra_labels=source.extra_labels() if source.extra_labels is not None else None,
+            on_this_node=self._on_this_node,
         )
 
         def elapsed() -> float:

@@ -45,6 +45,7 @@ __all__ = [
     "pod_labels",
     "pod_source_name",
     "scrape_targets",
+    "url_host",
 ]
 
 SCRAPE_ANNOTATION = "prometheus.io/scrape"
@@ -63,6 +64,11 @@ def pod_labels(pod: PodMeta) -> dict[str, str]:
         labels["k8s_workload"] = workload.name
         labels["k8s_workload_kind"] = workload.kind
     return labels
+
+
+def url_host(address: str) -> str:
+    """An IP address as a URL's host: an IPv6 literal in brackets. Raises ValueError."""
+    return f"[{address}]" if ipaddress.ip_address(address).version == 6 else address
 
 
 def pod_source_name(namespace: str, name: str) -> str:
@@ -130,7 +136,7 @@ def _target(pod: PodMeta) -> PodTarget | str:
     if not path.startswith("/"):
         path = f"/{path}"
     try:
-        host = f"[{pod.ip}]" if ipaddress.ip_address(pod.ip).version == 6 else pod.ip
+        host = url_host(pod.ip)
     except ValueError:
         return f"pod IP {pod.ip!r} is not an IP address"
     return PodTarget(

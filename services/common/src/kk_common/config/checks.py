@@ -103,6 +103,10 @@ def _enabled_pipeline_problems(
             and _get(document, ("metrics", "sources")) == []
             and _read(document, ("metrics", "node", "enabled"), bool, default=True) is False
             and not _scrapes_annotated_pods(document)
+            and not any(
+                _read(document, ("metrics", section, "enabled"), bool, default=False) is True
+                for section in ("node_exporter", "metrics_api")
+            )
         ):
             problems.append(
                 ConfigProblem(

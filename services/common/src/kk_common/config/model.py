@@ -54,8 +54,10 @@ __all__ = [
     "LogsWindowConfig",
     "MetricSourceConfig",
     "MetricSourceFormat",
+    "MetricsApiConfig",
     "MetricsConfig",
     "MetricsOutputConfig",
+    "NodeExporterConfig",
     "NodeMetricsConfig",
     "OutputConfig",
     "OutputMode",
@@ -325,7 +327,7 @@ class LogsConfig(_Section):
     """Where log batches go."""
 
 
-MetricSourceFormat = Literal["prometheus", "kubelet_summary"]
+MetricSourceFormat = Literal["prometheus", "kubelet_summary", "metrics_api"]
 
 MAX_SAMPLES_PER_SCRAPE = 1_000_000
 """The highest ``sample_limit``: a scrape's samples are numbered within a slot of 2**20
@@ -340,7 +342,7 @@ class MetricSourceConfig(_Section):
     url: HttpUrl
     """The endpoint to scrape."""
     format: MetricSourceFormat = "prometheus"
-    """``prometheus``: text exposition; ``kubelet_summary``: the kubelet's /stats/summary JSON."""
+    """``prometheus`` (text), ``kubelet_summary`` (/stats/summary) or ``metrics_api`` (JSON)."""
     enabled: bool = True
     """Scrape this source."""
     optional: bool = False
@@ -391,6 +393,28 @@ class PodMetricsConfig(_Section):
     """Skip verifying the certificates of pods served over https (logged at startup)."""
 
 
+class NodeExporterConfig(_Section):
+    """``metrics.node_exporter``: a node-exporter on the node, scraped as source node-exporter."""
+
+    enabled: bool = False
+    """Scrape it (off by default: the node source already reads /proc and /sys)."""
+    url: HttpUrl | None = None
+    """Its metrics URL; none: ``http://<agent.node_ip>:9100/metrics``."""
+
+
+class MetricsApiConfig(_Section):
+    """``metrics.metrics_api``: the metrics.k8s.io API (metrics-server), where it runs."""
+
+    enabled: bool = False
+    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods)."""
+    url: HttpUrl = "https://kubernetes.default.svc"
+    """The API server's base URL."""
+    bearer_token_file: AbsolutePath = SERVICE_ACCOUNT_TOKEN_FILE
+    """Bearer token for the API server (re-read when it changes)."""
+    ca_file: AbsolutePath = SERVICE_ACCOUNT_CA_FILE
+    """CA bundle that verifies the API server's certificate."""
+
+
 class MetricsConfig(_Section):
     """The ``metrics`` section: node and container metrics collection."""
 
@@ -414,6 +438,10 @@ class MetricsConfig(_Section):
     """The node's own metrics from the host's /proc and /sys."""
     pods: PodMetricsConfig = Field(default_factory=PodMetricsConfig)
     """This node's pods: workload labels for cAdvisor, metrics of annotated pods."""
+    node_exporter: NodeExporterConfig = Field(default_factory=NodeExporterConfig)
+    """An optional node-exporter endpoint."""
+    metrics_api: MetricsApiConfig = Field(default_factory=MetricsApiConfig)
+    """The optional metrics.k8s.io source."""
     output: MetricsOutputConfig = Field(default_factory=MetricsOutputConfig)
     """Where metric batches go."""
 
