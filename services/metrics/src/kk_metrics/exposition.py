@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
+from operator import methodcaller
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import (
@@ -72,18 +73,28 @@ _PLAIN = re.compile(
 )
 
 
+_KEY_OF_PIECE = methodcaller("strip", ",=")
+"""``,name=`` (the text between two label values) -> ``name``; names have no , or =."""
+
+
 class MalformedExposition(ValueError):
     """The page is not valid Prometheus text exposition."""
 
 
 def _number(text: str) -> int | float | None:
-    """prometheus-client's value rule (int if it is one, else float; no ``_``), or None."""
-    if "_" in text:
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        pass
+    """prometheus-client's value rule (int if it is one, else float; no ``_``), or None.
+
+    Decided without raising where it can: an exception per float value costs more than the
+    rest of the line.
+    """
+    if "_" in text or not text.isascii():
+        return None  # refused, or Unicode digits: prometheus-client decides
+    digits = text[1:] if text[0] in "+-" else text
+    if digits.isdigit():
+        try:
+            return int(text)
+        except ValueError:  # more digits than int() takes: prometheus-client's float
+            pass
     try:
         return float(text)
     except ValueError:
@@ -108,8 +119,8 @@ def _plain_sample(line: str) -> tuple[str, dict[str, str], float, float | None] 
     if not label_text:
         return name, {}, value, stamp
     # The pattern has checked the shape, and values hold no quote: split at the quotes.
-    pieces = ("," + label_text).split('"')
-    labels = {key[1:-1]: value for key, value in zip(pieces[0::2], pieces[1::2], strict=False)}
+    pieces = label_text.split('"')
+    labels = dict(zip(map(_KEY_OF_PIECE, pieces[0::2]), pieces[1::2], strict=False))
     if len(labels) != label_text.count('="'):
         return None  # a repeated label name (an error), or '="' inside a value
     return name, labels, value, stamp
@@ -154,13 +165,20 @@ def _family(name: str, help_text: str, typ: str, samples: list[_Parsed]) -> Iter
         yield RawSample(sample_name, kind, value, labels, stamp, help_text)
 
 
-def _families(lines: Iterable[str]) -> Iterator[RawSample]:
+class _Position:
+    """The line being read, for error messages."""
+
+    number = 0
+    text = ""
+
+
+def _families(lines: Iterable[str], at: _Position) -> Iterator[RawSample]:
     """prometheus-client's text_fd_to_metric_families, samples read by `_sample`."""
     name, documentation, typ = "", "", "untyped"
     samples: list[_Parsed] = []
     allowed: tuple[str, ...] = ()
-    for raw in lines:
-        line = raw.strip()
+    for at.number, at.text in enumerate(lines, 1):  # where a refused line is, for errors
+        line = at.text.strip()
         if not line:
             continue
         if line[0] == "#":
@@ -203,33 +221,15 @@ def _families(lines: Iterable[str]) -> Iterator[RawSample]:
         yield from _family(name, documentation, typ, samples)
 
 
-class _CountedLines:
-    """Iterates lines and remembers the last one, for error messages."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = iter(lines)
-        self.number = 0
-        self.last = ""
-
-    def __iter__(self) -> Iterator[str]:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self.number += 1
-        self.last = line
-        return line
-
-
 def parse_exposition(lines: Iterable[str]) -> Iterator[RawSample]:
     """Every sample of the page, flattened and typed counter or gauge."""
-    counted = _CountedLines(lines)
+    at = _Position()
     try:
-        yield from _families(counted)
+        yield from _families(lines, at)
     except Exception as exc:  # the parser raises ValueError, IndexError, KeyError...
-        shown = counted.last.rstrip("\n")
+        shown = at.text.rstrip("\n")
         if len(shown) > _SHOWN_LINE_CHARS:
             shown = shown[:_SHOWN_LINE_CHARS] + "..."
         raise MalformedExposition(
-            f"line {counted.number}: {exc} ({type(exc).__name__}) in {shown!r}"
+            f"line {at.number}: {exc} ({type(exc).__name__}) in {shown!r}"
         ) from None

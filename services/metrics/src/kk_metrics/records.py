@@ -103,6 +103,8 @@ class ScrapeEncoder:
         self._keys: dict[str, str] = {}
         """Source label key -> our key (made valid, ``exported_`` when it is one of ours)."""
         self._names: dict[str, str] = {}
+        self._key_sets: dict[tuple[str, ...], bool] = {}
+        """Label keys of a series -> whether every one is kept as it is."""
         self.accepted = 0
         self.dropped_non_finite = 0
 
@@ -124,10 +126,24 @@ class ScrapeEncoder:
             self._keys[key] = fixed
         return fixed
 
+    def _kept_as_they_are(self, keys: tuple[str, ...]) -> bool:
+        kept = all((self._keys.get(key) or self._key(key)) == key for key in keys)
+        if len(self._key_sets) < _KEY_CACHE_LIMIT:
+            self._key_sets[keys] = kept
+        return kept
+
     def _labels(self, labels: Mapping[str, str]) -> dict[str, str]:
-        # Label keys repeat on every line of a family: each is checked once per scrape.
-        keys = self._keys
-        merged = {keys.get(key) or self._key(key): value for key, value in labels.items()}
+        # The series of a family share their label keys: whether they are valid and none of
+        # ours is decided once per key set, and then the labels are copied as they are.
+        key_set = tuple(labels)
+        kept = self._key_sets.get(key_set)
+        if kept is None:
+            kept = self._kept_as_they_are(key_set)
+        if kept:
+            merged = dict(labels)
+        else:
+            keys = self._keys
+            merged = {keys.get(key) or self._key(key): value for key, value in labels.items()}
         if self._extra is not None:
             extra = self._extra(labels)
             for key in extra:
