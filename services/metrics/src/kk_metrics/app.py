@@ -553,7 +553,7 @@ class MetricsService:
             "metrics_started",
             sources=sorted(self.sources),
             interval_s=self.config.metrics.interval,
-            first_scrape_in_s=round(max(0.0, self.schedule.next_deadline() - self._monotonic()), 3),
+            first_scrape_in_s=round(max(0.0, self.schedule.first - self._monotonic()), 3),
             spooled_batches=self.recovered_batches,
         )
         self._start_pod_source()
