@@ -123,6 +123,7 @@ def test_an_annotated_pod_is_scraped_with_its_workload_until_it_goes(
             snapshot = service.snapshot()
             gauges = {s.name: s.value for s in snapshot.samples if not s.labels}
             assert gauges["killkrill_metrics_pod_targets"] == 1
+            assert gauges["killkrill_metrics_pod_metadata_synced"] == 1
         finally:
             watcher.stop()
 

@@ -629,6 +629,17 @@ class MetricsService:
                 problems.append(problem)
         if self.pod_source_error:
             problems.append(f"pod metadata unavailable: {self.pod_source_error}")
+        if self.pod_source is not None:
+            status = self.pod_source.status()
+            status = status.get("pods") if isinstance(status, dict) else status
+            if status is not None:
+                samples.append(
+                    MetricSample(
+                        "killkrill_metrics_pod_metadata_synced", "gauge", float(status.synced)
+                    )
+                )
+                if not status.synced and status.last_error:
+                    problems.append(f"pod metadata (pods): {status.last_error}")
         problems += [
             f"annotated pod {name} not scraped: {why}"
             for name, why in sorted(self.pod_target_problems.items())
