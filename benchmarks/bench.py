@@ -33,6 +33,7 @@ from typing import Any
 from kkbench import report
 from kkbench.processes import load_average, machine_busy_s
 from kkbench.scenarios import (
+    KEPT_MARKER,
     RunOptions,
     RunResult,
     Scenario,
@@ -172,11 +173,13 @@ def wait_for_quiet_machine(
 
 def remove_leftovers(shm_dir: Path) -> None:
     """Remove the data of earlier runs that were killed before they could clean up
-    (``kkbench-<pid>`` whose process is gone; the work directories are ``/tmp/kkb<pid>-*``)."""
+    (``kkbench-<pid>`` whose process is gone; the work directories are ``/tmp/kkb<pid>-*``),
+    but not what a run kept on purpose (``--keep``)."""
     for pattern, root in (("kkbench-*", shm_dir), ("kkb*-*", Path(tempfile.gettempdir()))):
         for path in root.glob(pattern):
             pid = path.name.removeprefix("kkbench-").removeprefix("kkb").split("-", 1)[0]
-            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            kept = (path / KEPT_MARKER).exists()
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists() and not kept:
                 shutil.rmtree(path, ignore_errors=True)
 
 

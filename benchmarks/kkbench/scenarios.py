@@ -45,6 +45,8 @@ from kkbench.stack import Stack, StackSettings
 from kkbench.writers import LogTree, RateWriter, publish, write_backlog
 
 SERVICES = ("logs", "shipper", "receiver")
+KEPT_MARKER = ".kept"
+"""A file in a run's directories that ``--keep`` kept: a later run does not remove them."""
 """The processes reported on; ``fake-apiserver`` and this process (``bench``: the writer and
 the receiver polling) are the harness."""
 
@@ -193,7 +195,7 @@ def run_scenario(
     )
     # A profiled run gets its own directory: with --keep, the measured run's is still there.
     suffix = "-profiled" if probe is not None else ""
-    run_dir = options.shm_dir / f"{scenario.name}-{codec}{suffix}"
+    run_dir = _fresh_dir(options.shm_dir / f"{scenario.name}-{codec}{suffix}")
     # Short (IPC socket paths), and named after our pid so a later run can tell leftovers.
     work_dir = Path(tempfile.mkdtemp(prefix=f"kkb{os.getpid()}-", dir="/tmp"))
     tree = LogTree(run_dir / "logs")
@@ -278,7 +280,19 @@ def run_scenario(
             shutil.rmtree(run_dir, ignore_errors=True)
             shutil.rmtree(work_dir, ignore_errors=True)
         else:
+            for kept in (options.shm_dir, work_dir):
+                (kept / KEPT_MARKER).touch()
             say(f"  kept {run_dir} and {work_dir}")
+
+
+def _fresh_dir(path: Path) -> Path:
+    """``path``, or ``path-2``, ``path-3``, ... when a run before this one kept it (``--keep``
+    with a re-run or a repeated scenario): a run never writes into another run's log tree."""
+    candidate, number = path, 1
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}-{number}")
+    return candidate
 
 
 def _start(stack: Stack, say: Callable[[str], None]) -> tuple[dict[str, Child], list[Child]]:

@@ -89,6 +89,64 @@ def test_a_partial_batch_waits_for_the_flush_interval_of_its_oldest_record() -> 
     assert attempt.seqs == (0, 1)
 
 
+# The app passes two clocks: ``now`` is monotonic (every deadline is on it), ``wall_now`` is
+# unix time (what a record's queued_at means). Monotonic times here are small, wall times
+# are near WALL.
+WALL = 1_800_000_000.0
+
+
+def test_a_backward_wall_step_after_the_offer_does_not_hold_back_a_partial_batch() -> None:
+    core = delivery()  # flush interval 5 s
+    core.offer(records(0, 2, queued_at=WALL), now=10.0, wall_now=WALL)
+    assert core.next_deadline() == 15.0
+    # The wall clock steps back an hour; the monotonic clock goes on. Nothing the core is
+    # told afterwards is on the wall clock, and the deadline stands.
+    core.offer(records(2, 1, queued_at=WALL - 3600 + 2), now=12.0, wall_now=WALL - 3600 + 2)
+    assert core.next_deadline() == 15.0
+    assert core.next_attempts(now=14.9) == []
+    [attempt] = core.next_attempts(now=15.0)
+    assert attempt.seqs == (0, 1, 2)
+
+
+def test_records_stored_before_a_backward_wall_step_wait_no_longer_than_the_interval() -> None:
+    core = delivery()
+    # Stored at WALL, offered after the wall clock stepped back an hour: they look as if
+    # they were stored in the future; they count as stored at the offer.
+    core.offer(records(0, 2, queued_at=WALL), now=50.0, wall_now=WALL - 3600)
+    assert core.next_deadline() == 55.0
+    [attempt] = core.next_attempts(now=55.0)
+    assert attempt.seqs == (0, 1)
+
+
+def test_records_that_waited_across_a_restart_go_at_once() -> None:
+    core = delivery()
+    # A new process: its monotonic clock starts near 0; the records were stored a minute
+    # of wall time ago, by the process before.
+    core.offer(records(0, 2, queued_at=WALL - 60), now=0.5, wall_now=WALL)
+    assert core.next_deadline() is not None and core.next_deadline() <= 0.5
+    [attempt] = core.next_attempts(now=0.5)
+    assert attempt.seqs == (0, 1)
+
+
+def test_a_record_partly_waited_goes_when_its_interval_ends_on_the_core_clock() -> None:
+    core = delivery()
+    core.offer(records(0, 1, queued_at=WALL - 2), now=100.0, wall_now=WALL)
+    assert core.next_deadline() == 103.0
+    # A forward wall step changes nothing either.
+    assert core.next_attempts(now=102.9) == []
+    assert len(core.next_attempts(now=103.0)) == 1
+
+
+def test_an_http_date_retry_after_is_read_against_wall_time() -> None:
+    core = delivery(batch_size=1)
+    core.offer(records(0, 1, queued_at=WALL), now=10.0, wall_now=WALL)
+    [attempt] = core.next_attempts(now=10.0)
+    # WALL is 2027-01-15 08:00:00 UTC; the receiver asks for 30 s more.
+    answer = reply(503, **{"retry-after": "Fri, 15 Jan 2027 08:00:30 GMT"})
+    core.attempt_answered(attempt, answer, 20.0, wall_now=WALL)
+    assert core.next_deadline() == pytest.approx(50.0)
+
+
 def test_a_batch_closes_at_the_byte_limit() -> None:
     core = delivery(batch_size=1000, max_request_bytes=1024)
     core.offer(records(0, 20, queued_at=0.0), now=0.0)

@@ -84,9 +84,10 @@ class Story:
             self.queue,
             self.storage,
             enabled=["logs", "metrics"],
-            on_stored=self.stored.append,
+            on_stored=lambda kind, runs: self.stored.append(kind),
             metrics=self.metrics,
             clock=self.clock,
+            monotonic=self.clock,
             new_hold=lambda: HeldBatches(first_retry_s=0.1, max_retry_s=0.5),
         )
 

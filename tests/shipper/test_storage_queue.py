@@ -363,6 +363,19 @@ def test_duplicate_counts_are_per_output_and_survive_reopen(db: Path) -> None:
         assert stats.duplicates_dropped == 4
 
 
+def test_append_returns_what_it_stored_as_the_runs_a_read_would_give(db: Path) -> None:
+    """A reader that is caught up takes the stored runs from the append, not the file."""
+    with DurableQueue(db) as q:
+        q.append("logs", lines(0, 10), now=T0)
+        stored = q.append("logs", lines(10, 20, 30), now=T0 + 1)  # f@10 is a duplicate
+        assert (stored.stored, stored.duplicates) == (2, 1)
+        assert stored.runs == tuple(q.read_runs("logs", after_seq=2, limit=100))
+        many = q.append("logs", records(*(f"r{i}" for i in range(MAX_BATCH_RECORDS + 5))), now=T0)
+        assert [run.count for run in many.runs] == [MAX_BATCH_RECORDS, 5]
+        assert many.runs == tuple(q.read_runs("logs", after_seq=4, limit=2 * MAX_BATCH_RECORDS))
+        assert q.append("logs", lines(0), now=T0 + 2).runs == ()
+
+
 def test_a_batch_larger_than_a_row_takes_several_rows_with_consecutive_seqs(db: Path) -> None:
     count = MAX_BATCH_RECORDS + 5
     with DurableQueue(db) as q:

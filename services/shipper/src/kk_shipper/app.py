@@ -42,7 +42,7 @@ from kk_shipper.pipeline import OutputPipeline
 from kk_shipper.storage import DurableQueue, QueueBusy, QueueStats
 from kk_shipper.telemetry import OutputGauges, ShipperMetrics
 from kk_shipper.transport import H1Transport, H3Transport, verification_skipped
-from kk_shipper.types import Kind, Protocol, TlsSettings, Transport
+from kk_shipper.types import Kind, Protocol, RecordRun, TlsSettings, Transport
 
 __all__ = ["Shipper", "build", "queue_path"]
 
@@ -279,8 +279,8 @@ def build(
         context, ipc_endpoint(ipc_dir, TELEMETRY_SOCKET), secrets=secrets_of(config)
     )
 
-    def records_stored(kind: Kind) -> None:
-        pipelines[kind].records_stored()
+    def records_stored(kind: Kind, runs: tuple[RecordRun, ...]) -> None:
+        pipelines[kind].records_stored(runs)
 
     ingest = Ingest(
         receiver,

@@ -11,13 +11,16 @@ stored before (their positions are covered, see ``storage/coverage.py``) are dro
 and counted; the batch is still acknowledged, since the records are safe.
 
 Records arrive encoded (`EncodedRecords`) and are stored as the bytes they came in: ingest
-never parses or re-encodes a record.
+never parses or re-encodes a record. What a batch stored is handed to ``on_stored`` as the
+queue's runs, so delivery that is caught up takes them from memory instead of reading them
+back (and decompressing them) from the file.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -27,9 +30,9 @@ from kk_common.envelope import Ack, AckStatus
 from kk_common.ipc import BatchReceiver, IncomingBatch
 from kk_common.jsonlog import log_event
 from kk_shipper.core.held_batches import HeldBatches
-from kk_shipper.storage import DurableQueue, QueueBusy, QueueFull
+from kk_shipper.storage import AppendResult, DurableQueue, QueueBusy, QueueFull
 from kk_shipper.telemetry import ShipperMetrics
-from kk_shipper.types import Kind
+from kk_shipper.types import Kind, RecordRun
 
 __all__ = ["Ingest", "StorageThread"]
 
@@ -69,9 +72,10 @@ class Ingest:
         storage: StorageThread,
         *,
         enabled: Collection[Kind],
-        on_stored: Callable[[Kind], None],
+        on_stored: Callable[[Kind, tuple[RecordRun, ...]], None],
         metrics: ShipperMetrics,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
         new_hold: Callable[[], HeldBatches[IncomingBatch]] = HeldBatches,
     ) -> None:
         self._receiver = receiver
@@ -81,6 +85,9 @@ class Ingest:
         self._on_stored = on_stored
         self._metrics = metrics
         self._clock = clock
+        """Wall time, for the queue (``queued_at``)."""
+        self._monotonic = monotonic
+        """For the holds' retry times: a step of the wall clock moves no retry."""
         self.held: dict[Kind, HeldBatches[IncomingBatch]] = {kind: new_hold() for kind in enabled}
         self.blocked: dict[Kind, str] = {}
         """Outputs whose batches are held, with why ("max_bytes", "disk_full", "busy", ...)."""
@@ -102,7 +109,7 @@ class Ingest:
                 if receiving is None:
                     receiving = asyncio.ensure_future(self._receiver.receive())
                 retry_at = self._next_retry()
-                timeout = None if retry_at is None else max(0.0, retry_at - self._clock())
+                timeout = None if retry_at is None else max(0.0, retry_at - self._monotonic())
                 await asyncio.wait({receiving}, timeout=timeout)
                 if receiving.done():
                     incoming, receiving = receiving.result(), None
@@ -123,41 +130,38 @@ class Ingest:
             self._hold(kind, incoming)
             return
         try:
-            duplicates = await self._append(incoming)
+            stored = await self._append(incoming)
         except (QueueFull, QueueBusy) as blocked:
             self._blocked(kind, blocked)
             self._hold(kind, incoming)
             return
-        self._stored(incoming, duplicates)
+        self._stored(incoming, stored)
 
     async def store_held(self) -> None:
         """For each output whose retry time has come, store its held batches, oldest first,
         until one does not fit or none is left."""
         for kind, hold in self.held.items():
             retry_at = hold.retry_at()
-            if retry_at is None or retry_at > self._clock():
+            if retry_at is None or retry_at > self._monotonic():
                 continue
             while (incoming := hold.first()) is not None:
                 try:
-                    duplicates = await self._append(incoming)
+                    stored = await self._append(incoming)
                 except (QueueFull, QueueBusy) as blocked:
-                    hold.still_blocked(self._clock())
+                    hold.still_blocked(self._monotonic())
                     self._blocked(kind, blocked)
                     break
                 hold.stored_first()
-                self._stored(incoming, duplicates)
+                self._stored(incoming, stored)
 
-    async def _append(self, incoming: IncomingBatch) -> int:
+    async def _append(self, incoming: IncomingBatch) -> AppendResult:
         batch = incoming.batch
-        result = await self._storage.call(
-            self._queue.append, batch.stream, batch, now=self._clock()
-        )
-        return result.duplicates
+        return await self._storage.call(self._queue.append, batch.stream, batch, now=self._clock())
 
     def _hold(self, kind: Kind, incoming: IncomingBatch) -> None:
         batch = incoming.batch
         key = (batch.producer, batch.batch_id)
-        if not self.held[kind].hold(key, incoming, len(batch.bodies), self._clock()):
+        if not self.held[kind].hold(key, incoming, len(batch.bodies), self._monotonic()):
             # Over the memory bound: not acknowledged and not kept; the producer re-sends.
             self._metrics.inc("killkrill_agent_ingest_refused_total", reason="hold_full")
 
@@ -188,8 +192,9 @@ class Ingest:
                 detail="another process holds the queue's write lock; batches are held and retried",
             )
 
-    def _stored(self, incoming: IncomingBatch, duplicates: int) -> None:
+    def _stored(self, incoming: IncomingBatch, stored: AppendResult) -> None:
         batch = incoming.batch
+        duplicates = stored.duplicates
         kind: Kind = batch.stream
         if kind in self.blocked and not self.held[kind]:
             log_event(
@@ -206,7 +211,7 @@ class Ingest:
             incoming,
             Ack(batch_id=batch.batch_id, status=AckStatus.STORED, duplicates=duplicates),
         )
-        self._on_stored(kind)
+        self._on_stored(kind, stored.runs)
 
     def _refuse(self, incoming: IncomingBatch, reason: str) -> None:
         self._metrics.inc("killkrill_agent_ingest_refused_total", reason="output_disabled")

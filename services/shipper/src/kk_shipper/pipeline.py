@@ -1,11 +1,16 @@
 """One output's delivery loop: the asyncio driver of `OutputDelivery`.
 
-The loop reads queued records (in seq order, each once) while the core has room, starts
-the attempts the core asks for on the transport of their protocol, feeds every answer or
-transport error back, and carries out the core's effects: delivered records leave the
+The loop reads queued records (in seq order, each once) while the core has room (a batch
+ingest has just stored is taken from memory when the loop has read everything before it),
+starts the attempts the core asks for on the transport of their protocol, feeds every answer
+or transport error back, and carries out the core's effects: delivered records leave the
 durable queue, dead-lettered ones move to the dead-letter store, the rest become metrics,
 log lines and health problems. It sleeps until the core's next deadline, new records, or
 an answer. Logs and metrics each have their own loop, so one never waits for the other.
+
+Two clocks: the core's inputs and deadlines are on the monotonic clock (a step of the wall
+clock moves no wait); the queue's times (``queued_at``, ages) and an HTTP-date
+``Retry-After`` are wall time, passed to the core as ``wall_now`` where it needs them.
 
 While the output is down it also runs the core's reachability checks (a connect and
 handshake per protocol, no payload; core/outage.py says why).
@@ -23,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from kk_common.jsonlog import TRACE, log_event
@@ -49,7 +54,7 @@ from kk_shipper.core.outage import fix_for
 from kk_shipper.ingest import StorageThread
 from kk_shipper.storage import DurableQueue, QueueBusy, QueueFull
 from kk_shipper.telemetry import DURATION_BUCKETS, SIZE_BUCKETS, ShipperMetrics
-from kk_shipper.types import Kind, Protocol, Transport, TransportError
+from kk_shipper.types import Kind, Protocol, RecordRun, Transport, TransportError
 
 __all__ = ["OutputPipeline"]
 
@@ -75,6 +80,7 @@ class OutputPipeline:
         request_timeout_s: float,
         metrics: ShipperMetrics,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kind = kind
         self.delivery = delivery
@@ -84,11 +90,18 @@ class OutputPipeline:
         self._request_timeout_s = request_timeout_s
         self._metrics = metrics
         self._clock = clock
+        """Wall time: what the queue records and compares (``queued_at``, ages)."""
+        self._monotonic = monotonic
+        """The core's clock: every deadline it returns is on it (a wall step moves none)."""
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._checking: set[asyncio.Task[None]] = set()
         self._last_offered_seq = 0
         self._queue_may_have_more = True
+        self._reading = False
+        """A read of the queue is under way (records stored meanwhile are read by it or the
+        next one, never offered by `records_stored`)."""
+        self._stored_while_reading = False
         self.problems: dict[str, str] = {}
         """Operator-facing problems by key, shown by health until they clear."""
 
@@ -133,9 +146,29 @@ class OutputPipeline:
                 )
             return result
 
-    def records_stored(self) -> None:
-        """New records are in the queue (called by ingest)."""
-        self._queue_may_have_more = True
+    def records_stored(self, runs: Sequence[RecordRun] = ()) -> None:
+        """New records are in the queue (called by ingest, with the runs it stored).
+
+        When this loop has offered everything before them and is not reading, and the core
+        has room, the runs are offered as they are: reading them back would only cost a hop
+        to the storage thread, a read and a decompression of what is already in memory.
+        Otherwise the next step reads them from the queue, in order.
+        """
+        count = sum(run.count for run in runs)
+        caught_up = (
+            runs
+            and not self._queue_may_have_more
+            and not self._reading
+            and runs[0].first_seq == self._last_offered_seq + 1
+            and count <= self.delivery.room()
+        )
+        if caught_up:
+            self._last_offered_seq = runs[-1].first_seq + runs[-1].count - 1
+            self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
+        else:
+            self._queue_may_have_more = True
+            if self._reading:
+                self._stored_while_reading = True
         self._wake.set()
 
     @property
@@ -148,14 +181,14 @@ class OutputPipeline:
             self._wake.clear()
             await self.step()
             deadline = self.delivery.next_deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self._clock())
+            timeout = None if deadline is None else max(0.0, deadline - self._monotonic())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def step(self) -> None:
         """Offer queued records, start due attempts, apply effects."""
         await self._offer_queued()
-        now = self._clock()
+        now = self._monotonic()
         for attempt in self.delivery.next_attempts(now):
             task = asyncio.create_task(self._send(attempt))
             self._sending.add(task)
@@ -169,18 +202,22 @@ class OutputPipeline:
     async def _offer_queued(self) -> None:
         while self._queue_may_have_more and self.delivery.room() > 0:
             room = self.delivery.room()
-            runs = await self._queue_call(
-                "read",
-                self._queue.read_runs,
-                self.kind,
-                after_seq=self._last_offered_seq,
-                limit=room,
-                whole_rows=True,
-            )
+            self._reading, self._stored_while_reading = True, False
+            try:
+                runs = await self._queue_call(
+                    "read",
+                    self._queue.read_runs,
+                    self.kind,
+                    after_seq=self._last_offered_seq,
+                    limit=room,
+                    whole_rows=True,
+                )
+            finally:
+                self._reading = False
             if runs:
                 self._last_offered_seq = runs[-1].seqs[-1]
-                self.delivery.offer(runs, self._clock())
-            if sum(run.count for run in runs) < room:
+                self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
+            if sum(run.count for run in runs) < room and not self._stored_while_reading:
                 self._queue_may_have_more = False
 
     async def _send(self, attempt: Attempt) -> None:
@@ -190,7 +227,7 @@ class OutputPipeline:
             response = await transport.send(attempt.request, timeout=self._request_timeout_s)
         except TransportError as error:
             self._record_transport_error(attempt, error)
-            self.delivery.attempt_failed(attempt, error, self._clock())
+            self.delivery.attempt_failed(attempt, error, self._monotonic())
         else:
             elapsed = time.monotonic() - started
             labels = {"type": self.kind, "protocol": str(attempt.protocol)}
@@ -204,7 +241,9 @@ class OutputPipeline:
                 type=self.kind,
                 status=status,
             )
-            self.delivery.attempt_answered(attempt, response, self._clock())
+            self.delivery.attempt_answered(
+                attempt, response, self._monotonic(), wall_now=self._clock()
+            )
         self._wake.set()
 
     async def _check(self, check: ReachabilityCheck) -> None:
@@ -220,7 +259,7 @@ class OutputPipeline:
                 reason=error.reason,
                 detail=error.detail,
             )
-            self.delivery.check_failed(check, error, self._clock())
+            self.delivery.check_failed(check, error, self._monotonic())
         else:
             log_event(
                 _log,
@@ -229,7 +268,7 @@ class OutputPipeline:
                 output=self.kind,
                 protocol=str(check.protocol),
             )
-            self.delivery.check_passed(check, self._clock())
+            self.delivery.check_passed(check, self._monotonic())
         self._wake.set()
 
     def _record_transport_error(self, attempt: Attempt, error: TransportError) -> None:
@@ -333,7 +372,7 @@ class OutputPipeline:
                     reason=reason,
                     status=status,
                     records=count,
-                    in_s=round(at - self._clock(), 3),
+                    in_s=round(at - self._monotonic(), 3),
                 )
             case ProtocolChanged(old=old, new=new, reason=reason):
                 if new is Protocol.H1:
@@ -358,7 +397,7 @@ class OutputPipeline:
                     "http3_probe_failed",
                     output=kind,
                     reason=reason,
-                    next_probe_in_s=round(at - self._clock(), 1),
+                    next_probe_in_s=round(at - self._monotonic(), 1),
                 )
             case OutputPaused(reason=reason, status=status, until=until, detail=detail):
                 self.problems["paused"] = f"{kind} output paused: {reason} ({detail})"
@@ -371,7 +410,7 @@ class OutputPipeline:
                     status=status,
                     detail=detail,
                     fix=fix_for(f"http_{status}"),
-                    for_s=round(until - self._clock(), 1),
+                    for_s=round(until - self._monotonic(), 1),
                 )
             case OutputResumed(reason=reason):
                 self.problems.pop("paused", None)
@@ -421,8 +460,10 @@ class OutputPipeline:
                 )
 
     async def _log_still_down(self, summary: OutputStillDown) -> None:
-        now = self._clock()
-        stats = (await self._queue_call("stats", self._queue.stats, now=now)).kinds[self.kind]
+        stats = (await self._queue_call("stats", self._queue.stats, now=self._clock())).kinds[
+            self.kind
+        ]
+        now = self._monotonic()  # the summary's times are the core's
 
         def seconds_until(at: float | None) -> float | None:
             return None if at is None else round(max(0.0, at - now), 1)
@@ -463,7 +504,7 @@ class OutputPipeline:
             next_at = self.delivery.next_deadline()
             wait = deadline - time.monotonic()
             if next_at is not None:
-                wait = min(wait, max(0.0, next_at - self._clock()))
+                wait = min(wait, max(0.0, next_at - self._monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wait))
         for task in [*self._sending, *self._checking]:

@@ -7,7 +7,9 @@ A batch closes at whichever comes first (the issue's batching rule):
   ``max_request_bytes``. The limit is on the uncompressed size because that is the size we
   know before compressing, and the receiver bounds the decoded size too (receiver-api.md);
 * the flush interval: the oldest record has been queued for ``flush_interval_s``
-  (``RecordRun.queued_at``, unix time, so records that waited across a restart go at once).
+  (``RecordRun.queued_at``, which `OutputDelivery.offer` has carried over to the core's
+  monotonic clock, so records that waited across a restart go at once and a step of the
+  wall clock moves no deadline).
 
 A record larger than the byte limit on its own still forms a batch of one: the limit is ours,
 and only the receiver's 413 can tell that it is really too large (then it is dead-lettered).

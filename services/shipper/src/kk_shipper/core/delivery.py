@@ -4,9 +4,17 @@ Theory of operation
 -------------------
 `OutputDelivery` holds the records the app has offered and decides, for each of them, what
 request carries it, over which protocol, when, and what became of it. It never does IO: it
-reads no clock (every input carries ``now``, unix time in seconds, the clock that
-``RecordRun.queued_at`` uses), draws randomness only from the injected `random.Random`,
-and sends nothing; the app sends what it is told to send and reports back. Like h11 and
+reads no clock, draws randomness only from the injected `random.Random`, and sends nothing;
+the app sends what it is told to send and reports back.
+
+Time. Every input carries ``now``, in seconds on a clock that never steps (the app passes
+``time.monotonic()``): every deadline the core computes and returns (flush, backoff, pause,
+probe, outage checks and summaries) is on that clock, so a step of the wall clock never
+lengthens or shortens a wait. Wall time (unix seconds) comes in only where it means
+something, as ``wall_now``: `offer` (a record's ``queued_at`` is the wall time it was
+stored; the core keeps how long it has waited, so records that waited across a restart go
+at once) and `attempt_answered` (an HTTP-date ``Retry-After``). Without ``wall_now`` the
+two clocks are taken to be one (tests that drive a single fake clock). Like h11 and
 aioquic, it is driven by three kinds of inputs and the caller pulls three kinds of outputs:
 
 Inputs (verbs)
@@ -473,20 +481,31 @@ class OutputDelivery:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def offer(self, records: Sequence[RecordRun] | Sequence[QueuedRecord], now: float) -> None:
+    def offer(
+        self,
+        records: Sequence[RecordRun] | Sequence[QueuedRecord],
+        now: float,
+        *,
+        wall_now: float | None = None,
+    ) -> None:
         """Hand over new records from the queue, in ``seq`` order, each exactly once: runs
         as `DurableQueue.read_runs` gives them, or single `QueuedRecord` s (made into runs).
 
-        Batching goes by each record's ``queued_at``; ``now`` keeps the input signature
-        uniform. Offering beyond `room` is allowed (nothing is ever dropped), only unwise.
+        Batching goes by how long each record has waited since ``queued_at`` (wall time) at
+        ``wall_now``, carried over to the core's clock at ``now``: inside the core a run's
+        ``queued_at`` is on that clock. A ``queued_at`` after ``wall_now`` (the wall clock
+        stepped back since it was stored) counts as stored now, so a record never waits
+        more than the flush interval. Offering beyond `room` is allowed (nothing is ever
+        dropped), only unwise.
         """
-        del now
         if not self._accepting:
             raise ValueError("offer() after stop_accepting()")
         runs = [r for r in records if isinstance(r, RecordRun)]
         if len(runs) != len(records):
             runs = RecordRun.of(r for r in records if isinstance(r, QueuedRecord))
-        for run in runs:
+        wall = now if wall_now is None else wall_now
+        for offered in runs:
+            run = offered._replace(queued_at=now - max(0.0, wall - offered.queued_at))
             if self._last_seq is not None and run.first_seq <= self._last_seq:
                 raise ValueError(
                     f"record seq {run.first_seq} offered after seq {self._last_seq}: "
@@ -498,15 +517,28 @@ class OutputDelivery:
             self._pending.append(run)
             self._pending_count += run.count
 
-    def attempt_answered(self, attempt: Attempt, response: HttpResponse, now: float) -> None:
-        """Report the HTTP response (any status) to ``attempt``."""
+    def attempt_answered(
+        self,
+        attempt: Attempt,
+        response: HttpResponse,
+        now: float,
+        *,
+        wall_now: float | None = None,
+    ) -> None:
+        """Report the HTTP response (any status) to ``attempt`` (``wall_now`` resolves an
+        HTTP-date ``Retry-After``)."""
         batch = self._finish(attempt)
         if attempt.is_probe and self._protocol is Protocol.H1:
             # Any response over HTTP/3 proves the transport works; the status is judged below
             # like any other (a status never changes protocol).
             self._switch(Protocol.H3, "http/3 probe answered")
             self._probe_at = None
-        outcome = classify(response, batch_size=batch.count, mode=self._settings.mode, now=now)
+        outcome = classify(
+            response,
+            batch_size=batch.count,
+            mode=self._settings.mode,
+            now=now if wall_now is None else wall_now,
+        )
         if isinstance(outcome, Delivered):
             self._delivered(batch, attempt, outcome, response.status, now)
         elif isinstance(outcome, Retry):

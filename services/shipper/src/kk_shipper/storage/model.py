@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from kk_shipper.types import Kind
+from kk_shipper.types import Kind, RecordRun
 
 __all__ = ["AppendResult", "DeadLetter", "KindStats", "QueueStats"]
 
@@ -19,6 +19,10 @@ class AppendResult:
     duplicates: int
     """Records not queued because the queue had stored them already (their position in their
     source was covered: see ``storage/coverage.py``)."""
+    runs: tuple[RecordRun, ...] = field(default=(), compare=False, repr=False)
+    """The stored records as `DurableQueue.read_runs` would give them (a run per row,
+    bodies uncompressed), so a reader that has read everything before them can take them
+    from here instead of reading them back from the file."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -418,12 +418,14 @@ class DurableQueue:
 
     def _insert_rows(
         self, conn: sqlite3.Connection, kind: Kind, rows: Sequence[_NewRow], now: float
-    ) -> None:
-        """Insert ``rows`` after the last seq of ``kind`` and count them."""
+    ) -> list[RecordRun]:
+        """Insert ``rows`` after the last seq of ``kind`` and count them; returns them as
+        runs."""
         last_seq = conn.execute(
             "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
         ).fetchone()[0]
         params = []
+        runs = []
         for row in rows:
             params.append(
                 (
@@ -431,6 +433,7 @@ class DurableQueue:
                     *(row.ids_text, self._bodies.pack(row.bodies)),
                 )
             )
+            runs.append(RecordRun(last_seq + 1, row.count, row.ids_text, row.bodies, now))
             last_seq += row.count
         conn.executemany(
             "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at,"
@@ -442,6 +445,7 @@ class DurableQueue:
             " queued_bytes = queued_bytes + ? WHERE kind = ?",
             (last_seq, sum(row.count for row in rows), sum(row.size for row in rows), kind),
         )
+        return runs
 
     def _prune_coverage(
         self, conn: sqlite3.Connection, now: float, arriving: Iterable[SourceKey]
@@ -522,11 +526,7 @@ class DurableQueue:
         keys = [(kind, source) for source in batch.sources]
         ids: Sequence[str] = batch.ids
         bodies: Sequence[bytes] | bytes = batch.bodies
-        covered = [
-            index
-            for index, (source, position) in enumerate(batch.positions)
-            if self.coverage.covers(keys[source], position)
-        ]
+        covered = self.coverage.covered(keys, batch.positions)
         if covered:
             dropped = set(covered)
             keep = [i for i in range(count) if i not in dropped]
@@ -536,11 +536,12 @@ class DurableQueue:
         changed = self.coverage.merged((keys[s], start, end) for s, start, end in batch.claims)
         stored = len(ids)
         rows = _new_rows(ids, bodies) if stored else []
+        runs: list[RecordRun] = []
         with self._transaction() as conn:
             gone = self._prune_coverage(conn, now, changed)
             if rows:
                 self._check_room(conn, kind, stored, sum(row.size for row in rows))
-                self._insert_rows(conn, kind, rows, now)
+                runs = self._insert_rows(conn, kind, rows, now)
             conn.executemany(
                 "INSERT INTO coverage (kind, source, ranges, touched_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (kind, source) DO UPDATE"
@@ -555,7 +556,7 @@ class DurableQueue:
                 )
         self.coverage.forget(gone)
         self.coverage.install(changed, now)
-        return AppendResult(stored=stored, duplicates=len(covered))
+        return AppendResult(stored=stored, duplicates=len(covered), runs=tuple(runs))
 
     def read_runs(
         self, kind: Kind, *, after_seq: int, limit: int, whole_rows: bool = False
