@@ -22,8 +22,15 @@ for harness in (TESTS / "logs", TESTS / "shipper"):
     if str(harness) not in sys.path:
         sys.path.insert(0, str(harness))
 
+import transport_support  # noqa: E402
 from agent_support import BIN, AgentPod, cri_line, pod_log_dir  # noqa: E402
-from e2e_support import LICENSE_KEY  # noqa: E402
+from e2e_support import (  # noqa: E402
+    LICENSE_KEY,
+    Producer,
+    ShipperProcess,
+    TelemetryListener,
+    log_records,
+)
 
 from kk_receiver.testing import ReceiverProcess  # noqa: E402
 
@@ -31,11 +38,16 @@ __all__ = [
     "LICENSE_KEY",
     "CapabilityDropUnavailable",
     "InputPod",
+    "Producer",
     "ReceiverProcess",
+    "ShipperProcess",
     "StoredLogs",
+    "TelemetryListener",
     "cri_line",
     "drop_file_capabilities",
+    "log_records",
     "pod_log_dir",
+    "transport_support",
 ]
 
 _PR_CAPBSET_DROP = 24
