@@ -35,6 +35,7 @@ from e2e_support import (  # noqa: E402
 from kk_receiver.testing import ReceiverProcess  # noqa: E402
 
 __all__ = [
+    "BIN",
     "LICENSE_KEY",
     "CapabilityDropUnavailable",
     "InputPod",
