@@ -115,6 +115,16 @@ def test_unknown_major_version_is_refused(header: bytes) -> None:
             ],
             "'ready'",
         ),
+        # Not a list: once a TypeError out of decode, which ended the health container's
+        # telemetry reader (issue 13's fuzzing found it).
+        (
+            [
+                b"kk.v1",
+                b'{"type":"telemetry","component":"c","node":"n","sent_at_unix":1,'
+                b'"status":{"ready":true},"samples":null}',
+            ],
+            "'samples'",
+        ),
     ],
 )
 def test_malformed_messages_are_refused_with_a_reason(frames: list[bytes], complaint: str) -> None:

@@ -112,6 +112,13 @@ def test_node_exporter_defaults_to_the_node_ip_and_needs_one_without_a_url() -> 
             "  sources: [{name: node-exporter, url: 'http://10.0.0.1:9100/metrics'}]\n",
             NODE_IP="10.0.0.1",
         )
+    # A name that is no string is the model's error, not a TypeError from this check
+    # (a list is unhashable; issue 13's config fuzzing found it).
+    with pytest.raises(ConfigError, match=r"metrics\.sources\[0\]\.name"):
+        configuration(
+            "metrics:\n  sources: [{name: [], url: 'http://10.0.0.1:9100/metrics'}]\n",
+            NODE_IP="10.0.0.1",
+        )
 
 
 def test_the_metrics_api_is_scraped_with_the_token_and_keeps_this_nodes_pods(tmp_path) -> None:

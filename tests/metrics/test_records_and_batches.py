@@ -113,6 +113,16 @@ def test_a_scrape_over_its_sample_limit_fails_with_a_clear_error() -> None:
     assert caught.value.reason == "sample_limit"
 
 
+@pytest.mark.parametrize("timestamp_s", [math.inf, 1e300, -1e17])
+def test_a_timestamp_no_date_can_show_is_a_malformed_scrape(timestamp_s: float) -> None:
+    """``m 1 1e400`` on a page once raised OverflowError (and ``-1e20`` an OSError, reported
+    as a spool failure) out of the scrape instead of a ScrapeError."""
+    odd = RawSample("m", "gauge", 1.0, {}, timestamp_s)
+    with pytest.raises(ScrapeError, match="out of the range of dates") as caught:
+        process_samples([odd], context(sample_limit=10), lambda batch: None)
+    assert caught.value.reason == "malformed"
+
+
 def test_processing_stops_at_the_deadline() -> None:
     with pytest.raises(ScrapeError) as caught:
         process_samples(

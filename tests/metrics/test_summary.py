@@ -43,3 +43,7 @@ def test_node_pod_container_and_volume_values_with_their_labels_and_time() -> No
 def test_odd_shapes_are_skipped_not_fatal() -> None:
     document = {"node": {"cpu": "busy", "memory": {"usageBytes": True}}, "pods": [None, {"x": 1}]}
     assert list(summary_samples(document)) == []
+    # Lists of another type once raised TypeError, which lost the whole scrape.
+    pod = {"podRef": {"name": "p"}, "volume": True, "containers": 7, "cpu": {"usageBytes": 1}}
+    assert list(summary_samples({"pods": 5})) == []
+    assert list(summary_samples({"pods": [pod]})) == []

@@ -461,7 +461,8 @@ def _read_telemetry(payload: Mapping[str, Any]) -> Telemetry:
         problems=tuple(str(p) for p in problems) if isinstance(problems, list) else (),
     )
     samples = []
-    for index, raw in enumerate(payload.get("samples", [])):
+    raw_samples = _require(payload, "samples", list) if "samples" in payload else []
+    for index, raw in enumerate(raw_samples):
         if not isinstance(raw, dict):
             raise MalformedMessage(f"samples[{index}]: expected an object")
         name = _require(raw, "name", str)

@@ -63,8 +63,15 @@ class SampleLimitExceeded(ValueError):
 
 
 def rfc3339_ms(seconds: float) -> str:
-    """``2026-11-26T10:00:00.123Z``: UTC, milliseconds (what exposition timestamps carry)."""
-    moment = datetime.fromtimestamp(round(seconds, 3), UTC)
+    """``2026-11-26T10:00:00.123Z``: UTC, milliseconds (what exposition timestamps carry).
+
+    Raises ValueError for a time no date can show: a page's ``1e400`` or ``-1e20`` would
+    otherwise raise OverflowError or OSError, which a scrape does not expect from its data.
+    """
+    try:
+        moment = datetime.fromtimestamp(round(seconds, 3), UTC)
+    except (OverflowError, OSError):
+        raise ValueError(f"timestamp {seconds!r} s is out of the range of dates") from None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

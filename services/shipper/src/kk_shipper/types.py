@@ -172,6 +172,12 @@ class HttpRequest:
         return f"HttpRequest({self.method} {self.url}, {len(self.body)} bytes)"
 
 
+MAX_RESPONSE_BODY_BYTES = 1024 * 1024
+"""The most of an answer's body a transport reads. A receiver answers with a few hundred
+bytes of JSON; a larger body (a misconfigured proxy, a hostile endpoint) ends the request
+as a ``protocol_error`` instead of being held in memory whole."""
+
+
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
     """A receiver's answer."""

@@ -77,7 +77,9 @@ def metrics_source_problems(
     problems = []
     taken = _built_in_names(metrics)
     for prefix, scope in scopes[1:]:
-        owner = taken.get(scope.get("name"))  # type: ignore[arg-type]
+        name = scope.get("name")
+        # A name that is not a string (a list: unhashable) is the model's error to report.
+        owner = taken.get(name) if isinstance(name, str) else None
         if owner is not None:
             problems.append(
                 ConfigProblem(

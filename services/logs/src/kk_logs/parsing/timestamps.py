@@ -28,7 +28,7 @@ __all__ = ["CANONICAL_UTC_PATTERN", "normalize_timestamp"]
 # pattern so that the UTC fast path needs no int() calls; day-of-month beyond 28 is
 # checked separately (February, 30-day months).
 _RFC3339 = re.compile(
-    r"(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
+    r"(?!0000)(\d{4})-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])[Tt ]"
     r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d|60)"
     r"(?:\.(\d+))?"
     r"(?:([Zz])|([+-])([01]\d|2[0-3]):?([0-5]\d))",
@@ -36,8 +36,10 @@ _RFC3339 = re.compile(
 )
 # Dates that exist in every year: days 1-28 of any month, 29 and 30 of every month but
 # February, 31 of the seven long months. February 29 needs the year: `_RFC3339` decides it.
+# Year 0000 is no year (datetime's range and the receiver's start at 0001; RFC 3339's
+# syntax alone would allow it): a line stamped so gets the read time and `bad_timestamp`.
 _DATE_OF_EVERY_YEAR = (
-    r"\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
+    r"(?!0000)\d{4}-(?:(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])"
     r"|(?:0[13-9]|1[0-2])-(?:29|30)"
     r"|(?:0[13578]|1[02])-31)"
 )

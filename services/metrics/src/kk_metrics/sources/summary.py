@@ -85,6 +85,11 @@ class _Times:
         return self._cache[text]
 
 
+def _items(value: Any) -> list[Any]:
+    """A list block's items; a block of another shape (``"pods": 5``) has none."""
+    return value if isinstance(value, list) else []
+
+
 def _block(
     parent: Mapping[str, Any],
     key: str,
@@ -175,7 +180,7 @@ def _pod(pod: Any, times: _Times) -> Iterator[RawSample]:
         yield from _values(
             processes, (("process_count", "processes", "gauge", 1),), prefix, labels, times
         )
-    for volume in pod.get("volume") or ():
+    for volume in _items(pod.get("volume")):
         if not isinstance(volume, dict) or not isinstance(volume.get("name"), str):
             continue
         volume_labels = {**labels, "volume": volume["name"]}
@@ -183,7 +188,7 @@ def _pod(pod: Any, times: _Times) -> Iterator[RawSample]:
         if isinstance(claim, dict) and isinstance(claim.get("name"), str):
             volume_labels["persistentvolumeclaim"] = claim["name"]
         yield from _values(volume, _VOLUME, prefix, volume_labels, times)
-    for container in pod.get("containers") or ():
+    for container in _items(pod.get("containers")):
         if isinstance(container, dict) and isinstance(container.get("name"), str):
             yield from _container(container, labels, times)
 
@@ -206,5 +211,5 @@ def summary_samples(document: Any) -> Iterator[RawSample]:
         raise ValueError(f"expected a JSON object, got {type(document).__name__}")
     times = _Times()
     yield from _node(document.get("node"), times)
-    for pod in document.get("pods") or ():
+    for pod in _items(document.get("pods")):
         yield from _pod(pod, times)

@@ -17,7 +17,14 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from ..types import HttpRequest, HttpResponse, Protocol, TlsSettings, TransportError
+from ..types import (
+    MAX_RESPONSE_BODY_BYTES,
+    HttpRequest,
+    HttpResponse,
+    Protocol,
+    TlsSettings,
+    TransportError,
+)
 from .tls import ssl_context
 
 __all__ = ["REASONS", "H1Transport"]
@@ -62,6 +69,28 @@ def _where(url: str) -> str:
     except ValueError:
         return "(invalid URL)"
     return f"{parts.scheme}://{netloc}{parts.path}"
+
+
+async def _read_body(response: httpx.Response, url: str) -> bytes:
+    """The answer's (decoded) body, refused past `MAX_RESPONSE_BODY_BYTES`: leaving the
+    stream unread closes the connection, so the rest is never received."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BODY_BYTES:
+        raise _too_large(url, f"declares {int(declared):,} bytes")
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_RESPONSE_BODY_BYTES:
+            raise _too_large(url, "goes on")
+    return bytes(body)
+
+
+def _too_large(url: str, how: str) -> TransportError:
+    return _error(
+        "protocol_error",
+        f"{_where(url)}: the answer's body {how} past {MAX_RESPONSE_BODY_BYTES:,} bytes "
+        "(a receiver answers with a short JSON object): not read",
+    )
 
 
 def _check_url(url: str) -> None:
@@ -146,14 +175,17 @@ class H1Transport:
         connect = min(self._connect_timeout, timeout)
         phases = httpx.Timeout(timeout, connect=connect)
         try:
-            async with asyncio.timeout(timeout):
-                response = await self._client.request(
+            async with (
+                asyncio.timeout(timeout),
+                self._client.stream(
                     request.method,
                     request.url,
                     headers=list(request.headers),
                     content=request.body,
                     timeout=phases,
-                )
+                ) as response,
+            ):
+                body = await _read_body(response, request.url)
         except TimeoutError as exc:
             target = _where(request.url)
             raise _error(
@@ -168,7 +200,7 @@ class H1Transport:
         return HttpResponse(
             status=response.status_code,
             headers={name.lower(): value for name, value in response.headers.items()},
-            body=response.content,
+            body=body,
             protocol=_H1,
         )
 

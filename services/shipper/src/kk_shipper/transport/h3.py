@@ -68,7 +68,14 @@ from aioquic.quic.events import ConnectionTerminated, QuicEvent, StreamReset
 from aioquic.quic.packet import QuicErrorCode
 from aioquic.tls import AlertDescription
 
-from ..types import HttpRequest, HttpResponse, Protocol, TlsSettings, TransportError
+from ..types import (
+    MAX_RESPONSE_BODY_BYTES,
+    HttpRequest,
+    HttpResponse,
+    Protocol,
+    TlsSettings,
+    TransportError,
+)
 from .tls import quic_configuration
 
 __all__ = ["REASONS", "H3Transport"]
@@ -379,10 +386,28 @@ class _H3ClientProtocol(QuicConnectionProtocol):
             # else: trailers (RFC 9114 section 4.1), which carry nothing we use
         else:
             pending.body.extend(event.data)
+            if len(pending.body) > MAX_RESPONSE_BODY_BYTES:
+                self._refuse_body(event.stream_id, pending)
+                return
         if event.stream_ended:
             del self._streams[event.stream_id]
             if not pending.future.done():
                 pending.future.set_result(_parse_response(pending))
+
+    def _refuse_body(self, stream_id: int, pending: _PendingStream) -> None:
+        """An answer past `MAX_RESPONSE_BODY_BYTES`: fail its request and ask the receiver to
+        stop sending (STOP_SENDING); what still arrives on the stream is dropped."""
+        del self._streams[stream_id]
+        with contextlib.suppress(Exception):  # the stream may already be finished
+            self._quic.stop_stream(stream_id, ErrorCode.H3_REQUEST_CANCELLED)
+        if not pending.future.done():
+            pending.future.set_exception(
+                _error(
+                    "protocol_error",
+                    f"the answer's body goes on past {MAX_RESPONSE_BODY_BYTES:,} bytes "
+                    "(a receiver answers with a short JSON object): not read",
+                )
+            )
 
     def _fail_all(self, error: TransportError) -> None:
         if self.lost is None:
