@@ -31,7 +31,6 @@ VENV_BIN = Path(sys.executable).parent
 DEMO_LICENSE_KEY = "PENG-DEMO-LOCA-LRUN-0000-0001"
 NODE_NAME = "local-node"
 HEALTH_PORT = 8080
-HEALTH_URL = f"http://127.0.0.1:{HEALTH_PORT}"
 # The services of the DaemonSet, in start order; each is started when its console
 # script is installed (i.e. once its issue has landed).
 SERVICES = ("shipper", "health", "logs", "metrics")
@@ -101,7 +100,9 @@ class DemoPods:
             self.lines_written += 1
 
 
-def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca_file: str) -> None:
+def write_config(
+    path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca_file: str, health_port: int
+) -> None:
     path.write_text(
         "# Written by scripts/run_local.py for `make run`.\n"
         "agent:\n"
@@ -135,7 +136,7 @@ def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca
         f"      ca_file: {ca_file}\n"
         "health:\n"
         "  listen_address: 127.0.0.1\n"
-        f"  port: {HEALTH_PORT}\n"
+        f"  port: {health_port}\n"
     )
 
 
@@ -148,10 +149,10 @@ def stats(receiver: dict) -> dict:
         return json.loads(reply.read())
 
 
-def readiness() -> str:
+def readiness(health_url: str) -> str:
     """The health container's verdict: "ready", the reasons it is not, or why it is unknown."""
     try:
-        with urllib.request.urlopen(HEALTH_URL + "/ready", timeout=2) as reply:  # noqa: S310
+        with urllib.request.urlopen(health_url + "/ready", timeout=2) as reply:  # noqa: S310
             return "ready" if reply.status == 200 else f"HTTP {reply.status}"
     except urllib.error.HTTPError as error:  # 503 with the reasons
         try:
@@ -161,6 +162,16 @@ def readiness() -> str:
         return "not ready" + (f" ({'; '.join(map(str, reasons))})" if reasons else "")
     except OSError:
         return "health not answering yet"
+
+
+def exited(running: dict[str, subprocess.Popen], run_dir: Path) -> str:
+    """ " | exited: health (code 1, see <dir>/health.log)" for services that ended, else ""."""
+    ended = [
+        f"{name} (code {proc.returncode}, see {run_dir / f'{name}.log'})"
+        for name, proc in running.items()
+        if proc.poll() is not None
+    ]
+    return f" | exited: {', '.join(ended)}" if ended else ""
 
 
 def protocols(received: dict) -> str:
@@ -185,6 +196,9 @@ def main() -> int:
     parser.add_argument("--dir", type=Path, default=REPO / ".run", help="where state goes")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long")
     parser.add_argument("--interval", type=float, default=3.0, help="seconds between reports")
+    parser.add_argument(
+        "--health-port", type=int, default=HEALTH_PORT, help="the health container's port"
+    )
     args = parser.parse_args()
 
     run_dir: Path = args.dir.resolve()
@@ -213,7 +227,12 @@ def main() -> int:
             state_dir = run_dir / "state"
             state_dir.mkdir(parents=True, exist_ok=True)
             write_config(
-                config, pods.files[0].parent.parent.parent, ipc_dir, state_dir, receiver["ca_file"]
+                config,
+                pods.files[0].parent.parent.parent,
+                ipc_dir,
+                state_dir,
+                receiver["ca_file"],
+                args.health_port,
             )
             env = {
                 **os.environ,
@@ -235,18 +254,19 @@ def main() -> int:
                 return 1
             services = installed_services()
             missing = [name for name in SERVICES if name not in services]
+            running: dict[str, subprocess.Popen] = {}
             for name in services:
                 log = open(run_dir / f"{name}.log", "ab")  # noqa: SIM115
-                procs.append(
-                    subprocess.Popen(
-                        [str(VENV_BIN / f"killkrill-{name}")], env=env, stdout=log, stderr=log
-                    )
+                running[name] = subprocess.Popen(
+                    [str(VENV_BIN / f"killkrill-{name}")], env=env, stdout=log, stderr=log
                 )
+                procs.append(running[name])
             print(
                 f"agent services running: {', '.join(services) or 'none yet'}"
                 + (f"; not in this checkout yet: {', '.join(missing)}" if missing else "")
             )
             print(f"demo pod logs: {pods.files[0].parent.parent.parent} (config {config})")
+            health_url = f"http://127.0.0.1:{args.health_port}"
             started = time.monotonic()
             next_report = started
             while not stopping:
@@ -259,7 +279,8 @@ def main() -> int:
                         f"{pods.lines_written:5d} | receiver stored {s['unique_ids']} records "
                         f"in all ({s['records_received']} received, {s['duplicates']} "
                         f"duplicates, {s['rejected']} rejected; by protocol: "
-                        f"{protocols(s)}) | agent {readiness()}",
+                        f"{protocols(s)}) | agent {readiness(health_url)}"
+                        + exited(running, run_dir),
                         flush=True,
                     )
                     next_report = now + args.interval

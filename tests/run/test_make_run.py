@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -25,6 +26,13 @@ def stored_metrics(url: str) -> int:
         return int(json.loads(reply.read())["by_kind"]["metrics"]["unique_ids"])
 
 
+def free_tcp_port() -> int:
+    # Another `make run` or a compose stack on this machine may hold the default 8080.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def test_make_run_delivers_over_http3_and_reports_ready(tmp_path: Path) -> None:
     run = subprocess.Popen(
         [
@@ -34,6 +42,8 @@ def test_make_run_delivers_over_http3_and_reports_ready(tmp_path: Path) -> None:
             str(tmp_path),
             "--interval",
             "1",
+            "--health-port",
+            str(free_tcp_port()),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -47,6 +57,7 @@ def test_make_run_delivers_over_http3_and_reports_ready(tmp_path: Path) -> None:
             seen.append(line.rstrip())
             if found := STATS_URL.search(line):
                 stats_url = found["url"]
+            assert "| exited:" not in line, "\n".join(seen)
             report = REPORT.search(line)
             if report is None:
                 continue
