@@ -45,7 +45,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +92,7 @@ from kk_logs.metadata import (
 from kk_logs.offsets import CheckpointTracker, OffsetStore
 from kk_logs.parsing import ParserStats, make_parser
 from kk_logs.parsing.lines import Line
+from kk_logs.parsing.timestamps import ReadTimeFormatter
 from kk_logs.records import FileRecordEncoder
 from kk_logs.tailing import (
     Chunk,
@@ -158,10 +158,6 @@ def process_started_at() -> float | None:
 
 
 _PARSER_COUNTERS = tuple(f.name for f in fields(ParserStats))
-
-
-def _rfc3339(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -298,6 +294,7 @@ class LogsService:
         self._holding: set[str] = set()
         """Files whose lines wait for their pod's metadata."""
         self._retired_parser_stats: Counter[str] = Counter()
+        self._read_time = ReadTimeFormatter()
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -570,7 +567,7 @@ class LogsService:
                 self.counters.shipped_without_metadata += len(lines)
             names = self.services.services_for(pod) if (self.services and pod) else ()
             encoder = self._encoder(known, meta, pod, names)
-        stamp = _rfc3339(self._clock())
+        stamp = self._read_time(self._clock())
         limit = self.assembler.max_records
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
