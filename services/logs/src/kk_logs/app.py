@@ -460,12 +460,36 @@ class LogsService:
                     )
 
     def handle_chunk(self, chunk: Chunk, *, system: bool = False) -> None:
-        known = self._file(chunk.identity, chunk.path, chunk.offset, system=system)
-        known.path = chunk.path
-        self.counters.bytes_read += len(chunk.data)
-        lines = known.parser.feed(chunk.data, chunk.offset, now=self._monotonic())
-        self._note_deadline(known)
-        self._emit(known, lines, known.parser.safe_offset)
+        """One chunk: see `handle_chunks`."""
+        self.handle_chunks([chunk], system=system)
+
+    def handle_chunks(self, chunks: Iterable[Chunk], *, system: bool = False) -> None:
+        """Parse a read round's chunks and queue their records for batching.
+
+        On a node of slowly written files a round is one short chunk from each of many
+        files, so what is the same for the whole round (the clocks, the read time's text)
+        is taken once here, not per chunk."""
+        mono = self._monotonic()
+        stamp = self._read_time(self._clock())
+        files = self.files
+        for chunk in chunks:
+            key = chunk.identity.key
+            known = files.get(key) or self._file(
+                chunk.identity, chunk.path, chunk.offset, system=system
+            )
+            known.path = chunk.path
+            self.counters.bytes_read += len(chunk.data)
+            parser = known.parser
+            lines = parser.feed(chunk.data, chunk.offset, now=mono)
+            if parser.has_partials:
+                self._with_deadline.add(key)
+            else:
+                self._with_deadline.discard(key)
+            if known.held or (lines and self._must_wait(known)):
+                known.held.append((lines, parser.safe_offset))
+                self._holding.add(key)
+            else:
+                self._ship(known, lines, parser.safe_offset, mono=mono, stamp=stamp)
 
     def _note_deadline(self, known: _File) -> None:
         # The files whose parser holds an unterminated partial, so that a wake-up costs
@@ -547,9 +571,21 @@ class LogsService:
             return self.pods.get(meta.pod_uid, self._monotonic())
         return self.pods.get_by_name(meta.namespace, meta.pod_name, self._monotonic())
 
-    def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
+    def _ship(
+        self,
+        known: _File,
+        lines: list[Line],
+        safe_offset: int,
+        *,
+        mono: float | None = None,
+        stamp: str | None = None,
+    ) -> None:
+        """Encode ``lines`` into records and add them to the batch being assembled.
+
+        ``mono`` and ``stamp`` (the monotonic time and the read time's text) are the
+        caller's when it has them for a whole round."""
         # Batching deadlines are durations: monotonic. Wall time only labels records.
-        now = self._monotonic()
+        now = self._monotonic() if mono is None else mono
         if not lines:
             self.assembler.add(known.key, None, safe_offset, now)
             return
@@ -567,8 +603,14 @@ class LogsService:
                 self.counters.shipped_without_metadata += len(lines)
             names = self.services.services_for(pod) if (self.services and pod) else ()
             encoder = self._encoder(known, meta, pod, names)
-        stamp = self._read_time(self._clock())
+        if stamp is None:
+            stamp = self._read_time(self._clock())
         limit = self.assembler.max_records
+        if len(lines) <= limit:  # the common case: one group, resumed at safe_offset
+            records = encoder.encode(lines, stamp)
+            self.counters.records += len(records)
+            self.assembler.add(known.key, records, safe_offset, now)
+            return
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
         # Lines of the other stream can start before the ones emitted ahead of them
@@ -657,8 +699,9 @@ class LogsService:
             else:
                 tailer.pause()
             system = tailer is self.system_tailer
-            for chunk in tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono):
-                self.handle_chunk(chunk, system=system)
+            self.handle_chunks(
+                tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono), system=system
+            )
             self.handle_events(tailer.settle(now, mono), system=system)
         self.persist_look()
         self.flush_partials()
