@@ -17,6 +17,12 @@ the shipper, a deadline, or at least every second):
    always seen. A pause that lasts (`ReadingPause`) is logged when it starts and ends and
    shown in telemetry; the shipper acknowledges held batches as soon as it has room, so
    reading resumes within about a second of the space returning.
+   A write wakes the loop at once only when its lines would not just wait in the open
+   batch (`LogsService.read_writes_at_once`: no batch open, a busy file written, or as
+   many files written as a batch holds records); otherwise the files stay marked and are
+   read when the open batch is due, and a batch those lines open counts its wait from
+   when the writes were noticed. A node of slowly written files thus costs a read round
+   per batch instead of one per wake-up.
 3. Lines of a pod whose metadata has not arrived yet wait at most
    ``kubernetes.metadata_wait`` (held in order, their offsets not advanced), then ship with
    the path-derived fields. Excluded pods and containers produce no records, but their
@@ -463,13 +469,19 @@ class LogsService:
         """One chunk: see `handle_chunks`."""
         self.handle_chunks([chunk], system=system)
 
-    def handle_chunks(self, chunks: Iterable[Chunk], *, system: bool = False) -> None:
+    def handle_chunks(
+        self, chunks: Iterable[Chunk], *, system: bool = False, noticed: float | None = None
+    ) -> None:
         """Parse a read round's chunks and queue their records for batching.
 
         On a node of slowly written files a round is one short chunk from each of many
         files, so what is the same for the whole round (the clocks, the read time's text)
-        is taken once here, not per chunk."""
+        is taken once here, not per chunk. ``noticed`` (monotonic) is when the oldest
+        write the round reads was noticed (`Tailer.marked_since`): a batch these lines
+        open counts its wait from then, so reading late (`read_writes_at_once`) does not
+        make them wait longer."""
         mono = self._monotonic()
+        opened = mono if noticed is None else min(mono, noticed)
         stamp = self._read_time(self._clock())
         files = self.files
         for chunk in chunks:
@@ -489,7 +501,7 @@ class LogsService:
                 known.held.append((lines, parser.safe_offset))
                 self._holding.add(key)
             else:
-                self._ship(known, lines, parser.safe_offset, mono=mono, stamp=stamp)
+                self._ship(known, lines, parser.safe_offset, mono=opened, stamp=stamp)
 
     def _note_deadline(self, known: _File) -> None:
         # The files whose parser holds an unterminated partial, so that a wake-up costs
@@ -699,8 +711,11 @@ class LogsService:
             else:
                 tailer.pause()
             system = tailer is self.system_tailer
+            noticed = tailer.marked_since
             self.handle_chunks(
-                tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono), system=system
+                tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono),
+                system=system,
+                noticed=noticed,
             )
             self.handle_events(tailer.settle(now, mono), system=system)
         self.persist_look()
@@ -805,10 +820,28 @@ class LogsService:
             # and deleted files, and the rescan interval, trigger a scan.
             if wake.written:
                 for tailer in tailers:
-                    tailer.changed(wake.written)
+                    tailer.changed(wake.written, self._monotonic())
             if wake.rescan:
                 self._scan_due = True
-            self._wake.set()
+                self._wake.set()
+            elif self.read_writes_at_once(tailers):
+                self._wake.set()
+            # Otherwise the loop wakes at the open batch's deadline (`_next_timeout`)
+            # and reads what was written then.
+
+    def read_writes_at_once(self, tailers: list[Tailer]) -> bool:
+        """Whether files just written are read at once, or when the open batch is due.
+
+        Lines read now would wait in the open batch until its deadline anyway, unless
+        they fill it first: so a write is read at once only when no batch is open (its
+        lines open one), when a busy file was written (`Tailer.busy_written`) or when as
+        many files wait as a batch holds records. A node of slowly written files then
+        costs a read round per batch, not one per wake-up (every 50 ms)."""
+        if self.assembler.next_deadline() is None:
+            return True
+        if any(t.busy_written for t in tailers):
+            return True
+        return sum(t.files_to_read for t in tailers) >= self.assembler.max_records
 
     def _system_paths(self) -> list[str]:
         return list(self.config.logs.system_logs.paths) if self.system_tailer is not None else []

@@ -21,7 +21,10 @@ path, a directory listing per live file's directory) runs when directory entries
 (new, renamed and deleted files) and as a safety net every ``rescan_interval``; it marks
 for reading every file whose size or modification time changed since it was last looked
 at, which is also how files are found to have grown without inotify (polling). An idle
-node therefore costs one scan per interval, whatever the number of files.
+node therefore costs one scan per interval, whatever the number of files. `changed` also
+notes when the oldest unread write was noticed (`marked_since`) and whether a busy file
+was written (`busy_written`), so that the app can read slowly written files once per
+batch rather than on every wake-up.
 
 *Two clocks.* ``now`` is wall-clock seconds (``time.time()``): it is compared with file
 modification times (``ignore_older``, whether a rotated file is new since the last look)
@@ -190,6 +193,10 @@ NEW_FILE_SLACK_S = 2.0
 File times come from the kernel's coarse clock, which lags ``time.time()`` by up to a
 scheduler tick, and the app's persisted look mark may lag the real last look; a file
 read twice is dropped by id downstream, a file skipped is lost, so err towards reading."""
+
+BUSY_CHUNK_BYTES = 16 * 1024
+"""A file whose last read returned at least this much is busy: its writes are worth
+reading at once (`Tailer.busy_written`)."""
 
 _TAIL_CHECK_BYTES = 32
 """How many bytes before the read offset are re-checked on every read (see `_still_same`)."""
@@ -380,6 +387,8 @@ class _Tracked:
     """When it got its descriptor (opened, or reopened after being parked)."""
     turns: int = 0
     """Read rounds it was served in since it got its descriptor."""
+    last_chunk: int = 0
+    """Bytes its last read returned: how busy it is (`Tailer.busy_written`)."""
     mtime_ns: int = 0
     source_path: str = ""
     """Where the bytes are read from when that is not ``path`` (a rotated sibling, a copy)."""
@@ -479,6 +488,8 @@ class Tailer:
         self._resolved: discovery.ResolvedPaths = {}
         self._paused = False
         self._more = False
+        self._busy_written = False
+        self._marked_since: float | None = None
         self._scan_wanted = False
         self._pending: list[TailEvent] = []
         # End offsets of files closed in this process, by identity key, so a file that
@@ -500,17 +511,43 @@ class Tailer:
             self._paused = False
             self._more = True  # whatever piled up while paused is waiting
 
-    def changed(self, paths: Iterable[str]) -> None:
+    def changed(self, paths: Iterable[str], mono: float | None = None) -> None:
         """These files were written (inotify): read them in the next round, reopening
-        parked ones. Paths nobody follows are ignored (a scan finds new files)."""
+        parked ones. Paths nobody follows are ignored (a scan finds new files).
+
+        ``mono`` is when the writes were noticed: the oldest such time not yet read is
+        `marked_since`."""
         for path in paths:
             key = self._by_path.get(path)
             if key is None:
                 continue
-            if key in self._files:
+            tracked = self._files.get(key)
+            if tracked is not None:
                 self._to_read[key] = None
+                if tracked.last_chunk >= BUSY_CHUNK_BYTES:
+                    self._busy_written = True
+                if self._marked_since is None:
+                    self._marked_since = mono
             elif key in self._parked:
                 self._waiting[key] = None
+
+    @property
+    def marked_since(self) -> float | None:
+        """When the oldest write that `changed` reported and no round has read yet was
+        noticed (the ``mono`` it was given), or ``None``."""
+        return self._marked_since
+
+    @property
+    def busy_written(self) -> bool:
+        """Whether a file marked for reading since the last round is busy (its last read
+        returned at least `BUSY_CHUNK_BYTES`): lines come in fast enough that a reader
+        batching them should not wait to read them."""
+        return self._busy_written
+
+    @property
+    def files_to_read(self) -> int:
+        """How many open files are marked for the next round."""
+        return len(self._to_read)
 
     @property
     def more_to_read(self) -> bool:
@@ -628,6 +665,7 @@ class Tailer:
         self._more = False
         if self._paused:
             return []
+        self._busy_written = False
         if self._waiting:
             # Files written since they were parked get their descriptor back first;
             # what that finds (a truncation, a new file identified) `settle` reports.
@@ -667,6 +705,8 @@ class Tailer:
                     remaining -= len(chunk.data)
         for key in self._to_read.keys() - self._files.keys():
             del self._to_read[key]
+        if not self._to_read:
+            self._marked_since = None  # else some writes noticed then are still unread
         # Files the budget did not reach keep their place; the ones read go behind them.
         for key in again:
             self._to_read[key] = None
@@ -1301,6 +1341,7 @@ class Tailer:
             return None
         data = data[len(tail) :]
         chunk = Chunk(identity, tracked.path, tracked.offset, data)
+        tracked.last_chunk = len(data)
         tracked.offset += len(data)
         tracked.tail = (tail + data)[-_TAIL_CHECK_BYTES:]
         tracked.size = max(tracked.size, tracked.offset)
