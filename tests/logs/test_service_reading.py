@@ -141,7 +141,7 @@ def test_a_write_to_a_busy_file_is_read_at_once(
     make_service, clocks: Clocks, tmp_path: Path
 ) -> None:
     """A batch may fill before its deadline: writes are read at once when a busy file is
-    among them (its last read brought at least BUSY_CHUNK_BYTES), not only quiet ones."""
+    among them (its reads bring at least BUSY_CHUNK_BYTES of late), not only quiet ones."""
     busy = log_file(tmp_path, "busy", b"".join(line(f"b{n} " + "x" * 200) for n in range(100)))
     quiet = log_file(tmp_path, "quiet", line("q0"))
     logs = make_service()

@@ -195,7 +195,7 @@ scheduler tick, and the app's persisted look mark may lag the real last look; a 
 read twice is dropped by id downstream, a file skipped is lost, so err towards reading."""
 
 BUSY_CHUNK_BYTES = 16 * 1024
-"""A file whose last read returned at least this much is busy: its writes are worth
+"""A file whose reads return at least this much of late is busy: its writes are worth
 reading at once (`Tailer.busy_written`)."""
 
 _TAIL_CHECK_BYTES = 32
@@ -387,8 +387,10 @@ class _Tracked:
     """When it got its descriptor (opened, or reopened after being parked)."""
     turns: int = 0
     """Read rounds it was served in since it got its descriptor."""
-    last_chunk: int = 0
-    """Bytes its last read returned: how busy it is (`Tailer.busy_written`)."""
+    recent_chunk: int = 0
+    """How much its reads return of late: the last read's bytes, or half the previous
+    value if that is more (one short read between long ones does not make a busy file
+    quiet). `Tailer.busy_written` compares it with `BUSY_CHUNK_BYTES`."""
     mtime_ns: int = 0
     source_path: str = ""
     """Where the bytes are read from when that is not ``path`` (a rotated sibling, a copy)."""
@@ -523,8 +525,11 @@ class Tailer:
                 continue
             tracked = self._files.get(key)
             if tracked is not None:
+                if key in self._to_read and tracked.recent_chunk < BUSY_CHUNK_BYTES:
+                    # Written again before a round read it: a quiet file turning busy?
+                    self._weigh_unread(tracked)
                 self._to_read[key] = None
-                if tracked.last_chunk >= BUSY_CHUNK_BYTES:
+                if tracked.recent_chunk >= BUSY_CHUNK_BYTES:
                     self._busy_written = True
                 if self._marked_since is None:
                     self._marked_since = mono
@@ -537,11 +542,21 @@ class Tailer:
         noticed (the ``mono`` it was given), or ``None``."""
         return self._marked_since
 
+    def _weigh_unread(self, tracked: _Tracked) -> None:
+        """A file reported written again while it waits to be read: if the bytes waiting
+        already make a busy file's read, count it busy (one ``fstat``; only for files
+        written twice between rounds, so a node of slowly written files rarely pays it)."""
+        try:
+            size = os.fstat(tracked.fd).st_size
+        except OSError:
+            return  # the read will meet the error and count it
+        tracked.recent_chunk = max(tracked.recent_chunk, size - tracked.offset)
+
     @property
     def busy_written(self) -> bool:
-        """Whether a file marked for reading since the last round is busy (its last read
-        returned at least `BUSY_CHUNK_BYTES`): lines come in fast enough that a reader
-        batching them should not wait to read them."""
+        """Whether a file marked for reading since the last round is busy (its reads
+        return at least `BUSY_CHUNK_BYTES` of late): lines come in fast enough that a
+        reader batching them should not wait to read them."""
         return self._busy_written
 
     @property
@@ -1341,7 +1356,7 @@ class Tailer:
             return None
         data = data[len(tail) :]
         chunk = Chunk(identity, tracked.path, tracked.offset, data)
-        tracked.last_chunk = len(data)
+        tracked.recent_chunk = max(len(data), tracked.recent_chunk >> 1)
         tracked.offset += len(data)
         tracked.tail = (tail + data)[-_TAIL_CHECK_BYTES:]
         tracked.size = max(tracked.size, tracked.offset)
