@@ -40,6 +40,7 @@ import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.envelope import encode
+from kk_common.ipc import PendingBatches
 from kk_common.k8s.events import Added
 from kk_common.k8s.model import pod_from_dict
 from kk_logs.app import LogsService
@@ -159,6 +160,7 @@ class _EncodingSender:
     def __init__(self) -> None:
         self.batches = 0
         self.bytes = 0
+        self.pending = PendingBatches()  # never filled: the window always has room
 
     async def send(self, batch: Any, context: Any = None) -> None:
         self.batches += 1

@@ -32,9 +32,9 @@ FILE = FileIdentity(dev=2049, ino=42, fingerprint="9f86d081884c7d65", head_len=6
 TS = "2026-12-02T10:00:00.123456789Z"
 
 
-def reading_config(tmp_path: Path, glob: str) -> AgentConfig:
+def reading_config(tmp_path: Path, glob: str, **logs: object) -> AgentConfig:
     """A configuration that reads ``glob`` without Kubernetes metadata, state under
-    ``tmp_path``."""
+    ``tmp_path``; ``logs`` adds settings of the ``logs`` section."""
     return AgentConfig.model_validate(
         {
             "agent": {
@@ -44,7 +44,7 @@ def reading_config(tmp_path: Path, glob: str) -> AgentConfig:
                 "ipc_dir": str(tmp_path),
             },
             "credentials": {"license_key": LICENSE_KEY},
-            "logs": {"paths": [glob], "kubernetes": {"enabled": False}},
+            "logs": {"paths": [glob], "kubernetes": {"enabled": False}, **logs},
         }
     )
 

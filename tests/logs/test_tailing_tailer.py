@@ -369,3 +369,90 @@ def test_more_to_read_reports_a_backlog_and_is_quiet_while_paused(tmp_path: Path
     assert tailer.more_to_read
     driver.until(lambda: not tailer.more_to_read)
     assert numbers(b"".join(driver.all_data().values())) == list(range(1000))
+
+
+def test_changed_reports_busy_files_and_when_the_oldest_unread_write_was_noticed(
+    tmp_path: Path,
+) -> None:
+    """`changed` marks files for the next round; the tailer says whether one of them is
+    busy (its reads bring at least `BUSY_CHUNK_BYTES` of late: one short read between
+    long ones does not make it quiet) and since when writes wait unread (the first
+    ``mono`` given since a round read them all)."""
+    quiet = container_dir(tmp_path, "default_quiet_u0") / "0.log"
+    busy = container_dir(tmp_path, "default_busy_u1") / "0.log"
+    quiet.write_bytes(cri_line(0))
+    busy.write_bytes(b"".join(cri_line(n, body="x" * 100) for n in range(400)))  # ~50 KiB
+    tailer = Tailer(tailer_config(tmp_path))
+    tailer.scan(1.0)
+    tailer.read_round(1.0)
+    assert (tailer.busy_written, tailer.marked_since, tailer.files_to_read) == (False, None, 0)
+
+    with quiet.open("ab") as f:
+        f.write(cri_line(1))
+    tailer.changed([str(quiet)], 5.0)
+    tailer.changed([str(quiet)], 6.0)
+    assert (tailer.busy_written, tailer.marked_since, tailer.files_to_read) == (False, 5.0, 1)
+
+    with busy.open("ab") as f:
+        f.write(cri_line(400))
+    tailer.changed([str(busy)], 7.0)
+    assert (tailer.busy_written, tailer.marked_since, tailer.files_to_read) == (True, 5.0, 2)
+
+    chunks = tailer.read_round(8.0)
+    assert sorted(numbers(c.data)[0] for c in chunks) == [1, 400]
+    assert (tailer.busy_written, tailer.marked_since, tailer.files_to_read) == (False, None, 0)
+
+    with busy.open("ab") as f:
+        f.write(cri_line(401))
+    tailer.changed([str(busy)], 9.0)
+    assert tailer.busy_written  # still busy after one short read
+    assert 2 * tailer_module.BUSY_CHUNK_BYTES <= 50 * 1024
+
+
+def test_a_noisy_backlog_lets_a_quiet_file_be_read_in_the_next_round(tmp_path: Path) -> None:
+    """Fairness: while a noisy file has megabytes unread, a quiet file written meanwhile is
+    read in the very next round, round after round: the noisy file gets one slice per
+    round (the app's budget is four slices) and queues behind the files marked after it."""
+    noisy = container_dir(tmp_path, "default_noisy_u0") / "0.log"
+    quiet = container_dir(tmp_path, "default_quiet_u1") / "0.log"
+    noisy.write_bytes(b"".join(cri_line(n, body="y" * 200) for n in range(40_000)))  # ~9 MB
+    quiet.write_bytes(cri_line(0))
+    slice_bytes = 64 * 1024
+    tailer = Tailer(tailer_config(tmp_path, slice_bytes=slice_bytes))
+    driver = Driver(tailer)
+    driver.step(1.0)
+    for n in range(1, 6):
+        with quiet.open("ab") as f:
+            f.write(cri_line(n))
+        tailer.changed([str(quiet)], float(n))
+        chunks = driver.step(1.0 + n, budget_bytes=4 * slice_bytes, scan=False)
+        quiet_chunks = [c for c in chunks if c.path == str(quiet)]
+        assert [numbers(c.data) for c in quiet_chunks] == [[n]]
+        assert tailer.more_to_read  # the noisy backlog is still there
+    unread = noisy.stat().st_size - sum(len(c.data) for c in driver.chunks[_key(driver, noisy)])
+    assert unread > 8 * 1024 * 1024
+
+
+def _key(driver: Driver, path: Path) -> str:
+    (key,) = {k for k, chunks in driver.chunks.items() if chunks[0].path == str(path)}
+    return key
+
+
+def test_a_quiet_file_written_again_with_a_busy_files_worth_waiting_turns_busy(
+    tmp_path: Path,
+) -> None:
+    """A quiet file that starts writing fast is not left waiting for the open batch: when
+    it is reported written again before a round read it, and what waits is already a
+    busy file's read, it counts as busy."""
+    path = container_dir(tmp_path) / "0.log"
+    path.write_bytes(cri_line(0))
+    tailer = Tailer(tailer_config(tmp_path))
+    tailer.scan(1.0)
+    tailer.read_round(1.0)
+
+    with path.open("ab") as f:
+        f.write(b"".join(cri_line(n, body="z" * 100) for n in range(1, 400)))  # ~50 KiB
+    tailer.changed([str(path)], 2.0)
+    assert not tailer.busy_written  # first report: its reads were short so far
+    tailer.changed([str(path)], 2.05)
+    assert tailer.busy_written

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 
 from kk_logs.parsing import normalize_timestamp
-from kk_logs.parsing.timestamps import CANONICAL_UTC_PATTERN
+from kk_logs.parsing.timestamps import CANONICAL_UTC_PATTERN, ReadTimeFormatter
 
 
 @pytest.mark.parametrize(
@@ -86,3 +87,27 @@ def test_the_canonical_pattern_takes_only_what_normalization_keeps_as_it_is(year
                 assert exists, raw
             else:
                 assert not exists or (month, day) == (2, 29), raw
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        0.0,
+        1_800_000_000.0,
+        1_800_000_000.9999996,  # rounds up into the next second
+        1_800_000_000.0000004,
+        1_800_526_670.4452975,  # where `round(now * 10**6)` and datetime disagree
+        1_799_999_999.9999999,
+        -0.5,
+        -1.0000001,
+    ],
+)
+def test_the_read_time_is_what_datetime_writes(now: float) -> None:
+    """`ReadTimeFormatter` keeps the date and time of day per second and adds the
+    microseconds; the text is the one `datetime` formats, also across a second's end."""
+    expected = datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    formatter = ReadTimeFormatter()
+    assert formatter(now) == expected
+    formatter(now - 1.25)  # another second in between
+    assert formatter(now) == expected
+    assert formatter(now) == expected  # from the kept second

@@ -17,6 +17,12 @@ the shipper, a deadline, or at least every second):
    always seen. A pause that lasts (`ReadingPause`) is logged when it starts and ends and
    shown in telemetry; the shipper acknowledges held batches as soon as it has room, so
    reading resumes within about a second of the space returning.
+   A write wakes the loop at once only when its lines would not just wait in the open
+   batch (`LogsService.read_writes_at_once`: no batch open, a busy file written, or as
+   many files written as a batch holds records); otherwise the files stay marked and are
+   read when the open batch is due, and a batch those lines open counts its wait from
+   when the writes were noticed. A node of slowly written files thus costs a read round
+   per batch instead of one per wake-up.
 3. Lines of a pod whose metadata has not arrived yet wait at most
    ``kubernetes.metadata_wait`` (held in order, their offsets not advanced), then ship with
    the path-derived fields. Excluded pods and containers produce no records, but their
@@ -45,7 +51,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +98,7 @@ from kk_logs.metadata import (
 from kk_logs.offsets import CheckpointTracker, OffsetStore
 from kk_logs.parsing import ParserStats, make_parser
 from kk_logs.parsing.lines import Line
+from kk_logs.parsing.timestamps import ReadTimeFormatter
 from kk_logs.records import FileRecordEncoder
 from kk_logs.tailing import (
     Chunk,
@@ -158,10 +164,6 @@ def process_started_at() -> float | None:
 
 
 _PARSER_COUNTERS = tuple(f.name for f in fields(ParserStats))
-
-
-def _rfc3339(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 @dataclass
@@ -298,6 +300,7 @@ class LogsService:
         self._holding: set[str] = set()
         """Files whose lines wait for their pod's metadata."""
         self._retired_parser_stats: Counter[str] = Counter()
+        self._read_time = ReadTimeFormatter()
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -463,12 +466,42 @@ class LogsService:
                     )
 
     def handle_chunk(self, chunk: Chunk, *, system: bool = False) -> None:
-        known = self._file(chunk.identity, chunk.path, chunk.offset, system=system)
-        known.path = chunk.path
-        self.counters.bytes_read += len(chunk.data)
-        lines = known.parser.feed(chunk.data, chunk.offset, now=self._monotonic())
-        self._note_deadline(known)
-        self._emit(known, lines, known.parser.safe_offset)
+        """One chunk: see `handle_chunks`."""
+        self.handle_chunks([chunk], system=system)
+
+    def handle_chunks(
+        self, chunks: Iterable[Chunk], *, system: bool = False, noticed: float | None = None
+    ) -> None:
+        """Parse a read round's chunks and queue their records for batching.
+
+        On a node of slowly written files a round is one short chunk from each of many
+        files, so what is the same for the whole round (the clocks, the read time's text)
+        is taken once here, not per chunk. ``noticed`` (monotonic) is when the oldest
+        write the round reads was noticed (`Tailer.marked_since`): a batch these lines
+        open counts its wait from then, so reading late (`read_writes_at_once`) does not
+        make them wait longer."""
+        mono = self._monotonic()
+        opened = mono if noticed is None else min(mono, noticed)
+        stamp = self._read_time(self._clock())
+        files = self.files
+        for chunk in chunks:
+            key = chunk.identity.key
+            known = files.get(key) or self._file(
+                chunk.identity, chunk.path, chunk.offset, system=system
+            )
+            known.path = chunk.path
+            self.counters.bytes_read += len(chunk.data)
+            parser = known.parser
+            lines = parser.feed(chunk.data, chunk.offset, now=mono)
+            if parser.has_partials:
+                self._with_deadline.add(key)
+            else:
+                self._with_deadline.discard(key)
+            if known.held or (lines and self._must_wait(known)):
+                known.held.append((lines, parser.safe_offset))
+                self._holding.add(key)
+            else:
+                self._ship(known, lines, parser.safe_offset, mono=opened, stamp=stamp)
 
     def _note_deadline(self, known: _File) -> None:
         # The files whose parser holds an unterminated partial, so that a wake-up costs
@@ -550,9 +583,21 @@ class LogsService:
             return self.pods.get(meta.pod_uid, self._monotonic())
         return self.pods.get_by_name(meta.namespace, meta.pod_name, self._monotonic())
 
-    def _ship(self, known: _File, lines: list[Line], safe_offset: int) -> None:
+    def _ship(
+        self,
+        known: _File,
+        lines: list[Line],
+        safe_offset: int,
+        *,
+        mono: float | None = None,
+        stamp: str | None = None,
+    ) -> None:
+        """Encode ``lines`` into records and add them to the batch being assembled.
+
+        ``mono`` and ``stamp`` (the monotonic time and the read time's text) are the
+        caller's when it has them for a whole round."""
         # Batching deadlines are durations: monotonic. Wall time only labels records.
-        now = self._monotonic()
+        now = self._monotonic() if mono is None else mono
         if not lines:
             self.assembler.add(known.key, None, safe_offset, now)
             return
@@ -570,8 +615,14 @@ class LogsService:
                 self.counters.shipped_without_metadata += len(lines)
             names = self.services.services_for(pod) if (self.services and pod) else ()
             encoder = self._encoder(known, meta, pod, names)
-        stamp = _rfc3339(self._clock())
+        if stamp is None:
+            stamp = self._read_time(self._clock())
         limit = self.assembler.max_records
+        if len(lines) <= limit:  # the common case: one group, resumed at safe_offset
+            records = encoder.encode(lines, stamp)
+            self.counters.records += len(records)
+            self.assembler.add(known.key, records, safe_offset, now)
+            return
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
         # Lines of the other stream can start before the ones emitted ahead of them
@@ -660,8 +711,12 @@ class LogsService:
             else:
                 tailer.pause()
             system = tailer is self.system_tailer
-            for chunk in tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono):
-                self.handle_chunk(chunk, system=system)
+            noticed = tailer.marked_since
+            self.handle_chunks(
+                tailer.read_round(now, READ_ROUND_BUDGET_BYTES, mono=mono),
+                system=system,
+                noticed=noticed,
+            )
             self.handle_events(tailer.settle(now, mono), system=system)
         self.persist_look()
         self.flush_partials()
@@ -765,10 +820,28 @@ class LogsService:
             # and deleted files, and the rescan interval, trigger a scan.
             if wake.written:
                 for tailer in tailers:
-                    tailer.changed(wake.written)
+                    tailer.changed(wake.written, self._monotonic())
             if wake.rescan:
                 self._scan_due = True
-            self._wake.set()
+                self._wake.set()
+            elif self.read_writes_at_once(tailers):
+                self._wake.set()
+            # Otherwise the loop wakes at the open batch's deadline (`_next_timeout`)
+            # and reads what was written then.
+
+    def read_writes_at_once(self, tailers: list[Tailer]) -> bool:
+        """Whether files just written are read at once, or when the open batch is due.
+
+        Lines read now would wait in the open batch until its deadline anyway, unless
+        they fill it first: so a write is read at once only when no batch is open (its
+        lines open one), when a busy file was written (`Tailer.busy_written`) or when as
+        many files wait as a batch holds records. A node of slowly written files then
+        costs a read round per batch, not one per wake-up (every 50 ms)."""
+        if self.assembler.next_deadline() is None:
+            return True
+        if any(t.busy_written for t in tailers):
+            return True
+        return sum(t.files_to_read for t in tailers) >= self.assembler.max_records
 
     def _system_paths(self) -> list[str]:
         return list(self.config.logs.system_logs.paths) if self.system_tailer is not None else []

@@ -93,6 +93,9 @@ ON CONFLICT (identity) DO UPDATE SET
     byte_offset = excluded.byte_offset, path = excluded.path, updated_at = excluded.updated_at
 """
 
+_LOOKUP_CHUNK = 500
+"""Files whose stored offsets one ``SELECT`` reads (within SQLite's parameter limit)."""
+
 
 class OffsetStoreError(Exception):
     """The offset store failed. ``path`` is the database file concerned."""
@@ -311,15 +314,26 @@ class OffsetStore:
         rows: list[tuple[str, int, str, float]] = []
         with self._transaction() as conn:
             # Read and write under one write lock, so the "never backwards" check cannot race
-            # another writer. One indexed lookup per file; a commit names few files.
+            # another writer. The stored offsets are read in a few statements, not one per
+            # file: a commit on a node of many slowly written files names hundreds.
+            names = list(offsets)
+            stored: dict[str, int] = {}
+            for start in range(0, len(names), _LOOKUP_CHUNK):
+                part = names[start : start + _LOOKUP_CHUNK]
+                marks = ",".join("?" * len(part))
+                stored.update(
+                    conn.execute(
+                        # Only placeholders are put into the text; the names are parameters.
+                        f"SELECT identity, byte_offset FROM offsets WHERE identity IN ({marks})",  # noqa: S608
+                        part,
+                    )
+                )
             for identity, (offset, path) in offsets.items():
-                row = conn.execute(
-                    "SELECT byte_offset FROM offsets WHERE identity = ?", (identity,)
-                ).fetchone()
+                ahead = stored.get(identity)
                 may_rewind = reset is True or (not isinstance(reset, bool) and identity in reset)
-                if row is not None and row[0] > offset and not may_rewind:
+                if ahead is not None and ahead > offset and not may_rewind:
                     kept_ahead.append(identity)
-                    offset = int(row[0])
+                    offset = int(ahead)
                 rows.append((identity, offset, path, now))
             conn.executemany(_UPSERT, rows)
             if looked_at is not None:

@@ -412,8 +412,16 @@ class LineParser:
         """The offset the next `feed` must start at (the end of the data fed so far)."""
         return self._next
 
+    @property
+    def has_partials(self) -> bool:
+        """Whether a partial sequence waits for its final part (then `flush` may have work
+        and `next_deadline` may be set). Cheap: the caller asks after every `feed`."""
+        return bool(self._groups)
+
     def next_deadline(self) -> float | None:
         """When `flush` next has something to do, or None (only for groups fed with times)."""
+        if not self._groups:
+            return None
         times = [g.touched for g in self._groups.values() if g.touched is not None]
         return min(times) + self._timeout if times else None
 

@@ -21,7 +21,10 @@ path, a directory listing per live file's directory) runs when directory entries
 (new, renamed and deleted files) and as a safety net every ``rescan_interval``; it marks
 for reading every file whose size or modification time changed since it was last looked
 at, which is also how files are found to have grown without inotify (polling). An idle
-node therefore costs one scan per interval, whatever the number of files.
+node therefore costs one scan per interval, whatever the number of files. `changed` also
+notes when the oldest unread write was noticed (`marked_since`) and whether a busy file
+was written (`busy_written`), so that the app can read slowly written files once per
+batch rather than on every wake-up.
 
 *Two clocks.* ``now`` is wall-clock seconds (``time.time()``): it is compared with file
 modification times (``ignore_older``, whether a rotated file is new since the last look)
@@ -190,6 +193,10 @@ NEW_FILE_SLACK_S = 2.0
 File times come from the kernel's coarse clock, which lags ``time.time()`` by up to a
 scheduler tick, and the app's persisted look mark may lag the real last look; a file
 read twice is dropped by id downstream, a file skipped is lost, so err towards reading."""
+
+BUSY_CHUNK_BYTES = 16 * 1024
+"""A file whose reads return at least this much of late is busy: its writes are worth
+reading at once (`Tailer.busy_written`)."""
 
 _TAIL_CHECK_BYTES = 32
 """How many bytes before the read offset are re-checked on every read (see `_still_same`)."""
@@ -380,6 +387,10 @@ class _Tracked:
     """When it got its descriptor (opened, or reopened after being parked)."""
     turns: int = 0
     """Read rounds it was served in since it got its descriptor."""
+    recent_chunk: int = 0
+    """How much its reads return of late: the last read's bytes, or half the previous
+    value if that is more (one short read between long ones does not make a busy file
+    quiet). `Tailer.busy_written` compares it with `BUSY_CHUNK_BYTES`."""
     mtime_ns: int = 0
     source_path: str = ""
     """Where the bytes are read from when that is not ``path`` (a rotated sibling, a copy)."""
@@ -479,6 +490,8 @@ class Tailer:
         self._resolved: discovery.ResolvedPaths = {}
         self._paused = False
         self._more = False
+        self._busy_written = False
+        self._marked_since: float | None = None
         self._scan_wanted = False
         self._pending: list[TailEvent] = []
         # End offsets of files closed in this process, by identity key, so a file that
@@ -500,17 +513,56 @@ class Tailer:
             self._paused = False
             self._more = True  # whatever piled up while paused is waiting
 
-    def changed(self, paths: Iterable[str]) -> None:
+    def changed(self, paths: Iterable[str], mono: float | None = None) -> None:
         """These files were written (inotify): read them in the next round, reopening
-        parked ones. Paths nobody follows are ignored (a scan finds new files)."""
+        parked ones. Paths nobody follows are ignored (a scan finds new files).
+
+        ``mono`` is when the writes were noticed: the oldest such time not yet read is
+        `marked_since`."""
         for path in paths:
             key = self._by_path.get(path)
             if key is None:
                 continue
-            if key in self._files:
+            tracked = self._files.get(key)
+            if tracked is not None:
+                if key in self._to_read and tracked.recent_chunk < BUSY_CHUNK_BYTES:
+                    # Written again before a round read it: a quiet file turning busy?
+                    self._weigh_unread(tracked)
                 self._to_read[key] = None
+                if tracked.recent_chunk >= BUSY_CHUNK_BYTES:
+                    self._busy_written = True
+                if self._marked_since is None:
+                    self._marked_since = mono
             elif key in self._parked:
                 self._waiting[key] = None
+
+    @property
+    def marked_since(self) -> float | None:
+        """When the oldest write that `changed` reported and no round has read yet was
+        noticed (the ``mono`` it was given), or ``None``."""
+        return self._marked_since
+
+    def _weigh_unread(self, tracked: _Tracked) -> None:
+        """A file reported written again while it waits to be read: if the bytes waiting
+        already make a busy file's read, count it busy (one ``fstat``; only for files
+        written twice between rounds, so a node of slowly written files rarely pays it)."""
+        try:
+            size = os.fstat(tracked.fd).st_size
+        except OSError:
+            return  # the read will meet the error and count it
+        tracked.recent_chunk = max(tracked.recent_chunk, size - tracked.offset)
+
+    @property
+    def busy_written(self) -> bool:
+        """Whether a file marked for reading since the last round is busy (its reads
+        return at least `BUSY_CHUNK_BYTES` of late): lines come in fast enough that a
+        reader batching them should not wait to read them."""
+        return self._busy_written
+
+    @property
+    def files_to_read(self) -> int:
+        """How many open files are marked for the next round."""
+        return len(self._to_read)
 
     @property
     def more_to_read(self) -> bool:
@@ -628,6 +680,7 @@ class Tailer:
         self._more = False
         if self._paused:
             return []
+        self._busy_written = False
         if self._waiting:
             # Files written since they were parked get their descriptor back first;
             # what that finds (a truncation, a new file identified) `settle` reports.
@@ -667,6 +720,8 @@ class Tailer:
                     remaining -= len(chunk.data)
         for key in self._to_read.keys() - self._files.keys():
             del self._to_read[key]
+        if not self._to_read:
+            self._marked_since = None  # else some writes noticed then are still unread
         # Files the budget did not reach keep their place; the ones read go behind them.
         for key in again:
             self._to_read[key] = None
@@ -1301,6 +1356,7 @@ class Tailer:
             return None
         data = data[len(tail) :]
         chunk = Chunk(identity, tracked.path, tracked.offset, data)
+        tracked.recent_chunk = max(len(data), tracked.recent_chunk >> 1)
         tracked.offset += len(data)
         tracked.tail = (tail + data)[-_TAIL_CHECK_BYTES:]
         tracked.size = max(tracked.size, tracked.offset)
