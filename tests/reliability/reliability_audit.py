@@ -120,3 +120,15 @@ def wait_all_delivered(pod: AgentPodProcesses, generated: int, timeout: float) -
 def assert_exactly_once(delivery: Delivery) -> None:
     """Every line arrived, none was stored twice, nothing unknown was stored."""
     assert (delivery.lost, delivery.duplicates_stored, delivery.unknown) == (0, 0, 0), str(delivery)
+
+
+def stored_containing(receiver: ReceiverProcess, text: str) -> int:
+    """How many stored log records have ``text`` in their message."""
+    uri = f"file:{receiver.data_dir / DATABASE_FILE}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as db:
+        (count,) = db.execute(
+            "SELECT count(*) FROM records WHERE kind = 'logs'"
+            " AND instr(json_extract(record, '$.message'), ?) > 0",
+            (text,),
+        ).fetchone()
+    return int(count)
