@@ -88,7 +88,7 @@ class PodFile:
             stamp = (_ROTATION_EPOCH + timedelta(seconds=self.rotations)).strftime("%Y%m%d-%H%M%S")
             os.rename(self.live, self.directory / f"0.log.{stamp}")
         elif self.rotation == "copytruncate":
-            for path in reversed(self.rotated_files()):  # newest first: .1 -> .2 before ...
+            for path in self.rotated_files():  # oldest first: .2 -> .3 before .1 -> .2
                 number = int(path.name.rsplit(".", 1)[1])
                 os.rename(path, self.directory / f"0.log.{number + 1}")
             shutil.copyfile(self.live, self.directory / "0.log.1")
@@ -140,6 +140,8 @@ class LogWriter:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._written = 0
+        self._started_at = 0.0
+        self._stopped_at = 0.0
         self.error: BaseException | None = None
         for pod in self.files:
             pod.directory = root / "pods" / f"{pod.namespace}_{pod.pod}_{pod.uid}" / pod.container
@@ -164,15 +166,23 @@ class LogWriter:
             self._write_locked(count)
 
     def start(self) -> LogWriter:
+        self._started_at = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="log-writer", daemon=True)
         self._thread.start()
         return self
+
+    @property
+    def achieved_rate(self) -> float:
+        """Lines per second actually written, from the start to now (or to `stop`)."""
+        end = self._stopped_at or time.monotonic()
+        return self._written / max(end - self._started_at, 1e-9) if self._started_at else 0.0
 
     def stop(self) -> int:
         """Stop the thread; returns the number of lines written."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
+            self._stopped_at = self._stopped_at or time.monotonic()
         if self.error is not None:
             raise AssertionError(f"the log writer failed: {self.error!r}") from self.error
         return self._written
@@ -183,9 +193,12 @@ class LogWriter:
         with self._lock:
             yield
 
-    def wait_written(self, more: int, timeout: float = 60.0) -> int:
-        """Wait until ``more`` lines beyond the current count have been written."""
+    def wait_written(self, more: int, timeout: float | None = None) -> int:
+        """Wait until ``more`` lines beyond the current count have been written (by default
+        allowing three times as long as the rate needs: a busy machine writes slower)."""
         target = self._written + more
+        if timeout is None:
+            timeout = max(30.0, 3 * more / self.rate)
         wait_until(
             lambda: self._written >= target or self.error is not None,
             timeout=timeout,
@@ -210,7 +223,7 @@ class LogWriter:
             self._thread.join(30)
 
     def _run(self) -> None:
-        started = time.monotonic()
+        started = self._started_at
         next_rotation = started + (self.rotate_every_s or 0)
         try:
             while not self._stop.is_set():

@@ -65,7 +65,8 @@ def test_rename_and_copytruncate_every_second_and_files_deleted_while_open(
             writer,
             scenario_results,
             "rotation_every_second",
-            note=f"{size['rate']} lines/s for {size['seconds']} s, {writer.rotations} rotations "
+            note=f"{writer.achieved_rate:.0f} lines/s written ({size['rate']} asked) for "
+            f"{size['seconds']} s of lines, {writer.rotations} rotations "
             f"(rename and copytruncate), {writer.deleted_files} rotated files and one pod "
             "directory deleted while open",
         )
