@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`.
-.PHONY: run test bench lint bootstrap clean
+.PHONY: run test chaos bench lint bootstrap clean
 
 bootstrap:
 	./scripts/bootstrap
@@ -9,6 +9,12 @@ run: bootstrap
 
 test: bootstrap
 	./scripts/test
+
+# The reliability suite in its full profile (docs/reliability.md); the fault scenarios
+# alone take about 11 minutes.
+# Options to pytest through CHAOS_ARGS, e.g. make chaos CHAOS_ARGS="-k fault_kill"
+chaos: bootstrap
+	./scripts/chaos $(CHAOS_ARGS)
 
 # End-to-end benchmark (docs/benchmarks.md); options through BENCH_ARGS, e.g.
 # make bench BENCH_ARGS=--quick

@@ -430,9 +430,26 @@ def test_batch_that_fills_the_bound_exactly_fits_and_one_byte_more_does_not(db: 
             q.append("logs", [("c", b"")], now=T0)
     db.unlink()
     with DurableQueue(db, other_output_reserve=0, max_bytes=limit - 1) as q:
+        q.append("logs", [("a", b"z" * 10)], now=T0)
         with pytest.raises(QueueFull):
             q.append("logs", [("a", b"x" * 100), ("b", b"y" * 50)], now=T0)
-        assert queued(q) == []
+        assert queued(q) == [(1, "a")]
+
+
+def test_a_batch_larger_than_the_bound_is_stored_alone_not_refused_forever(db: Path) -> None:
+    """Regression (issue 13, shipper_queue_full): with queue_max_size below one producer
+    batch, the batch was refused by an empty queue, so nothing was ever delivered. It goes
+    in when its output holds nothing, and waits like any batch otherwise."""
+    big = [("a", b"x" * 100), ("b", b"y" * 100)]
+    one = record_size("a", b"x" * 100)
+    with DurableQueue(db, max_bytes=one, other_output_reserve=0.1) as q:
+        assert q.append("logs", big, now=T0).stored == 2
+        with pytest.raises(QueueFull):
+            q.append("logs", [("c", b"z" * 100), ("d", b"z" * 100)], now=T0)
+        # The other output has its own turn: its first oversized batch goes in too.
+        assert q.append("metrics", [("m", b"m" * 100), ("n", b"n" * 100)], now=T0).stored == 2
+        q.complete("logs", [1, 2], now=T0)
+        assert q.append("logs", [("c", b"z" * 100), ("d", b"z" * 100)], now=T0).stored == 2
 
 
 def test_a_full_queue_still_accepts_a_batch_of_duplicates(db: Path) -> None:

@@ -58,10 +58,13 @@ the sum for its records until it is deleted. Queued bytes of all outputs togethe
 under ``max_bytes``, and one output may fill at most ``1 - OTHER_OUTPUT_RESERVE`` of it, so a
 stalled metrics receiver never takes the space logs need to keep flowing. A batch that does
 not fit raises `QueueFull` and stores nothing, and the caller withholds the acknowledgement
-so producers slow down; nothing is dropped. The dead-letter store has its own bound; when
-over it, the oldest dead letters are evicted and counted in ``dead_letters_evicted``, the
-only way a record can leave without delivery. The file itself does not shrink: SQLite
-reuses freed pages, so it stays near its high-water mark.
+so producers slow down; nothing is dropped. The one exception: a batch larger than an
+output's whole share is stored when that output holds nothing (refused, it would be refused
+forever), so a bound smaller than one batch makes delivery go a batch at a time instead of
+stopping, and the bound is passed by at most that batch. The dead-letter store has its own
+bound; when over it, the oldest dead letters are evicted and counted in
+``dead_letters_evicted``, the only way a record can leave without delivery. The file itself
+does not shrink: SQLite reuses freed pages, so it stays near its high-water mark.
 
 Counters. Record and byte totals, seqs, duplicates and evictions live in ``kind_state`` and
 change in the same transaction as the rows they describe, so they are exact, cheap to read
@@ -388,6 +391,14 @@ class DurableQueue:
 
     def _check_room(self, conn: sqlite3.Connection, kind: Kind, count: int, size: int) -> None:
         """Raise `QueueFull` unless ``size`` more bytes of ``kind`` fit."""
+        kind_used = conn.execute(
+            "SELECT queued_bytes FROM kind_state WHERE kind = ?", (kind,)
+        ).fetchone()[0]
+        if kind_used == 0 and size > self.output_share_bytes:
+            # Larger than the output's whole share, it could never fit: refusing it would
+            # stop the output for good (the producer re-sends it forever and nothing queued
+            # can make room). Stored alone, it goes through one batch at a time.
+            return
         used = self._used_bytes(conn)
         if used + size > self.max_bytes:
             raise QueueFull(
@@ -399,9 +410,6 @@ class DurableQueue:
                 used_bytes=used,
                 max_bytes=self.max_bytes,
             )
-        kind_used = conn.execute(
-            "SELECT queued_bytes FROM kind_state WHERE kind = ?", (kind,)
-        ).fetchone()[0]
         share = self.output_share_bytes
         if kind_used + size > share:
             # One stalled output (say, metrics) must not take the space the other
