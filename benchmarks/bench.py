@@ -7,8 +7,10 @@ reference receiver as separate processes on this machine, over HTTP/3 on loopbac
 
 Scenarios: ``catch-up`` (a backlog present at start, until the receiver has stored every
 line), ``steady`` (a fixed rate for a fixed time), ``node`` (500 files x 2 lines/s) and
-``noisy`` (one pod at the full rate beside 499 pods at 1 line/s). Each run prints a table;
-the last line of the output is one JSON document (see docs/benchmarks.md).
+``noisy`` (one pod at the full rate beside 499 pods at 1 line/s), and ``metrics`` (the
+metrics container scraping a 100,000-series cAdvisor page every 15 s through the shipper to
+the receiver: CPU-s per scrape and peak RSS). Each run prints a table; the last line of the
+output is one JSON document (see docs/benchmarks.md).
 
 The services are the ``killkrill-*`` scripts of the virtual environment running this file,
 so ``/path/to/other/checkout/.venv/bin/python benchmarks/bench.py --repo /path/to/other/checkout``
@@ -26,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,9 +48,10 @@ from kkbench.scenarios import (
 )
 from kkbench.stack import StackSettings
 
-SCENARIOS = ("catch-up", "steady", "node", "noisy")
-FULL = {"records": 1_000_000, "duration": 30.0, "codec": "gzip,zstd"}
-QUICK = {"records": 100_000, "duration": 10.0, "codec": "gzip"}
+SCENARIOS = ("catch-up", "steady", "node", "noisy", "metrics")
+LOG_SCENARIOS = SCENARIOS[:-1]
+FULL = {"records": 1_000_000, "duration": 30.0, "codec": "gzip,zstd", "metrics_scrapes": 4}
+QUICK = {"records": 100_000, "duration": 10.0, "codec": "gzip", "metrics_scrapes": 2}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -91,6 +95,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick",
         action="store_true",
         help="small sizes: 100,000 records, 10 s, gzip only (explicit options still win)",
+    )
+    parser.add_argument(
+        "--metrics-series", type=int, default=100_000, help="metrics: series on the page"
+    )
+    parser.add_argument(
+        "--metrics-interval", type=float, default=15.0, help="metrics: seconds between scrapes"
+    )
+    parser.add_argument(
+        "--metrics-scrapes", type=int, help="metrics: scrapes measured (default 4; --quick: 2)"
     )
     parser.add_argument("--profile", action="store_true", help="add a py-spy stage breakdown")
     parser.add_argument(
@@ -137,6 +150,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def run_metrics_scenario(args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """The metrics container's cost per large scrape (issue 10), printed and returned."""
+    from metrics_health_cost import scrape_cost
+
+    print(
+        f"\n-- metrics: {args.metrics_series:,} series every {args.metrics_interval:g} s, "
+        f"{args.metrics_scrapes} scrapes measured",
+        flush=True,
+    )
+    cost = asdict(
+        scrape_cost(args.metrics_series, args.metrics_interval, args.metrics_scrapes, scratch)
+    )
+    print(
+        f"metrics container: {cost['cpu_s_per_scrape']:.2f} CPU-s per scrape of "
+        f"{cost['series']:,} series ({cost['cpu_s_per_100k_samples']:.2f} CPU-s per 100k "
+        f"samples; target <= 1), peak RSS {cost['peak_rss_mib']:.1f} MiB (target <= 100), "
+        f"idle RSS {cost['idle_rss_mib']:.1f} MiB; {cost['samples_stored']:,} samples stored",
+        flush=True,
+    )
+    return cost
+
+
 def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
     makers = {
         "catch-up": lambda: catch_up(args.records, args.files),
@@ -144,7 +179,7 @@ def build_scenarios(args: argparse.Namespace) -> list[Scenario]:
         "node": lambda: node_shape(args.duration, args.flush_interval),
         "noisy": lambda: noisy_neighbour(args.rate, args.duration, args.flush_interval),
     }
-    return [makers[name]() for name in args.scenarios]
+    return [makers[name]() for name in args.scenarios if name in makers]
 
 
 def wait_for_quiet_machine(
@@ -264,12 +299,18 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     results: list[RunResult] = []
+    metrics_cost: dict[str, Any] | None = None
     try:
         for scenario in build_scenarios(args):
             for codec in args.codec:
                 result = run_with_retries(scenario, codec, options, args)
                 results.append(result)
                 print(report.run_table(result), flush=True)
+        if "metrics" in args.scenarios:
+            busy = wait_for_quiet_machine(args.max_busy, args.max_load)
+            print(f"(cores busy before the metrics scenario: {busy:.2f})", flush=True)
+            shm_dir.mkdir(parents=True, exist_ok=True)
+            metrics_cost = run_metrics_scenario(args, shm_dir / "metrics")
         if args.profile:
             from kkbench.profiling import profile_catch_up
 
@@ -280,8 +321,9 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if not args.keep:
             shutil.rmtree(shm_dir, ignore_errors=True)
-    print("\n" + report.summary_table(results))
-    print(report.final_json(results, args.codec[0], context))
+    if results:
+        print("\n" + report.summary_table(results))
+    print(report.final_json(results, args.codec[0], {**context, "metrics": metrics_cost}))
     failed = [r for r in results if r.delivery.lost or r.delivery.duplicates or not r.complete]
     return 1 if failed else 0
 

@@ -176,15 +176,16 @@ class PageRefresher:
     as cAdvisor's do, so that each scrape's samples are new to the receiver (a page made once
     would be stored once and dropped as duplicates after)."""
 
-    def __init__(self) -> None:
+    def __init__(self, every_s: float = 1.0) -> None:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._every_s = every_s
 
     def start(self, kubelet: MetricsKubelet, pods: int) -> None:
         kubelet.serve("/metrics/cadvisor", cadvisor_page(pods))
 
         def refresh() -> None:
-            while not self._stop.wait(1.0):
+            while not self._stop.wait(self._every_s):
                 kubelet.serve("/metrics/cadvisor", cadvisor_page(pods))
 
         self._thread = threading.Thread(target=refresh, daemon=True)
@@ -219,7 +220,8 @@ def wait_for(condition: Any, stack: Stack, timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def one_run(pods: int, args: argparse.Namespace, scratch: Path) -> Run:
+def prepare(scratch: Path) -> tuple[Any, Path, StackSettings]:
+    """The run's directory, the fake kubelet's TLS files and token, the stack's settings."""
     scratch.mkdir()
     tls = make_tls_files(scratch / "kubelet-tls")
     token_file = scratch / "kubelet-token"
@@ -233,6 +235,42 @@ def one_run(pods: int, args: argparse.Namespace, scratch: Path) -> Run:
         metadata="path",
         pods=0,
     )
+    return tls, token_file, settings
+
+
+def cadvisor_source(kubelet: MetricsKubelet, token_file: Path, tls: Any) -> dict[str, Any]:
+    return {
+        "name": "cadvisor",
+        "url": kubelet.url("/metrics/cadvisor"),
+        "bearer_token_file": str(token_file),
+        "ca_file": str(tls.ca),
+    }
+
+
+def start_stack(
+    children: Children,
+    settings: StackSettings,
+    scratch: Path,
+    sources: list[dict[str, Any]],
+    interval_s: float,
+) -> MetricsHealthStack:
+    """The receiver and the shipper started; the metrics (and health) services are next."""
+    stack = MetricsHealthStack(
+        children,
+        settings,
+        scratch / "logs",
+        scratch / "work",
+        sources=sources,
+        interval_s=interval_s,
+    )
+    stack.work_dir.mkdir()
+    stack.start_receiver()
+    stack.start_shipper()
+    return stack
+
+
+def one_run(pods: int, args: argparse.Namespace, scratch: Path) -> Run:
+    tls, token_file, settings = prepare(scratch)
     refresher = PageRefresher()
     with (
         MetricsKubelet(tls=tls, token=KUBELET_TOKEN) as kubelet,
@@ -242,25 +280,8 @@ def one_run(pods: int, args: argparse.Namespace, scratch: Path) -> Run:
         sources = []
         if pods:
             refresher.start(kubelet, pods)
-            sources.append(
-                {
-                    "name": "cadvisor",
-                    "url": kubelet.url("/metrics/cadvisor"),
-                    "bearer_token_file": str(token_file),
-                    "ca_file": str(tls.ca),
-                }
-            )
-        stack = MetricsHealthStack(
-            children,
-            settings,
-            scratch / "logs",
-            scratch / "work",
-            sources=sources,
-            interval_s=args.interval,
-        )
-        stack.work_dir.mkdir()
-        stack.start_receiver()
-        stack.start_shipper()
+            sources.append(cadvisor_source(kubelet, token_file, tls))
+        stack = start_stack(children, settings, scratch, sources, args.interval)
         metrics, health = stack.start("metrics"), stack.start("health")
         prometheus = args.prometheus_interval if pods else None
         with HealthClient(f"http://127.0.0.1:{stack.health_port}", prometheus) as client:
@@ -287,6 +308,70 @@ def one_run(pods: int, args: argparse.Namespace, scratch: Path) -> Run:
         health=health_cost,
         samples_stored=stored,
         health_requests=requests,
+        load_average=load_average(),
+    )
+
+
+@dataclass(frozen=True)
+class ScrapeCost:
+    """`make bench`'s metrics scenario: what one large cAdvisor scrape costs the metrics
+    container (issue 10's targets: at most 1 CPU-s per 100,000 samples, 100 MiB peak)."""
+
+    series: int
+    interval_s: float
+    scrapes: int
+    cpu_s_per_scrape: float
+    cpu_s_per_100k_samples: float
+    peak_rss_mib: float
+    idle_rss_mib: float
+    samples_stored: int
+    load_average: float
+
+
+def scrape_cost(series: int, interval_s: float, scrapes: int, scratch: Path) -> ScrapeCost:
+    """Scrape a fake kubelet's cAdvisor page of ``series`` series every ``interval_s`` and
+    measure the metrics process from one quiet moment after a scrape to the quiet moment after
+    ``scrapes`` more: its CPU time divided by the scrapes, and its peak RSS (VmHWM)."""
+    pods = max(1, round(series / SERIES_PER_POD))
+    tls, token_file, settings = prepare(scratch)
+    # A new page (new sample times, so new records at the receiver) for about every scrape;
+    # making one costs this process ~0.3 CPU-s per 100k series, on the other core.
+    with (
+        MetricsKubelet(tls=tls, token=KUBELET_TOKEN) as kubelet,
+        PageRefresher(every_s=interval_s / 2) as refresher,
+        Children() as children,
+    ):
+        refresher.start(kubelet, pods)
+        source = cadvisor_source(kubelet, token_file, tls)
+        stack = start_stack(children, settings, scratch, [source], interval_s)
+        metrics = stack.start("metrics")
+        wait_for(lambda: stack.metric_samples() > 0, stack, 300, "metric samples stored")
+        wait_until_quiet([metrics], timeout_s=interval_s)
+        idle_rss = sample(metrics.pid).rss_mib
+        cpu_before, first = sample(metrics.pid).cpu_s, kubelet.count("/metrics/cadvisor")
+        stored_before = stack.metric_samples()
+        timeout = interval_s * (scrapes + 2) + 120
+        wait_for(
+            lambda: kubelet.count("/metrics/cadvisor") >= first + scrapes,
+            stack,
+            timeout,
+            f"{scrapes} scrapes",
+        )
+        wait_until_quiet([metrics], timeout_s=interval_s)
+        after = sample(metrics.pid)
+        stored = stack.metric_samples() - stored_before
+    if stored <= 0:
+        raise RuntimeError("no metric samples stored during the scrapes: not a measurement")
+    per_scrape = (after.cpu_s - cpu_before) / scrapes
+    return ScrapeCost(
+        series=pods * SERIES_PER_POD,
+        interval_s=interval_s,
+        scrapes=scrapes,
+        cpu_s_per_scrape=round(per_scrape, 3),
+        cpu_s_per_100k_samples=round(per_scrape / (pods * SERIES_PER_POD) * 100_000, 3),
+        peak_rss_mib=round(after.peak_rss_mib, 1),
+        idle_rss_mib=round(idle_rss, 1),
+        samples_stored=stored,
         load_average=load_average(),
     )
 
