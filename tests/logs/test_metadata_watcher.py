@@ -287,13 +287,13 @@ def test_services_are_listed_in_pages_and_watched(
 def test_stop_ends_an_open_watch_promptly(
     server: FakeApiServer, start_watcher: Callable[..., PodWatcher]
 ) -> None:
-    """stop() closes the stream instead of waiting for the server's timeout."""
-    watcher = start_watcher(settings=WatchSettings(watch_timeout_s=60))
+    """stop() closes the stream instead of waiting for the server's timeout: with a 300 s
+    watch, a stop that waited for the server could not end within the 30 s allowed (no
+    tighter wall-clock bound: a loaded machine would make that a flaky timing test)."""
+    watcher = start_watcher(settings=WatchSettings(watch_timeout_s=300))
     eventually(lambda: watcher.ready, "initial list")
     eventually(lambda: server.count(watch=True) >= 1, "watch open")
-    started = time.monotonic()
-    assert watcher.stop(timeout_s=5.0)
-    assert time.monotonic() - started < 2.0
+    assert watcher.stop(timeout_s=30.0)
 
 
 def test_tls_and_bearer_token_from_a_kubeconfig(tmp_path: Path) -> None:
