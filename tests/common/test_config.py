@@ -322,6 +322,17 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "sys_path": "/sys2",
                 "rootfs_path": "/rootfs",
             },
+            "kubernetes": {
+                "enabled": True,
+                "cluster_counts": False,
+                "lease_name": "kk-leader",
+                "lease_namespace": "monitoring",
+                "identity": "agent-7",
+                "lease_duration": 30.0,
+                "renew_deadline": 20.0,
+                "retry_period": 4.0,
+                "events": {"enabled": True},
+            },
             "output": {
                 "type": "http3",
                 "url": "https://metrics.example.com",

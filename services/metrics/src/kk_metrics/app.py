@@ -55,6 +55,7 @@ from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
 from kk_common.startup import secrets_of
 from kk_metrics import __version__
+from kk_metrics.cluster.service import Collect, KubernetesObjects
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
 from kk_metrics.schedule import ScrapeSchedule
@@ -95,6 +96,8 @@ class _Source:
     optional: bool
     fetcher: SourceFetcher | None
     status: SourceStatus
+    collect: Collect | None = None
+    """Scrapes without fetching (the Kubernetes objects, `kk_metrics.cluster`)."""
 
 
 class MetricsService:
@@ -108,6 +111,7 @@ class MetricsService:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: float | None = None,
+        kubernetes_api: object = None,
     ) -> None:
         metrics = config.metrics
         self.config = config
@@ -134,6 +138,13 @@ class MetricsService:
                 fetcher=None,
                 status=SourceStatus(NODE_SOURCE),
             )
+        # Kubernetes object metrics and the leader election (kk_metrics.cluster).
+        self.kubernetes = KubernetesObjects.from_config(config, api=kubernetes_api)
+        for name, collect in (self.kubernetes.collectors() if self.kubernetes else {}).items():
+            self.sources[name] = _Source(
+                name, "kubernetes", metrics.effective_timeout, metrics.sample_limit, False,
+                None, SourceStatus(name), collect,
+            )  # fmt: skip
         state = Path(config.agent.state_dir) / "metrics"
         self.scratch = state / "scratch"
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -279,6 +290,8 @@ class MetricsService:
                 deadline=deadline,
                 stopping=self._stopping,
             )
+            if source.collect is not None:
+                work = partial(source.collect, context, self.spool, deadline, self._stopping)
             processed = await asyncio.get_running_loop().run_in_executor(self.executor, work)
         except TimeoutError:
             return ScrapeOutcome(
@@ -372,6 +385,8 @@ class MetricsService:
         """Run until ``stop`` is set; then give acknowledgements in flight a moment."""
         sender = asyncio.create_task(self.sender.run(), name="ipc-sender")
         telemetry = asyncio.create_task(self._publish_telemetry(), name="telemetry")
+        if self.kubernetes is not None:
+            self.kubernetes.start()
         log_event(
             _log,
             logging.INFO,
@@ -397,6 +412,8 @@ class MetricsService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.2)
         finally:
+            if self.kubernetes is not None:
+                await self.kubernetes.close()
             for task in (sender, telemetry):
                 task.cancel()
             await asyncio.gather(sender, telemetry, return_exceptions=True)
@@ -465,6 +482,7 @@ class MetricsService:
                 "killkrill_metrics_spool_unreadable_total", "counter", self.spool.unreadable
             ),
             *process_samples(version=__version__),
+            *(self.kubernetes.samples() if self.kubernetes else ()),
         ]
         return Telemetry(
             component="metrics",

@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .kubernetes_objects import KubernetesObjectsConfig
 from .metric_sources import SERVICE_ACCOUNT_CA_FILE, SERVICE_ACCOUNT_TOKEN_FILE
 from .value_types import (
     AbsolutePath,
@@ -394,6 +395,8 @@ class MetricsConfig(_Section):
     """Endpoints to scrape; the loader's default is the node's kubelet endpoints."""
     node: NodeMetricsConfig = Field(default_factory=NodeMetricsConfig)
     """The node's own metrics from the host's /proc and /sys."""
+    kubernetes: KubernetesObjectsConfig = Field(default_factory=KubernetesObjectsConfig)
+    """Kubernetes object metrics (pods, containers, cluster counts) and events."""
     output: MetricsOutputConfig = Field(default_factory=MetricsOutputConfig)
     """Where metric batches go."""
 

@@ -1,0 +1,201 @@
+"""The metrics service's Kubernetes objects: two scrape sources and the leader election.
+
+* ``kubernetes_node`` (every agent): this node's pods, listed with the field selector
+  ``spec.nodeName=<node>`` (an indexed field: each agent reads only its own pods).
+* ``kubernetes_cluster`` (the leader only): cluster-wide counts. On the other agents the
+  scrape does nothing and succeeds with 0 samples; the leader re-checks that it still
+  leads after counting, so a scrape that straddles a failover is thrown away rather than
+  reported by two agents.
+
+Both are ordinary sources of `kk_metrics.app.MetricsService`: scheduled, spooled, sent and
+shown in health like the HTTP ones. Their collect functions run on a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
+from typing import Any
+
+from kk_common.config import AgentConfig
+from kk_common.config.kubernetes_objects import KubernetesObjectsConfig
+from kk_common.envelope import MetricSample
+from kk_common.jsonlog import log_event
+from kk_metrics.cluster.api import (
+    KubernetesApiUnavailable,
+    LeaseApi,
+    ObjectLists,
+    api_client,
+    own_namespace,
+)
+from kk_metrics.cluster.election import Election, ElectionTiming
+from kk_metrics.cluster.leader import LeaderElector
+from kk_metrics.cluster.objects import CLUSTER_KINDS, ClusterCounts, cluster_samples, node_samples
+from kk_metrics.errors import ScrapeError
+from kk_metrics.samples import RawSample
+from kk_metrics.scrape import ProcessedScrape, ScrapeContext, process_samples
+from kk_metrics.spool import ScrapeSpool
+
+__all__ = ["CLUSTER_SOURCE", "NODE_SOURCE", "Collect", "KubernetesObjects", "spool_samples"]
+
+_log = logging.getLogger("kk.metrics")
+
+NODE_SOURCE = "kubernetes_node"
+CLUSTER_SOURCE = "kubernetes_cluster"
+
+Collect = Callable[[ScrapeContext, ScrapeSpool, float, threading.Event], ProcessedScrape]
+"""A source's scrape on a worker thread: (context, spool, monotonic deadline, stopping)."""
+
+STOP_WAIT_S = 5.0
+"""On stop, how long the election may take to write its release."""
+
+
+def spool_samples(
+    samples: Iterable[RawSample],
+    context: ScrapeContext,
+    spool: ScrapeSpool,
+    deadline: float,
+    stopping: threading.Event,
+) -> ProcessedScrape:
+    """Encode, batch and commit one scrape's samples, or throw the scrape away whole."""
+
+    def past_deadline() -> bool:
+        return time.monotonic() > deadline or stopping.is_set()
+
+    def checked(pages: Iterable[RawSample]) -> Iterator[RawSample]:
+        yield from pages
+        if past_deadline():
+            raise ScrapeError("timeout", "listing took longer than the source's timeout")
+
+    writer = spool.begin(context.source, context.scrape_ms)
+    try:
+        accepted, dropped = process_samples(
+            checked(samples), context, writer.write, past_deadline=past_deadline
+        )
+        batches = writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    return ProcessedScrape(samples=accepted, dropped_non_finite=dropped, batches=batches)
+
+
+class KubernetesObjects:
+    """Object metrics and the election for one agent; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: KubernetesObjectsConfig,
+        *,
+        node_name: str,
+        lists: ObjectLists,
+        elector: LeaderElector | None,
+    ) -> None:
+        self.settings = settings
+        self.node_name = node_name
+        self.lists = lists
+        self.elector = elector
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_config(cls, config: AgentConfig, *, api: Any = None) -> KubernetesObjects | None:
+        """None when ``metrics.kubernetes.enabled`` is off or there is no API server."""
+        settings = config.metrics.kubernetes
+        if not settings.enabled:
+            return None
+        if api is None:
+            try:
+                api = api_client()
+            except KubernetesApiUnavailable as exc:
+                log_event(
+                    _log,
+                    logging.WARNING,
+                    "kubernetes_objects_unavailable",
+                    detail=f"{exc}: no object metrics; set metrics.kubernetes.enabled: false "
+                    "to silence this outside Kubernetes",
+                )
+                return None
+        timeout = config.metrics.effective_timeout
+        elector = None
+        if settings.cluster_counts:
+            timing = ElectionTiming(
+                lease_duration_s=settings.lease_duration,
+                renew_deadline_s=settings.renew_deadline,
+                retry_period_s=settings.retry_period,
+            )
+            leases = LeaseApi(
+                api,
+                name=settings.lease_name,
+                namespace=settings.lease_namespace or own_namespace(),
+                # Shorter than the renew deadline: a hung call cannot outlast leadership.
+                timeout_s=min(timeout, settings.renew_deadline / 2),
+            )
+            identity = settings.identity or socket.gethostname()
+            elector = LeaderElector(leases, Election(identity, timing))
+        return cls(
+            settings,
+            node_name=config.agent.node_name,
+            lists=ObjectLists(api, timeout_s=timeout),
+            elector=elector,
+        )
+
+    # -- sources ----------------------------------------------------------------------
+
+    def collectors(self) -> dict[str, Collect]:
+        """The scrape sources, by name."""
+        found: dict[str, Collect] = {NODE_SOURCE: self.collect_node}
+        if self.elector is not None:
+            found[CLUSTER_SOURCE] = self.collect_cluster
+        return found
+
+    def collect_node(
+        self, context: ScrapeContext, spool: ScrapeSpool, deadline: float, stopping: threading.Event
+    ) -> ProcessedScrape:
+        pods = chain.from_iterable(
+            self.lists.pages("pods", field_selector=f"spec.nodeName={self.node_name}")
+        )
+        return spool_samples(node_samples(pods), context, spool, deadline, stopping)
+
+    def collect_cluster(
+        self, context: ScrapeContext, spool: ScrapeSpool, deadline: float, stopping: threading.Event
+    ) -> ProcessedScrape:
+        if self.elector is None or not self.elector.is_leader():
+            return ProcessedScrape(samples=0, dropped_non_finite=0, batches=[])
+        counts = ClusterCounts()
+        for kind in CLUSTER_KINDS:
+            if time.monotonic() > deadline or stopping.is_set():
+                raise ScrapeError("timeout", f"counting stopped at {kind}: past the timeout")
+            if kind == "pods":
+                for page in self.lists.pages("pods"):
+                    counts.count_pods(page)
+            else:
+                counts.set_total(kind, self.lists.count(kind))
+        if not self.elector.is_leader():
+            # Leadership ended while we counted: another agent may report this interval.
+            return ProcessedScrape(samples=0, dropped_non_finite=0, batches=[])
+        return spool_samples(list(cluster_samples(counts)), context, spool, deadline, stopping)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Join the election (when cluster counts are on)."""
+        if self.elector is not None and self._task is None:
+            self._task = asyncio.create_task(self.elector.run(self._stop), name="leader-election")
+
+    async def close(self) -> None:
+        """Leave the election (releasing the Lease if we hold it)."""
+        self._stop.set()
+        if self._task is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, STOP_WAIT_S)
+            self._task = None
+
+    def samples(self) -> list[MetricSample]:
+        """Telemetry for the health container."""
+        return self.elector.samples() if self.elector is not None else []
