@@ -18,6 +18,7 @@ from tests.logs.fake_apiserver import RESOURCES, FakeApiServer, Resource, make_p
 __all__ = [
     "CLUSTER_RESOURCES",
     "api_for",
+    "make_event",
     "make_named",
     "pod_in_state",
 ]
@@ -26,7 +27,7 @@ CLUSTER_RESOURCES = {
     **RESOURCES,
     "nodes": Resource("Node", namespaced=False),
     "namespaces": Resource("Namespace", namespaced=False),
-    "events": Resource("Event"),
+    "events": Resource("Event", "/apis/events.k8s.io/v1"),
     "deployments": Resource("Deployment", "/apis/apps/v1"),
     "daemonsets": Resource("DaemonSet", "/apis/apps/v1"),
     "statefulsets": Resource("StatefulSet", "/apis/apps/v1"),
@@ -65,3 +66,42 @@ def api_for(fake: FakeApiServer) -> client.ApiClient:
     configuration = client.Configuration(host=fake.url)
     configuration.retries = False
     return client.ApiClient(configuration)
+
+
+def make_event(
+    name: str,
+    *,
+    namespace: str = "shop",
+    reason: str = "BackOff",
+    type_: str = "Warning",
+    message: str = "Back-off restarting failed container app",
+    count: int = 1,
+    last: str = "2026-12-02T10:00:00Z",
+    first: str = "2026-12-02T09:00:00Z",
+    pod: str = "checkout-7d9f-abcde",
+) -> dict[str, Any]:
+    """An Event about a pod as the kubelet reports one (a core/v1 event), in the
+    events.k8s.io/v1 form the API server serves it in (``deprecated*`` fields)."""
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": str(uuid.uuid4()),
+            "creationTimestamp": first,
+        },
+        "regarding": {
+            "kind": "Pod",
+            "namespace": namespace,
+            "name": pod,
+            "uid": str(uuid.uuid5(uuid.NAMESPACE_OID, pod)),
+            "fieldPath": "spec.containers{app}",
+        },
+        "reason": reason,
+        "note": message,
+        "type": type_,
+        "eventTime": None,
+        "deprecatedCount": count,
+        "deprecatedFirstTimestamp": first,
+        "deprecatedLastTimestamp": last,
+        "deprecatedSource": {"component": "kubelet", "host": "node-a"},
+    }

@@ -171,8 +171,8 @@ def test_only_the_leader_reports_cluster_counts_and_the_other_does_after_a_hando
     spool = ScrapeSpool(tmp_path / "spool")
 
     async def story() -> tuple[list[int], list[int]]:
-        a.start()
-        b.start()
+        a.start(spool, lambda batches: None)
+        b.start(spool, lambda batches: None)
         await asyncio.to_thread(
             eventually, lambda: a.elector.is_leader() or b.elector.is_leader(), "a leader"
         )

@@ -83,3 +83,22 @@ def test_without_an_api_server_the_service_runs_without_object_metrics(
     with running_service(config) as (service, _):
         assert service.kubernetes is None
         assert sorted(service.sources) == ["node"]
+
+
+def test_events_need_the_election_and_leave_their_checkpoint_in_the_lease(
+    fake: FakeApiServer, tmp_path: Path
+) -> None:
+    config = metrics_config(
+        tmp_path,
+        [],
+        node={"enabled": True},
+        kubernetes={"cluster_counts": False, "events": {"enabled": True}, "identity": "agent-a"},
+    )
+
+    with running_service(config) as (service, _):
+        kubernetes = service.kubernetes
+        assert kubernetes is not None and kubernetes.events is not None
+        assert kubernetes.elector is not None
+        assert kubernetes.elector.checkpoint == kubernetes.events.current_checkpoint
+        # Cluster counts are off: the election runs for the events only.
+        assert sorted(service.sources) == ["kubernetes_node", "node"]

@@ -386,7 +386,7 @@ class MetricsService:
         sender = asyncio.create_task(self.sender.run(), name="ipc-sender")
         telemetry = asyncio.create_task(self._publish_telemetry(), name="telemetry")
         if self.kubernetes is not None:
-            self.kubernetes.start()
+            self.kubernetes.start(self.spool, self.outbox.extend)
         log_event(
             _log,
             logging.INFO,

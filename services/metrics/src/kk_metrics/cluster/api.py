@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Callable, Iterator, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import urllib3
@@ -29,6 +28,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from kk_metrics.cluster.election import LeaseRecord
+from kk_metrics.cluster.times import micro_time, parse_time
 from kk_metrics.errors import ScrapeError
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "LeaseUnavailable",
     "ObjectLists",
     "api_client",
+    "error_reason",
     "own_namespace",
 ]
 
@@ -77,7 +78,8 @@ def own_namespace(path: str = SERVICE_ACCOUNT_NAMESPACE_FILE) -> str:
         return DEFAULT_NAMESPACE
 
 
-def _reason(exc: BaseException) -> str:
+def error_reason(exc: BaseException) -> str:
+    """A stable code for a failed call: ``http_<status>``, ``expired``, ``connection``..."""
     if isinstance(exc, ApiException):
         if exc.status == 410:
             return "expired"
@@ -87,7 +89,7 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
         return "tls"
     if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        return _reason(exc.reason)
+        return error_reason(exc.reason)
     if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
         return "timeout"
     if isinstance(exc, ValueError):
@@ -126,6 +128,7 @@ class ObjectLists:
             "daemonsets": apps.list_daemon_set_for_all_namespaces,
             "statefulsets": apps.list_stateful_set_for_all_namespaces,
             "jobs": batch.list_job_for_all_namespaces,
+            "events": client.EventsV1Api(api).list_event_for_all_namespaces,
         }
 
     def _page(self, kind: str, **kwargs: Any) -> dict[str, Any]:
@@ -135,13 +138,20 @@ class ObjectLists:
             )
             return _json(response)
         except _CALL_ERRORS as exc:
-            reason = _reason(exc)
+            reason = error_reason(exc)
             detail = exc.reason if isinstance(exc, ApiException) else exc
             raise ScrapeError(reason, f"listing {kind} failed ({reason}): {detail}") from None
 
     def pages(self, kind: str, *, field_selector: str = "") -> Iterator[list[dict[str, Any]]]:
         """The items of ``kind``, a page at a time (one consistent snapshot)."""
-        token = ""
+        for _, page in self.versioned_pages(kind, field_selector=field_selector):
+            yield page
+
+    def versioned_pages(
+        self, kind: str, *, field_selector: str = ""
+    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """Like `pages`, each page with the list's resourceVersion (to watch from)."""
+        token, version = "", ""
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size}
             if field_selector:
@@ -150,8 +160,10 @@ class ObjectLists:
                 kwargs["_continue"] = token
             body = self._page(kind, **kwargs)
             items = body.get("items") or []
-            yield [item for item in items if isinstance(item, dict)]
-            token = str((body.get("metadata") or {}).get("continue") or "")
+            meta = body.get("metadata") or {}
+            version = version or str(meta.get("resourceVersion") or "")
+            yield version, [item for item in items if isinstance(item, dict)]
+            token = str(meta.get("continue") or "")
             if not token:
                 return
 
@@ -184,31 +196,25 @@ class LeaseConflict(LeaseUnavailable):
 
 
 def _micro_time(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return None if seconds is None else micro_time(seconds)
 
 
-def _parse_time(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+CHECKPOINT_ANNOTATION = "killkrill.io/events-checkpoint"
 
 
 def lease_from_dict(body: Mapping[str, Any]) -> LeaseRecord:
     """A Lease in Kubernetes JSON form as a `LeaseRecord`."""
     spec = body.get("spec") or {}
     meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
     return LeaseRecord(
         holder=str(spec.get("holderIdentity") or ""),
         duration_s=int(spec.get("leaseDurationSeconds") or 0),
-        acquired_at=_parse_time(spec.get("acquireTime")),
-        renewed_at=_parse_time(spec.get("renewTime")),
+        acquired_at=parse_time(spec.get("acquireTime")),
+        renewed_at=parse_time(spec.get("renewTime")),
         transitions=int(spec.get("leaseTransitions") or 0),
         resource_version=str(meta.get("resourceVersion") or ""),
+        checkpoint=str(annotations.get(CHECKPOINT_ANNOTATION) or ""),
     )
 
 
@@ -217,6 +223,8 @@ def lease_to_dict(name: str, namespace: str, lease: LeaseRecord) -> dict[str, An
     meta: dict[str, Any] = {"name": name, "namespace": namespace}
     if lease.resource_version:
         meta["resourceVersion"] = lease.resource_version
+    if lease.checkpoint:
+        meta["annotations"] = {CHECKPOINT_ANNOTATION: lease.checkpoint}
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
@@ -250,9 +258,9 @@ class LeaseApi:
                 return None
             if exc.status == 409:
                 raise LeaseConflict("conflict", f"{what} Lease: {exc.reason}") from None
-            raise LeaseUnavailable(_reason(exc), f"{what} Lease: {exc.reason}") from None
+            raise LeaseUnavailable(error_reason(exc), f"{what} Lease: {exc.reason}") from None
         except _CALL_ERRORS as exc:
-            raise LeaseUnavailable(_reason(exc), f"{what} Lease: {exc}") from None
+            raise LeaseUnavailable(error_reason(exc), f"{what} Lease: {exc}") from None
 
     def read(self) -> LeaseRecord | None:
         """The Lease, or None when it does not exist."""

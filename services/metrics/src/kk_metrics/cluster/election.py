@@ -55,6 +55,9 @@ class LeaseRecord:
     transitions: int = 0
     resource_version: str = ""
     """Empty for a Lease not created yet."""
+    checkpoint: str = ""
+    """What the holder wants its successor to know (the events' checkpoint, see
+    `kk_metrics.cluster.events`); carried over by every write, set by the adapter."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +182,11 @@ class Election:
         return (
             self._renewed_at is not None and now < self._renewed_at + self.timing.renew_deadline_s
         )
+
+    @property
+    def observed_checkpoint(self) -> str:
+        """The checkpoint in the Lease as last seen or written ("" when none)."""
+        return self._observed.checkpoint if self._observed is not None else ""
 
     @property
     def holder(self) -> str:

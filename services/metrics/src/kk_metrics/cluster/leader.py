@@ -17,6 +17,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 from kk_common.envelope import MetricSample
 from kk_common.jsonlog import log_event
@@ -38,8 +39,11 @@ class LeaderElector:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        checkpoint: Callable[[], str] | None = None,
     ) -> None:
         self.leases = leases
+        self.checkpoint = checkpoint
+        """What to leave in the Lease for a successor (the events' position), if anything."""
         self.election = election
         self._monotonic = monotonic
         self._wall = wall
@@ -80,6 +84,8 @@ class LeaderElector:
             self._notice()
             return
         wanted = self.election.observe(lease, self._monotonic(), self._wall())
+        if wanted is not None and wanted.holder and self.checkpoint is not None:
+            wanted = replace(wanted, checkpoint=self.checkpoint() or wanted.checkpoint)
         if wanted is not None:
             try:
                 written = await asyncio.to_thread(self.leases.write, wanted)
@@ -97,6 +103,8 @@ class LeaderElector:
         record = self.election.release_record()
         if record is None:
             return
+        if self.checkpoint is not None:
+            record = replace(record, checkpoint=self.checkpoint() or record.checkpoint)
         try:
             await asyncio.to_thread(self.leases.write, record)
         except LeaseUnavailable as exc:

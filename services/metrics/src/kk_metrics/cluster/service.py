@@ -9,6 +9,8 @@
 
 Both are ordinary sources of `kk_metrics.app.MetricsService`: scheduled, spooled, sent and
 shown in health like the HTTP ones. Their collect functions run on a worker thread.
+``start`` joins the election (when cluster counts or events are on) and, with events on,
+runs the `EventForwarder`, which commits event batches to the same spool.
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ from kk_metrics.cluster.api import (
     own_namespace,
 )
 from kk_metrics.cluster.election import Election, ElectionTiming
+from kk_metrics.cluster.event_watch import EventForwarder, EventWatch
+from kk_metrics.cluster.events import EventTracker
 from kk_metrics.cluster.leader import LeaderElector
 from kk_metrics.cluster.objects import CLUSTER_KINDS, ClusterCounts, cluster_samples, node_samples
 from kk_metrics.errors import ScrapeError
 from kk_metrics.samples import RawSample
 from kk_metrics.scrape import ProcessedScrape, ScrapeContext, process_samples
-from kk_metrics.spool import ScrapeSpool
+from kk_metrics.spool import ScrapeSpool, SpooledBatch
 
 __all__ = ["CLUSTER_SOURCE", "NODE_SOURCE", "Collect", "KubernetesObjects", "spool_samples"]
 
@@ -95,13 +99,17 @@ class KubernetesObjects:
         node_name: str,
         lists: ObjectLists,
         elector: LeaderElector | None,
+        events: EventForwarder | None = None,
     ) -> None:
         self.settings = settings
         self.node_name = node_name
         self.lists = lists
         self.elector = elector
+        self.events = events
+        if events is not None and elector is not None:
+            elector.checkpoint = events.current_checkpoint
         self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
     def from_config(cls, config: AgentConfig, *, api: Any = None) -> KubernetesObjects | None:
@@ -122,8 +130,9 @@ class KubernetesObjects:
                 )
                 return None
         timeout = config.metrics.effective_timeout
-        elector = None
-        if settings.cluster_counts:
+        lists = ObjectLists(api, timeout_s=timeout)
+        elector = events = None
+        if settings.cluster_counts or settings.events.enabled:
             timing = ElectionTiming(
                 lease_duration_s=settings.lease_duration,
                 renew_deadline_s=settings.renew_deadline,
@@ -138,11 +147,14 @@ class KubernetesObjects:
             )
             identity = settings.identity or socket.gethostname()
             elector = LeaderElector(leases, Election(identity, timing))
+        if elector is not None and settings.events.enabled:
+            node = config.agent.node_name
+            tracker = EventTracker(cluster=config.agent.cluster_name, node=node)
+            events = EventForwarder(
+                EventWatch(api, lists, tracker), elector, producer=f"metrics@{node}"
+            )
         return cls(
-            settings,
-            node_name=config.agent.node_name,
-            lists=ObjectLists(api, timeout_s=timeout),
-            elector=elector,
+            settings, node_name=config.agent.node_name, lists=lists, elector=elector, events=events
         )
 
     # -- sources ----------------------------------------------------------------------
@@ -150,7 +162,7 @@ class KubernetesObjects:
     def collectors(self) -> dict[str, Collect]:
         """The scrape sources, by name."""
         found: dict[str, Collect] = {NODE_SOURCE: self.collect_node}
-        if self.elector is not None:
+        if self.elector is not None and self.settings.cluster_counts:
             found[CLUSTER_SOURCE] = self.collect_cluster
         return found
 
@@ -183,19 +195,39 @@ class KubernetesObjects:
 
     # -- lifecycle --------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Join the election (when cluster counts are on)."""
-        if self.elector is not None and self._task is None:
-            self._task = asyncio.create_task(self.elector.run(self._stop), name="leader-election")
+    def start(self, spool: ScrapeSpool, deliver: Callable[[list[SpooledBatch]], None]) -> None:
+        """Join the election (cluster counts, events); events are committed to ``spool``
+        and their batches handed to ``deliver`` (the service's outbox)."""
+        if self.elector is not None and not self._tasks:
+            self._tasks.append(
+                asyncio.create_task(self.elector.run(self._stop), name="leader-election")
+            )
+        if self.events is not None and len(self._tasks) == 1:
+            self._tasks.append(
+                asyncio.create_task(self.events.run(self._stop, spool, deliver), name="events")
+            )
 
     async def close(self) -> None:
-        """Leave the election (releasing the Lease if we hold it)."""
+        """Stop the events and leave the election (releasing the Lease if we hold it)."""
         self._stop.set()
-        if self._task is not None:
+        for task in reversed(self._tasks):
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(self._task, STOP_WAIT_S)
-            self._task = None
+                await asyncio.wait_for(task, STOP_WAIT_S)
+        self._tasks = []
 
     def samples(self) -> list[MetricSample]:
         """Telemetry for the health container."""
-        return self.elector.samples() if self.elector is not None else []
+        out = self.elector.samples() if self.elector is not None else []
+        if self.events is not None:
+            out.append(
+                MetricSample(
+                    "killkrill_metrics_events_sent_total", "counter", self.events.records_committed
+                )
+            )
+            out += [
+                MetricSample(
+                    "killkrill_metrics_events_watch_errors_total", "counter", n, {"reason": r}
+                )
+                for r, n in sorted(self.events.events.errors.items())
+            ]
+        return out
