@@ -11,7 +11,20 @@ from pydantic_core import PydanticCustomError
 
 from .value_types import CUSTOM_ERROR_TYPE, NonEmptyText, Seconds
 
-__all__ = ["KubernetesEventsConfig", "KubernetesObjectsConfig"]
+__all__ = [
+    "CLUSTER_OBJECTS_SOURCE",
+    "KUBERNETES_SOURCE_NAMES",
+    "NODE_OBJECTS_SOURCE",
+    "KubernetesEventsConfig",
+    "KubernetesObjectsConfig",
+]
+
+NODE_OBJECTS_SOURCE = "kubernetes_node"
+"""The ``source`` label of this node's pod and container metrics."""
+CLUSTER_OBJECTS_SOURCE = "kubernetes_cluster"
+"""The ``source`` label of the cluster-wide counts (the leader's)."""
+KUBERNETES_SOURCE_NAMES = (NODE_OBJECTS_SOURCE, CLUSTER_OBJECTS_SOURCE)
+"""Names no listed metrics source may take while metrics.kubernetes is enabled."""
 
 ELECTION_JITTER = 1.2
 """Followers retry after up to 1.2 retry periods (client-go's jitter factor)."""

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import ConfigProblem
+from .kubernetes_objects import KUBERNETES_SOURCE_NAMES
 from .model import MAX_SAMPLES_PER_SCRAPE, AgentConfig, MetricsConfig
 from .paths import KeyPath
 from .units import format_duration
@@ -64,6 +65,17 @@ def metrics_source_problems(
                     f"{prefix}.name",
                     f"{NODE_SOURCE_NAME!r} is the source name of the node metrics "
                     "(metrics.node): choose another name",
+                )
+            )
+    kubernetes = metrics.get("kubernetes")
+    kubernetes_enabled = kubernetes.get("enabled", True) if isinstance(kubernetes, dict) else True
+    for prefix, scope in scopes[1:]:
+        if scope.get("name") in KUBERNETES_SOURCE_NAMES and kubernetes_enabled is not False:
+            problems.append(
+                ConfigProblem(
+                    f"{prefix}.name",
+                    f"{scope['name']!r} is the source name of the Kubernetes object metrics "
+                    "(metrics.kubernetes): choose another name",
                 )
             )
     for prefix, scope in scopes:

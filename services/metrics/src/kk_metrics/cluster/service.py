@@ -26,7 +26,11 @@ from itertools import chain
 from typing import Any
 
 from kk_common.config import AgentConfig
-from kk_common.config.kubernetes_objects import KubernetesObjectsConfig
+from kk_common.config.kubernetes_objects import (
+    CLUSTER_OBJECTS_SOURCE,
+    NODE_OBJECTS_SOURCE,
+    KubernetesObjectsConfig,
+)
 from kk_common.envelope import MetricSample
 from kk_common.jsonlog import log_event
 from kk_metrics.cluster.api import (
@@ -50,8 +54,8 @@ __all__ = ["CLUSTER_SOURCE", "NODE_SOURCE", "Collect", "KubernetesObjects", "spo
 
 _log = logging.getLogger("kk.metrics")
 
-NODE_SOURCE = "kubernetes_node"
-CLUSTER_SOURCE = "kubernetes_cluster"
+NODE_SOURCE = NODE_OBJECTS_SOURCE
+CLUSTER_SOURCE = CLUSTER_OBJECTS_SOURCE
 
 Collect = Callable[[ScrapeContext, ScrapeSpool, float, threading.Event], ProcessedScrape]
 """A source's scrape on a worker thread: (context, spool, monotonic deadline, stopping)."""
