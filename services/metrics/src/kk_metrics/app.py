@@ -465,6 +465,7 @@ class MetricsService:
             if problem:
                 # Shown, but not a reason to be unready: the other sources still flow.
                 problems.append(problem)
+        problems += self.kubernetes.problems() if self.kubernetes else []
         pending = self.sender.pending
         samples += [
             MetricSample("killkrill_metrics_window_batches", "gauge", len(pending)),

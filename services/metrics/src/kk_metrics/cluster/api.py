@@ -258,9 +258,13 @@ class LeaseApi:
                 return None
             if exc.status == 409:
                 raise LeaseConflict("conflict", f"{what} Lease: {exc.reason}") from None
-            raise LeaseUnavailable(error_reason(exc), f"{what} Lease: {exc.reason}") from None
+            reason = error_reason(exc)
+            raise LeaseUnavailable(
+                reason, f"{what} Lease failed ({reason}): {exc.reason}"
+            ) from None
         except _CALL_ERRORS as exc:
-            raise LeaseUnavailable(error_reason(exc), f"{what} Lease: {exc}") from None
+            reason = error_reason(exc)
+            raise LeaseUnavailable(reason, f"{what} Lease failed ({reason}): {exc}") from None
 
     def read(self) -> LeaseRecord | None:
         """The Lease, or None when it does not exist."""

@@ -96,6 +96,10 @@ class EventWatch:
                 if stop.is_set():
                     break
                 reason = exc.reason if isinstance(exc, ScrapeError) else error_reason(exc)
+                if failures == 0:
+                    log_event(
+                        _log, logging.WARNING, "events_watch_failed", reason=reason, error=str(exc)
+                    )
                 self.errors[str(reason)] = self.errors.get(str(reason), 0) + 1
                 self.last_error = str(exc)[:300]
                 failures += 1

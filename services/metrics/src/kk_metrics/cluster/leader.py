@@ -49,6 +49,8 @@ class LeaderElector:
         self._wall = wall
         self._leading = False
         self.last_error = ""
+        self.failing_since_round = 0
+        """Rounds in a row that could not read or write the Lease (a conflict is not one)."""
         self.errors: dict[str, int] = {}
 
     def is_leader(self) -> bool:
@@ -83,6 +85,7 @@ class LeaderElector:
             self.election.read_failed(now)
             self._notice()
             return
+        self._succeeded()
         wanted = self.election.observe(lease, self._monotonic(), self._wall())
         if wanted is not None and wanted.holder and self.checkpoint is not None:
             wanted = replace(wanted, checkpoint=self.checkpoint() or wanted.checkpoint)
@@ -116,9 +119,31 @@ class LeaderElector:
 
     def _failed(self, exc: LeaseUnavailable) -> None:
         self.errors[exc.reason] = self.errors.get(exc.reason, 0) + 1
-        self.last_error = str(exc)
-        if not isinstance(exc, LeaseConflict):
+        if isinstance(exc, LeaseConflict):
+            return  # the normal outcome of a race: the next round reads again
+        self.failing_since_round += 1
+        if str(exc) != self.last_error:
+            # Once per new error, not every retry_period.
             log_event(_log, logging.WARNING, "lease_call_failed", reason=exc.reason, error=str(exc))
+        self.last_error = str(exc)
+
+    def _succeeded(self) -> None:
+        if self.failing_since_round:
+            log_event(
+                _log, logging.INFO, "lease_reachable_again", failed_rounds=self.failing_since_round
+            )
+        self.failing_since_round = 0
+        self.last_error = ""
+
+    def problem(self) -> str | None:
+        """What health should show: the Lease unreachable for a few rounds in a row."""
+        if self.failing_since_round < 3:
+            return None
+        return (
+            f"leader election: the Lease {self.leases.namespace}/{self.leases.name} could not "
+            f"be read or written {self.failing_since_round} times in a row: {self.last_error} "
+            "(check the Role that grants get/create/update on leases)"
+        )
 
     def _notice(self) -> None:
         leading = self.is_leader()

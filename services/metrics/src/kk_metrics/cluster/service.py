@@ -219,6 +219,11 @@ class KubernetesObjects:
                 await asyncio.wait_for(task, STOP_WAIT_S)
         self._tasks = []
 
+    def problems(self) -> list[str]:
+        """What health should show (shown, not a reason to be unready)."""
+        problem = self.elector.problem() if self.elector is not None else None
+        return [problem] if problem else []
+
     def samples(self) -> list[MetricSample]:
         """Telemetry for the health container."""
         out = self.elector.samples() if self.elector is not None else []
