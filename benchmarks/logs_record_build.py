@@ -40,10 +40,10 @@ import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.envelope import encode
+from kk_common.k8s.events import Added
+from kk_common.k8s.model import pod_from_dict
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache
-from kk_logs.metadata.events import Added
-from kk_logs.metadata.model import pod_from_dict
 from kk_logs.parsing import CriLineParser
 from kk_logs.tailing import Chunk, FileIdentity
 

@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "logs"))
 
 from fake_apiserver import make_pod
 
+from kk_common.k8s.events import Added
+from kk_common.k8s.model import pod_from_dict
 from kk_logs.metadata import PodCache
-from kk_logs.metadata.events import Added
-from kk_logs.metadata.model import pod_from_dict
 
 
 def pod_json(i: int) -> str:

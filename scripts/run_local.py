@@ -127,6 +127,8 @@ def write_config(path: Path, pods_root: Path, ipc_dir: Path, state_dir: Path, ca
         "    proc_path: /proc\n"
         "    sys_path: /sys\n"
         "    rootfs_path: /\n"
+        "  pods:\n"
+        "    enabled: false  # no API server here either\n"
         "  output:\n"
         "    flush_interval: 1s\n"
         "    tls:\n"

@@ -30,7 +30,15 @@ STAGES: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
     "logs": (
         ("IPC", ("kk_common/ipc/", "kk_common/envelope", "zmq/", "orjson")),
         ("offsets", ("kk_logs/offsets/",)),
-        ("record build", ("kk_logs/records.py", "kk_logs/metadata/", "kk_logs/batching.py")),
+        (
+            "record build",
+            (
+                "kk_logs/records.py",
+                "kk_logs/metadata/",
+                "kk_common/k8s/",
+                "kk_logs/batching.py",
+            ),
+        ),
         ("read+parse", ("kk_logs/tailing/", "kk_logs/parsing/")),
     ),
     "shipper": (

@@ -124,6 +124,21 @@ METRICS_SCRAPE_DEFAULTS = {
         "sys_path": "/host/sys",
         "rootfs_path": "/host/root",
     },
+    "pods": {
+        "enabled": True,
+        "cadvisor_labels": True,
+        "scrape_annotated": True,
+        "sample_limit": 10_000,
+        "ca_file": None,
+        "insecure_skip_verify": False,
+    },
+    "node_exporter": {"enabled": False, "url": None},
+    "metrics_api": {
+        "enabled": False,
+        "url": "https://kubernetes.default.svc",
+        "bearer_token_file": "/var/run/secrets/kubernetes.io/serviceaccount/token",
+        "ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
+    },
 }
 
 
@@ -332,6 +347,21 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "renew_deadline": 20.0,
                 "retry_period": 4.0,
                 "events": {"enabled": True},
+            },
+            "pods": {
+                "enabled": True,
+                "cadvisor_labels": False,
+                "scrape_annotated": False,
+                "sample_limit": 500,
+                "ca_file": "/etc/pods-ca.pem",
+                "insecure_skip_verify": True,
+            },
+            "node_exporter": {"enabled": False, "url": "http://192.168.10.7:9100/metrics"},
+            "metrics_api": {
+                "enabled": True,
+                "url": "https://10.96.0.1:443",
+                "bearer_token_file": "/var/run/secrets/api/token",
+                "ca_file": "/var/run/secrets/api/ca.crt",
             },
             "output": {
                 "type": "http3",
@@ -594,13 +624,18 @@ def test_a_disabled_pipeline_needs_no_url_and_no_sources() -> None:
 
 
 def test_an_enabled_pipeline_needs_something_to_read() -> None:
-    text = "logs:\n  paths: []\nmetrics:\n  sources: []\n  node: {enabled: false}\n"
+    text = (
+        "logs:\n  paths: []\nmetrics:\n  sources: []\n  node: {enabled: false}\n"
+        "  pods: {scrape_annotated: false}\n"
+    )
     assert problems_of(text, required_env()) == [
         "logs.paths: logs are enabled but no paths are listed",
-        "metrics.sources: metrics are enabled but no sources are listed and node metrics are off",
+        "metrics.sources: metrics are enabled but no sources are listed, node metrics are off "
+        "and annotated pods are not scraped",
     ]
-    # The node's own metrics are something to collect on their own.
+    # The node's own metrics, or annotated pods, are something to collect on their own.
     parse_config("metrics:\n  sources: []\n", required_env())
+    parse_config("metrics:\n  sources: []\n  node: {enabled: false}\n", required_env())
 
 
 def test_the_default_kubelet_url_puts_an_ipv6_node_ip_in_brackets() -> None:

@@ -4,7 +4,6 @@ with the secrets redacted."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,13 +22,7 @@ GOOD = {
 }
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    saved = (list(root.handlers), root.level)
-    yield
-    root.handlers[:] = saved[0]
-    root.setLevel(saved[1])
+pytestmark = pytest.mark.usefixtures("restored_logging")
 
 
 def test_invalid_configuration_exits_2_listing_every_problem(

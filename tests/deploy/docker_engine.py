@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import urllib.request
 from collections.abc import Iterator
@@ -49,6 +50,9 @@ class Engine:
     """A running dockerd: ``environ`` points the docker and docker-compose clients at it."""
 
     environ: dict[str, str]
+    namespace: str | None = None
+    """The network namespace the engine (and so every container network) lives in; None: the
+    host's."""
 
     def run(self, *command: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -62,8 +66,31 @@ class Engine:
         )
 
 
+LINK_LOCAL_POOL = "169.254.77.0/24"
+"""Where compose's bridge networks get their subnets (/28 each) when the engine has a
+network namespace of its own: link-local addresses that exist only inside that namespace,
+never on the host (test-recipes.md: no private or public range, no address in the host's
+namespace)."""
+
+
 @contextlib.contextmanager
-def docker_engine() -> Iterator[Engine]:
+def network_namespace() -> Iterator[str]:
+    """A new, empty network namespace (only ``lo``, up), deleted afterwards."""
+    name = f"kkd{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], check=False)
+
+
+@contextlib.contextmanager
+def docker_engine(namespace: str | None = None) -> Iterator[Engine]:
+    """dockerd on the shared image store. With ``namespace`` it runs inside that network
+    namespace, with its iptables rules there too and bridge networks from
+    `LINK_LOCAL_POOL`: plain ``compose.yaml`` then gets its default bridge network, its
+    published ports are that namespace's 127.0.0.1, and the host's network is untouched."""
     data_root = Path("/var/tmp") / f"kk-docker-{hashlib.sha256(bytes(REPO)).hexdigest()[:10]}"
     data_root.mkdir(parents=True, exist_ok=True)
     # The shims create these even though containerd's state is under the exec root.
@@ -77,21 +104,24 @@ def docker_engine() -> Iterator[Engine]:
         run_dir = Path(scratch)
         sock, pidfile = run_dir / "docker.sock", run_dir / "dockerd.pid"
         log = (run_dir / "dockerd.log").open("wb")
-        daemon = subprocess.Popen(
-            [
-                "dockerd",
-                f"--data-root={data_root / 'data'}",
-                f"--exec-root={run_dir / 'exec'}",
-                f"--pidfile={pidfile}",
-                f"--host=unix://{sock}",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--bridge=none",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        engine = Engine({**os.environ, "DOCKER_HOST": f"unix://{sock}"})
+        command = [
+            "dockerd",
+            f"--data-root={data_root / 'data'}",
+            f"--exec-root={run_dir / 'exec'}",
+            f"--pidfile={pidfile}",
+            f"--host=unix://{sock}",
+            "--ip6tables=false",
+            "--bridge=none",
+        ]
+        if namespace is None:
+            command.append("--iptables=false")
+        else:
+            # nsenter, not `ip netns exec`: that also remounts /sys in a new mount
+            # namespace, which hides the cgroup mounts dockerd needs.
+            command = ["nsenter", f"--net=/run/netns/{namespace}", *command]
+            command.append(f"--default-address-pool=base={LINK_LOCAL_POOL},size=28")
+        daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        engine = Engine({**os.environ, "DOCKER_HOST": f"unix://{sock}"}, namespace)
         try:
             wait_until(
                 lambda: daemon.poll() is not None or engine.run("docker", "info").returncode == 0,
@@ -129,28 +159,68 @@ def free_port() -> int:
                 return port
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 - a local test URL
-        return json.loads(reply.read())
-
-
-def http_status(url: str) -> int | None:
+def fetch(url: str) -> tuple[int | None, str]:
+    """GET ``url``: the status (None when nothing answered) and the body."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310
-            return reply.status
+        with urllib.request.urlopen(url, timeout=5) as reply:  # noqa: S310 - a local test URL
+            return reply.status, reply.read().decode()
     except urllib.error.HTTPError as error:
-        return error.code
+        return error.code, error.read().decode()
     except OSError:
-        return None
+        return None, ""
 
 
-def stored_records(stats_url: str, kind: str) -> list[dict[str, Any]]:
+# `fetch` for a URL inside an engine's network namespace, run there by nsenter.
+_FETCH_IN_NAMESPACE = """
+import json, sys, urllib.error, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[1], timeout=5) as reply:
+        print(json.dumps([reply.status, reply.read().decode()]))
+except urllib.error.HTTPError as error:
+    print(json.dumps([error.code, error.read().decode()]))
+except OSError:
+    print(json.dumps([None, ""]))
+"""
+
+
+def fetch_in(namespace: str | None, url: str) -> tuple[int | None, str]:
+    """`fetch` from inside network namespace ``namespace`` (None: here)."""
+    if namespace is None:
+        return fetch(url)
+    done = subprocess.run(
+        [
+            "nsenter",
+            f"--net=/run/netns/{namespace}",
+            sys.executable,
+            "-c",
+            _FETCH_IN_NAMESPACE,
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    status, body = json.loads(done.stdout)
+    return status, body
+
+
+def get_json(url: str, namespace: str | None = None) -> Any:
+    status, body = fetch_in(namespace, url)
+    assert status == 200, (url, status, body[:500])
+    return json.loads(body)
+
+
+def http_status(url: str, namespace: str | None = None) -> int | None:
+    return fetch_in(namespace, url)[0]
+
+
+def stored_records(stats_url: str, kind: str, namespace: str | None = None) -> list[dict[str, Any]]:
     """Every record of ``kind`` the receiver stored, in arrival order (all pages)."""
     records: list[dict[str, Any]] = []
     while True:
-        page = get_json(
-            f"{stats_url}/api/v1/records?kind={kind}&after={len(records) and records[-1]['seq']}"
-        )
+        after = len(records) and records[-1]["seq"]
+        page = get_json(f"{stats_url}/api/v1/records?kind={kind}&after={after}", namespace)
         if not page["records"]:
             return records
         records.extend(page["records"])

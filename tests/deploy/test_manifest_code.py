@@ -5,11 +5,13 @@ and every container is locked down as deploy/README.md says."""
 
 from __future__ import annotations
 
+import copy
 import fnmatch
 import posixpath
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from manifests import (
@@ -22,6 +24,7 @@ from manifests import (
     find,
     mounts_by_path,
     pod_spec,
+    secret_references,
     volume,
 )
 from prometheus_client import CollectorRegistry
@@ -30,6 +33,7 @@ from kk_common.config import ConfigError
 from kk_common.config.environment import DEFAULT_CONFIG_PATH, ENVIRONMENT_VARIABLES
 from kk_common.config.metric_sources import SERVICE_ACCOUNT_TOKEN_FILE
 from kk_common.heartbeat import probe_command
+from kk_common.startup import LICENSE_KEY_HOLDERS
 from kk_health.app import create_app
 from kk_health.book import AgentHealth, AgentIdentity
 
@@ -48,6 +52,7 @@ NOT_SET_BY_THE_MANIFEST = {
     "KILLKRILL_CONFIG": "the ConfigMap's config.yaml is mounted at the default path",
 }
 SERVICE_SOURCES = {name: REPO / "services" / name / "src" for name in AGENT_CONTAINERS}
+SECRET_VARIABLES = {v.name for v in ENVIRONMENT_VARIABLES if v.secret}
 
 
 def test_every_variable_the_manifest_sets_is_read_by_the_agent() -> None:
@@ -61,14 +66,57 @@ def test_every_variable_the_agent_reads_is_set_or_deliberately_left_out() -> Non
     for name in AGENT_CONTAINERS:
         set_here = {variable["name"] for variable in container(DOCS, name)["env"]}
         missing = {v.name for v in ENVIRONMENT_VARIABLES} - set_here
-        assert missing == set(NOT_SET_BY_THE_MANIFEST), name
+        left_out = set(NOT_SET_BY_THE_MANIFEST)
+        if name not in LICENSE_KEY_HOLDERS:
+            left_out |= SECRET_VARIABLES
+        assert missing == left_out, name
 
 
-def test_every_container_gets_the_same_environment() -> None:
+def test_every_container_gets_the_shippers_environment_less_the_secret() -> None:
     """Every container loads and validates the whole configuration (kk_common.config), so
-    each needs the same values: one container with a stale variable would disagree."""
-    environments = [container(DOCS, name)["env"] for name in AGENT_CONTAINERS]
-    assert all(env == environments[0] for env in environments)
+    each needs the same values: one container with a stale variable would disagree. Only
+    the shipper, which talks to the receivers, gets the Secret."""
+    shipper = container(DOCS, "shipper")["env"]
+    without_secret = [v for v in shipper if "secretKeyRef" not in v.get("valueFrom", {})]
+    assert len(without_secret) < len(shipper)
+    for name in AGENT_CONTAINERS:
+        expected = shipper if name in LICENSE_KEY_HOLDERS else without_secret
+        assert container(DOCS, name)["env"] == expected, name
+
+
+def test_only_the_shipper_can_read_the_license_secret() -> None:
+    """Least privilege: the logs, metrics and health containers never see the key."""
+    references = secret_references(pod_spec(DOCS))
+    assert set(references) == LICENSE_KEY_HOLDERS, references
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        {"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]},
+        {"envFrom": [{"secretRef": {"name": "killkrill-license"}}]},
+        {"volumeMounts": [{"name": "license", "mountPath": "/license"}]},
+    ],
+    ids=["env", "envFrom", "volume"],
+)
+def test_a_secret_given_to_another_container_is_caught(leak: dict[str, Any]) -> None:
+    """The check can fail, for each way a container can be handed a Secret."""
+    pod = copy.deepcopy(pod_spec(DOCS))
+    pod["volumes"].append({"name": "license", "secret": {"secretName": "killkrill-license"}})
+    health = next(spec for spec in pod["containers"] if spec["name"] == "health")
+    for key, items in leak.items():
+        # A new list: the YAML aliases make the containers share their env list.
+        health[key] = [*health.get(key, []), *items]
+    assert set(secret_references(pod)) == LICENSE_KEY_HOLDERS | {"health"}
+
+
+@pytest.mark.parametrize("name", AGENT_CONTAINERS)
+def test_each_container_starts_with_what_it_is_given(name: str) -> None:
+    """Without the Secret, the logs, metrics and health configuration is still valid."""
+    config = agent_config(name=name)
+    assert config.agent.node_name == "node-a"
+    has_key = config.credentials.license_key is not None
+    assert has_key is (name in LICENSE_KEY_HOLDERS), name
 
 
 def test_the_config_map_has_the_seeds_keys_and_each_is_used() -> None:

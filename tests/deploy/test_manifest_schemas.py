@@ -17,7 +17,11 @@ from manifests import (
     OVERLAYS,
     agent_documents,
     kustomize,
+    pod_spec,
+    secret_references,
 )
+
+from kk_common.startup import LICENSE_KEY_HOLDERS
 
 CLUSTER_SCOPED = {"Namespace", "PriorityClass", "ClusterRole", "ClusterRoleBinding"}
 
@@ -87,6 +91,8 @@ def test_the_base_renders_to_the_same_objects() -> None:
 def test_each_overlay_renders_and_is_valid(overlay: Path) -> None:
     rendered = kustomize(overlay)
     assert {doc["kind"] for doc in rendered} >= {"DaemonSet", "ConfigMap", "Secret"}
+    # An overlay's patches keep the license Secret with the shipper alone.
+    assert set(secret_references(pod_spec(rendered))) == LICENSE_KEY_HOLDERS
     for version in KUBERNETES_VERSIONS:
         assert_valid(rendered, version)
 

@@ -160,9 +160,20 @@ def test_a_pod_that_logs_and_disappears_within_two_seconds_is_read_completely(
     receiver: ReceiverProcess, log_root: Path
 ) -> None:
     with AgentPod(receiver, log_root) as agent:
+        # On a node the agent runs before the pod starts; a pod that came and went while the
+        # logs service was still starting is a different story (nothing on disk to read).
+        agent.wait_for(lambda: agent.events("logs", "logs_started"), 20, "logs service started")
         directory = pod_log_dir(log_root, "jobs", "blink-1", UID, "main")
-        (directory / "0.log").write_text("".join(cri_line(f"blink {n}") for n in range(200)))
-        time.sleep(1.0)  # the pod lives one second: it exits and is deleted right after
+        log_file = directory / "0.log"
+        log_file.write_text("".join(cri_line(f"blink {n}") for n in range(200)))
+        # The pod exits and its directory is deleted as soon as the agent has noticed the file
+        # (on an idle node within milliseconds, well inside the two seconds of the story): the
+        # order is explicit, so a loaded machine cannot turn this into "never seen".
+        agent.wait_for(
+            lambda: any(e["path"] == str(log_file) for e in agent.events("logs", "file_opened")),
+            20,
+            "the file opened",
+        )
         shutil.rmtree(directory.parent)
         agent.wait_for(lambda: receiver.stats()["unique_ids"] >= 200, 20, "200 records stored")
     assert sorted(messages(receiver)) == sorted(f"blink {n}" for n in range(200))

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.events import Added, Bookmarked, Deleted, Modified, Relisted
-from kk_logs.metadata.model import PodMeta, pod_from_dict
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted
+from kk_common.k8s.model import PodMeta, pod_from_dict
 from tests.logs.fake_apiserver import make_pod
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
+from kk_common.k8s.model import PodMeta, pod_from_dict
 from kk_logs.metadata.enrich import EnrichSettings, enrich, is_excluded
-from kk_logs.metadata.model import PodMeta, pod_from_dict
 from kk_logs.metadata.pod_path import PathMeta, parse_log_path
 from kk_logs.records import sanitize_label_key as sanitize_key
 from tests.logs.fake_apiserver import make_pod, owner

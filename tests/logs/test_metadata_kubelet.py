@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from kk_logs.metadata.backoff import Backoff
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.kubelet import KubeletPodSource, KubeletSettings, parse_pod_list
+from kk_common.k8s.backoff import Backoff
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.kubelet import KubeletPodSource, KubeletSettings, parse_pod_list
 from tests.logs.fake_apiserver import TlsFiles, eventually, make_pod, make_tls_files
 from tests.logs.fake_kubelet import FakeKubelet
 

@@ -6,7 +6,7 @@ import json
 
 from fake_apiserver import make_pod
 
-from kk_logs.metadata.model import pod_from_dict
+from kk_common.k8s.model import pod_from_dict
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 

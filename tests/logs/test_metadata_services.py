@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kk_logs.metadata.events import Added, Bookmarked, Deleted, Modified, Relisted
-from kk_logs.metadata.model import PodMeta, ServiceMeta, pod_from_dict, service_from_dict
-from kk_logs.metadata.services import ServiceIndex
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted
+from kk_common.k8s.model import PodMeta, ServiceMeta, pod_from_dict, service_from_dict
+from kk_common.k8s.services import ServiceIndex
 from tests.logs.fake_apiserver import make_pod, make_service
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.events import Added
-from kk_logs.metadata.model import pod_from_dict
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.events import Added
+from kk_common.k8s.model import pod_from_dict
 from kk_logs.metadata.waiting import DEFAULT_WAIT_S, ShipWithoutMeta, Wait, metadata_or_wait
 from tests.logs.fake_apiserver import make_pod
 

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from kk_logs.metadata.backoff import Backoff
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.model import pod_from_dict
-from kk_logs.metadata.services import ServiceIndex
-from kk_logs.metadata.watcher import PodWatcher, WatchSettings
+from kk_common.k8s.backoff import Backoff
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.model import pod_from_dict
+from kk_common.k8s.services import ServiceIndex
+from kk_common.k8s.watcher import PodWatcher, WatchSettings
 from tests.logs.fake_apiserver import (
     FakeApiServer,
     eventually,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from kk_logs.metadata.model import OwnerRef, PodMeta, pod_from_dict
-from kk_logs.metadata.workload import Workload, owning_workload
+from kk_common.k8s.model import OwnerRef, PodMeta, pod_from_dict
+from kk_common.k8s.workload import Workload, owning_workload
 from tests.logs.fake_apiserver import make_pod, owner
 
 # 2026-11-26T10:00:00Z in minutes since the epoch: the CronJob controller's job suffix.

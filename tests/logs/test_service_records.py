@@ -18,10 +18,10 @@ import zmq.asyncio
 from kk_common.config import AgentConfig
 from kk_common.envelope import EncodedRecords, decode, encode, log_record_id
 from kk_common.ipc import PendingBatches
+from kk_common.k8s.events import Added, Modified
+from kk_common.k8s.model import pod_from_dict
 from kk_logs.app import LogsService
 from kk_logs.metadata import PodCache
-from kk_logs.metadata.events import Added, Modified
-from kk_logs.metadata.model import pod_from_dict
 from kk_logs.tailing import Chunk, FileIdentity
 from tests.logs.fake_apiserver import make_pod
 

@@ -18,7 +18,9 @@ __all__ = ["MetricsKubelet", "cadvisor_page", "summary_document"]
 
 
 class MetricsKubelet:
-    def __init__(self, *, tls: TlsFiles, token: str) -> None:
+    """Also an annotated pod's exporter: plain HTTP without ``tls``, no check without ``token``."""
+
+    def __init__(self, *, tls: TlsFiles | None, token: str | None) -> None:
         self.tls = tls
         self.token = token
         self._lock = threading.Lock()
@@ -42,7 +44,13 @@ class MetricsKubelet:
 
     def url(self, path: str) -> str:
         assert self._server is not None
-        return f"https://127.0.0.1:{self._server.server_address[1]}{path}"
+        scheme = "https" if self.tls is not None else "http"
+        return f"{scheme}://127.0.0.1:{self._server.server_address[1]}{path}"
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
 
     def serve(
         self,
@@ -78,7 +86,7 @@ class MetricsKubelet:
         if gate is not None:
             gate.wait(30)
         with self._lock:
-            if auth != f"Bearer {self.token}":
+            if self.token is not None and auth != f"Bearer {self.token}":
                 answer = (401, b"Unauthorized", "text/plain")
             else:
                 answer = self._pages.get(path, (404, b"404 page not found", "text/plain"))

@@ -33,6 +33,7 @@ def metrics_config(directory: Path, sources: list[dict[str, Any]], **metrics: An
                 "interval": "30s",
                 "sources": sources,
                 "node": {"enabled": False},
+                "pods": {"enabled": False},
                 "output": {"url": "https://metrics.invalid:8443"},
             },
             metrics,
@@ -57,14 +58,14 @@ def kubelet_source(name: str, url: str, directory: Path, ca: Path, **extra: Any)
 
 @contextmanager
 def running_service(
-    config: AgentConfig,
+    config: AgentConfig, **more: Any
 ) -> Iterator[tuple[MetricsService, asyncio.AbstractEventLoop]]:
     """A service on a private event loop (no shipper: batches stay spooled)."""
     loop = asyncio.new_event_loop()
     context = zmq.asyncio.Context()
 
     async def build() -> MetricsService:
-        return MetricsService(config, context=context, jitter=0.0)
+        return MetricsService(config, context=context, jitter=0.0, **more)
 
     service = loop.run_until_complete(build())
     try:

@@ -103,6 +103,7 @@ def metrics_section(
             source("summary", "/stats/summary", format="kubelet_summary", optional=True),
         ],
         "node": {"enabled": False},
+        "pods": {"enabled": False},  # no cluster here
         "output": {
             "url": receiver.https_url,
             "flush_interval": "200ms",
@@ -169,6 +170,19 @@ def test_every_source_arrives_once_with_its_labels_and_telemetry(kubelet, tmp_pa
                     source="cadvisor",
                 )
                 assert scraped == 240
+                # Health's OUT/s: samples the shipper stored, as acknowledged.
+                wait_until(
+                    lambda: (
+                        (
+                            listener.sample(
+                                "killkrill_metrics_samples_acknowledged_total", component="metrics"
+                            )
+                            or 0
+                        )
+                        >= expected_min
+                    ),
+                    timeout=30,
+                )
                 assert metrics.stop() == 0
         finally:
             listener.close()

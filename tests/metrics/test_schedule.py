@@ -35,3 +35,17 @@ def test_turns_missed_while_the_process_was_stopped_are_skipped_not_caught_up() 
     assert schedule.due(45.0) == ["a"]  # one scrape, not four
     assert schedule.sources["a"].missed == 3
     assert schedule.next_deadline() == 50.0
+
+
+def test_a_source_that_appears_joins_the_grid_and_one_that_goes_leaves_it() -> None:
+    schedule = ScrapeSchedule([], interval_s=10, start=0.0, jitter=0.5)
+    assert schedule.next_deadline() == float("inf")  # nothing to scrape yet
+    schedule.add("pod/shop/web-1", now=2.0)  # before the grid starts: its first point
+    schedule.add("pod/shop/web-2", now=17.0)  # later: the grid's next point
+    assert schedule.sources["pod/shop/web-1"].next_due == 5.0
+    assert schedule.sources["pod/shop/web-2"].next_due == 25.0
+    assert schedule.due(25.0) == ["pod/shop/web-1", "pod/shop/web-2"]
+    schedule.remove("pod/shop/web-2")
+    schedule.finished("pod/shop/web-2")  # its scrape ends after it went: nothing breaks
+    schedule.finished("pod/shop/web-1")
+    assert schedule.due(35.0) == ["pod/shop/web-1"]

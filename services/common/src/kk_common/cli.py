@@ -178,8 +178,11 @@ def summarize(config: AgentConfig) -> list[str]:
         f"buffer {format_size(performance.buffer_size)}, queue {performance.queue_size}, "
         f"{performance.connection_pool_size} connections per receiver"
     )
-    api_key = "set" if config.credentials.api_key is not None else "not set"
-    lines.append(f"credentials: license key set, API key {api_key}")
+    license_key, api_key = (
+        "set" if secret is not None else "not set"
+        for secret in (config.credentials.license_key, config.credentials.api_key)
+    )
+    lines.append(f"credentials: license key {license_key}, API key {api_key}")
     return lines
 
 

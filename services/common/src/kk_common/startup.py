@@ -23,6 +23,7 @@ from kk_common.jsonlog import configure_logging, log_event
 
 __all__ = [
     "CONFIG_EXIT_STATUS",
+    "LICENSE_KEY_HOLDERS",
     "add_command",
     "add_config_argument",
     "command_parser",
@@ -34,6 +35,10 @@ __all__ = [
 
 CONFIG_EXIT_STATUS = 2
 """Exit status of a service whose configuration is invalid."""
+
+LICENSE_KEY_HOLDERS = frozenset({"shipper"})
+"""The components that talk to the receivers: only they need (and get) the license Secret.
+The others start without it (least privilege; deploy/README.md)."""
 
 _log = logging.getLogger("kk.startup")
 
@@ -85,6 +90,7 @@ def start_service(
             os.environ if environ is None else environ,
             config_path=config_path,
             local_only=local_only,
+            require_license_key=component in LICENSE_KEY_HOLDERS,
         )
     except ConfigError as error:
         print(f"killkrill-{component}: invalid configuration:\n{error}", file=sys.stderr)
@@ -103,10 +109,12 @@ def start_service(
 
 def secrets_of(config: AgentConfig) -> list[str]:
     """The values no log line, error or health problem may show (see `kk_common.redact`)."""
-    secrets = [config.credentials.license_key.get_secret_value()]
-    if config.credentials.api_key is not None:
-        secrets.append(config.credentials.api_key.get_secret_value())
-    return secrets
+    credentials = config.credentials
+    return [
+        secret.get_secret_value()
+        for secret in (credentials.license_key, credentials.api_key)
+        if secret is not None
+    ]
 
 
 ServiceBody = Callable[[zmq.asyncio.Context, asyncio.Event], Awaitable[None]]

@@ -21,14 +21,19 @@ RECORD_COUNTERS: dict[str, dict[str, tuple[str, dict[str, str]]]] = {
         "in": ("killkrill_logs_records_read_total", {}),
         "out": ("killkrill_logs_records_acknowledged_total", {}),
     },
+    "metrics": {
+        "in": ("killkrill_metrics_samples_scraped_total", {}),
+        "out": ("killkrill_metrics_samples_acknowledged_total", {}),
+    },
     "shipper": {
         "in": ("killkrill_agent_records_received_total", {}),
         "out": ("killkrill_agent_sent_messages_total", {"status": "success"}),
     },
 }
 """Which counter gives each component's records per second in and out (summed over labels):
-the logs service reads records and hands them on (acknowledged by the shipper); the shipper
-takes them in (stored) and delivers them."""
+the logs service reads records and hands them on (acknowledged by the shipper); the metrics
+service scrapes samples (every source) and hands them on likewise; the shipper takes them in
+(stored) and delivers them."""
 
 
 def status_document(health: AgentHealth, identity: AgentIdentity, *, now: float) -> dict[str, Any]:

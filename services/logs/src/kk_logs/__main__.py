@@ -17,6 +17,7 @@ import zmq.asyncio
 
 from kk_common.config import AgentConfig
 from kk_common.jsonlog import log_event
+from kk_common.k8s.connect import pod_metadata_source
 from kk_common.startup import (
     command_parser,
     serve,
@@ -31,41 +32,12 @@ from kk_logs.tailing.descriptors import DESCRIPTOR_RESERVE, open_files_pool, rai
 _log = logging.getLogger("kk.logs")
 
 
-def _api_client() -> Any:
-    """A client for the API server: in-cluster credentials, else $KUBECONFIG."""
-    from kubernetes import client, config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config()
-    configuration = client.Configuration.get_default_copy()
-    # urllib3's own retries would sleep out Retry-After inside a call that stop() cannot
-    # interrupt; the watcher has its own backoff.
-    configuration.retries = False
-    return client.ApiClient(configuration)
-
-
 def metadata_source(config: AgentConfig, pods: PodCache, services: ServiceIndex | None) -> Any:
     """The configured source of pod metadata, or None when enrichment is off."""
     kube = config.logs.kubernetes
     if not kube.enabled:
         return None
-    if kube.source == "kubelet":
-        from kk_logs.metadata.kubelet import KubeletPodSource, KubeletSettings
-
-        return KubeletPodSource(
-            KubeletSettings(
-                url=str(kube.kubelet_url).rstrip("/") + "/pods",
-                token_file=kube.token_file,
-                ca_file=kube.ca_file,
-                poll_interval_s=kube.kubelet_poll_interval,
-            ),
-            pods,
-        )
-    from kk_logs.metadata.watcher import PodWatcher
-
-    return PodWatcher(_api_client(), config.agent.node_name, pods, services)
+    return pod_metadata_source(kube, config.agent.node_name, pods, services)
 
 
 def open_files(config: AgentConfig) -> int:

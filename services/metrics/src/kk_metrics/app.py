@@ -34,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import zmq.asyncio
 
@@ -51,6 +52,8 @@ from kk_common.ipc import (
     ipc_endpoint,
 )
 from kk_common.jsonlog import log_event
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.connect import pod_metadata_source
 from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
 from kk_common.startup import secrets_of
@@ -58,13 +61,23 @@ from kk_metrics import __version__
 from kk_metrics.cluster.service import Collect, KubernetesObjects
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
+from kk_metrics.pods import CadvisorPodLabels, PodTarget, scrape_targets, url_host
+from kk_metrics.records import ExtraLabels
 from kk_metrics.schedule import ScrapeSchedule
 from kk_metrics.scrape import ScrapeContext, read_and_spool
 from kk_metrics.sources.node import NodeReader
 from kk_metrics.spool import ScrapeSpool, SpooledBatch
 from kk_metrics.status import ScrapeOutcome, SourceStatus
 
-__all__ = ["NODE_SOURCE", "MetricsService", "spool_path"]
+__all__ = [
+    "METRICS_API_NODE_SOURCE",
+    "METRICS_API_PODS_SOURCE",
+    "NODE_EXPORTER_SOURCE",
+    "NODE_SOURCE",
+    "MetricsService",
+    "optional_sources",
+    "spool_path",
+]
 
 _log = logging.getLogger("kk.metrics")
 
@@ -82,6 +95,56 @@ STOP_ACK_WAIT_S = 5.0
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+NODE_EXPORTER_SOURCE = "node-exporter"
+METRICS_API_NODE_SOURCE = "metrics-api-node"
+METRICS_API_PODS_SOURCE = "metrics-api-pods"
+NODE_EXPORTER_PORT = 9100
+
+
+def optional_sources(config: AgentConfig) -> list[MetricSourceConfig]:
+    """The sources that ``metrics.node_exporter`` and ``metrics.metrics_api`` switch on."""
+    metrics, agent = config.metrics, config.agent
+    sources = []
+    exporter = metrics.node_exporter
+    if exporter.enabled:
+        url = exporter.url
+        if url is None and agent.node_ip:
+            url = f"http://{url_host(agent.node_ip)}:{NODE_EXPORTER_PORT}/metrics"
+        if url is not None:  # else refused by the configuration checks
+            sources.append(MetricSourceConfig(name=NODE_EXPORTER_SOURCE, url=url))
+    api = metrics.metrics_api
+    if api.enabled:
+        base = f"{str(api.url).rstrip('/')}/apis/metrics.k8s.io/v1beta1"
+        common: dict[str, Any] = {
+            "format": "metrics_api",
+            "bearer_token_file": api.bearer_token_file,
+            "ca_file": api.ca_file,
+        }
+        sources.append(
+            MetricSourceConfig(
+                name=METRICS_API_NODE_SOURCE, url=f"{base}/nodes/{agent.node_name}", **common
+            )
+        )
+        if metrics.pods.enabled:  # the API's pod list is the cluster's: keep this node's
+            sources.append(
+                MetricSourceConfig(name=METRICS_API_PODS_SOURCE, url=f"{base}/pods", **common)
+            )
+    return sources
+
+
+def _is_cadvisor(source: MetricSourceConfig) -> bool:
+    return source.name == "cadvisor" or source.url.rstrip("/").endswith("/metrics/cadvisor")
+
+
+def _names_a_pod(source: MetricSourceConfig) -> bool:
+    """cAdvisor's series and the metrics API's pods name their pod: they get its labels."""
+    return _is_cadvisor(source) or source.format == "metrics_api"
+
+
+def _fixed(labels: Any) -> ExtraLabels:
+    return lambda _sample_labels: labels
+
+
 def spool_path(config: AgentConfig) -> Path:
     return Path(config.agent.state_dir) / "metrics" / "spool"
 
@@ -90,7 +153,7 @@ def spool_path(config: AgentConfig) -> Path:
 class _Source:
     name: str
     kind: str
-    """``prometheus``, ``kubelet_summary`` or ``node``."""
+    """``prometheus``, ``kubelet_summary``, ``node`` or ``pod`` (an annotated pod: text)."""
     timeout_s: float
     sample_limit: int
     optional: bool
@@ -98,6 +161,9 @@ class _Source:
     status: SourceStatus
     collect: Collect | None = None
     """Scrapes without fetching (the Kubernetes objects, `kk_metrics.cluster`)."""
+    extra_labels: Callable[[], ExtraLabels] | None = None
+    """Makes, per scrape, what adds the pod's labels to a sample (cAdvisor, pod targets)."""
+    url: str = ""
 
 
 class MetricsService:
@@ -112,9 +178,19 @@ class MetricsService:
         monotonic: Callable[[], float] = time.monotonic,
         jitter: float | None = None,
         kubernetes_api: object = None,
+        pods: PodCache | None = None,
+        pod_source: Any = None,
     ) -> None:
         metrics = config.metrics
         self.config = config
+        self.pods = pods
+        """This node's pods (metrics.pods), kept current by ``pod_source`` (started in run;
+        built from logs.kubernetes there when not given)."""
+        if self.pods is None and metrics.pods.enabled:
+            self.pods = PodCache(retention_s=config.logs.kubernetes.deleted_pod_retention)
+        self.pod_source = pod_source
+        self.pod_source_error = ""
+        self.pod_target_problems: dict[str, str] = {}
         self._clock = clock
         self._monotonic = monotonic
         self._node = config.agent.node_name
@@ -123,6 +199,8 @@ class MetricsService:
         for source in metrics.sources:
             if source.enabled:
                 self.sources[source.name] = self._http_source(source)
+        for source in optional_sources(config):
+            self.sources[source.name] = self._http_source(source)
         self.node_reader: NodeReader | None = None
         if metrics.node.enabled:
             node = metrics.node
@@ -142,9 +220,15 @@ class MetricsService:
         self.kubernetes = KubernetesObjects.from_config(config, api=kubernetes_api)
         for name, collect in (self.kubernetes.collectors() if self.kubernetes else {}).items():
             self.sources[name] = _Source(
-                name, "kubernetes", metrics.effective_timeout, metrics.sample_limit, False,
-                None, SourceStatus(name), collect,
-            )  # fmt: skip
+                name=name,
+                kind="kubernetes",
+                timeout_s=metrics.effective_timeout,
+                sample_limit=metrics.sample_limit,
+                optional=False,
+                fetcher=None,
+                status=SourceStatus(name),
+                collect=collect,
+            )
         state = Path(config.agent.state_dir) / "metrics"
         self.scratch = state / "scratch"
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -182,9 +266,17 @@ class MetricsService:
         self._backlog_reported = False
         self.batches_sent = 0
         self.batches_acknowledged = 0
+        self.samples_acknowledged = 0
+        """Samples the shipper has stored: the service's records out (health's OUT/s)."""
 
-    def _http_source(self, source: MetricSourceConfig) -> _Source:
+    def _http_source(
+        self,
+        source: MetricSourceConfig,
+        extra_labels: Callable[[], ExtraLabels] | None = None,
+    ) -> _Source:
         metrics = self.config.metrics
+        if extra_labels is None and _names_a_pod(source) and metrics.pods.cadvisor_labels:
+            extra_labels = self._cadvisor_labels
         return _Source(
             name=source.name,
             kind=source.format,
@@ -193,7 +285,90 @@ class MetricsService:
             optional=source.optional,
             fetcher=SourceFetcher(source, max_bytes=metrics.max_scrape_size),
             status=SourceStatus(source.name, optional=source.optional),
+            extra_labels=extra_labels,
+            url=source.url,
         )
+
+    def _on_this_node(self, namespace: str, name: str) -> bool:
+        pods = self.pods
+        return pods is not None and pods.get_by_name(namespace, name, self._monotonic()) is not None
+
+    def _cadvisor_labels(self) -> ExtraLabels | None:
+        pods = self.pods
+        if pods is None:
+            return None
+        monotonic = self._monotonic
+        return CadvisorPodLabels(lambda ns, name: pods.get_by_name(ns, name, monotonic()))
+
+    # -- annotated pods ----------------------------------------------------------------
+
+    def sync_pod_targets(self) -> None:
+        """Start scraping annotated pods that appeared, stop those that went away."""
+        if self.pods is None or not self.config.metrics.pods.scrape_annotated:
+            return
+        found = scrape_targets(self.pods.live_pods())
+        for name, problem in found.problems.items():
+            if self.pod_target_problems.get(name) != problem:
+                log_event(_log, logging.WARNING, "pod_not_scraped", source=name, reason=problem)
+        self.pod_target_problems = found.problems
+        for name in [name for name in self._pod_targets if name not in found.targets]:
+            self._drop_pod_target(name)
+        for name, target in found.targets.items():
+            known = self.sources.get(name)
+            if known is not None and known.url == target.url:
+                continue
+            if known is not None:  # the same name, another pod (or IP): start afresh
+                self._drop_pod_target(name)
+            self._add_pod_target(target)
+
+    @property
+    def _pod_targets(self) -> list[str]:
+        return [name for name, source in self.sources.items() if source.kind == "pod"]
+
+    def _add_pod_target(self, target: PodTarget) -> None:
+        pods = self.config.metrics.pods
+        config = MetricSourceConfig(
+            name=target.source,
+            url=target.url,
+            ca_file=pods.ca_file,
+            insecure_skip_verify=pods.insecure_skip_verify,
+            sample_limit=pods.sample_limit,
+        )
+        source = self._http_source(config, extra_labels=lambda: _fixed(target.labels))
+        source.kind = "pod"
+        self.sources[target.source] = source
+        self.schedule.add(target.source, self._monotonic())
+        log_event(_log, logging.INFO, "pod_scrape_started", source=target.source, url=target.url)
+
+    def _drop_pod_target(self, name: str) -> None:
+        source = self.sources.pop(name)
+        self.schedule.remove(name)
+        if source.fetcher is not None:
+            task = asyncio.get_running_loop().create_task(source.fetcher.close())
+            self._scrapes.add(task)  # type: ignore[arg-type]
+            task.add_done_callback(self._scrapes.discard)  # type: ignore[arg-type]
+        log_event(_log, logging.INFO, "pod_scrape_stopped", source=name)
+
+    def _start_pod_source(self) -> None:
+        if self.pods is None:
+            return
+        try:
+            if self.pod_source is None:
+                self.pod_source = pod_metadata_source(
+                    self.config.logs.kubernetes, self._node, self.pods
+                )
+            self.pod_source.start()
+        except Exception as exc:  # no credentials, a bad kubeconfig: scrape without pods
+            self.pod_source = None
+            self.pod_source_error = f"{type(exc).__name__}: {exc}"
+            log_event(
+                _log,
+                logging.ERROR,
+                "pod_metadata_unavailable",
+                error=self.pod_source_error,
+                detail="cAdvisor series go without workload labels and annotated pods are "
+                "not scraped; set metrics.pods.enabled: false if that is intended",
+            )
 
     # -- delivery ----------------------------------------------------------------------
 
@@ -203,6 +378,7 @@ class MetricsService:
             self._refusal_reported = None
         self.spool.remove(batch.context)
         self.batches_acknowledged += 1
+        self.samples_acknowledged += batch.records
         self._wake.set()
 
     def _refused(self, ack: Ack, batch: PendingBatch) -> None:
@@ -247,7 +423,10 @@ class MetricsService:
 
     async def scrape(self, name: str) -> ScrapeOutcome:
         """Scrape ``name`` once, spool it and record the outcome (never raises)."""
-        source = self.sources[name]
+        source = self.sources.get(name)
+        if source is None:  # an annotated pod that went away since
+            self.schedule.finished(name)
+            return ScrapeOutcome(name, self._clock(), 0.0, error_reason="gone")
         started_wall, started = self._clock(), self._monotonic()
         try:
             if self.spool.bytes_used >= self.config.metrics.spool_max_size:
@@ -271,6 +450,8 @@ class MetricsService:
             scrape_time_s=started_wall,
             sample_limit=source.sample_limit,
             batch_max_records=self.config.metrics.batch_max_records,
+            extra_labels=source.extra_labels() if source.extra_labels is not None else None,
+            on_this_node=self._on_this_node,
         )
 
         def elapsed() -> float:
@@ -282,7 +463,7 @@ class MetricsService:
                     await source.fetcher.fetch_to(body)
             work = partial(
                 read_and_spool,
-                source.kind,
+                "prometheus" if source.kind == "pod" else source.kind,
                 body=body if source.fetcher is not None else None,
                 node=self.node_reader,
                 context=context,
@@ -393,12 +574,14 @@ class MetricsService:
             "metrics_started",
             sources=sorted(self.sources),
             interval_s=self.config.metrics.interval,
-            first_scrape_in_s=round(max(0.0, self.schedule.next_deadline() - self._monotonic()), 3),
+            first_scrape_in_s=round(max(0.0, self.schedule.first - self._monotonic()), 3),
             spooled_batches=self.recovered_batches,
         )
+        self._start_pod_source()
         try:
             while not stop.is_set():
                 self._wake.clear()
+                self.sync_pod_targets()
                 self.start_due_scrapes()
                 await self.send_spooled()
                 wait = max(0.0, min(1.0, self.schedule.next_deadline() - self._monotonic()))
@@ -418,6 +601,8 @@ class MetricsService:
                 task.cancel()
             await asyncio.gather(sender, telemetry, return_exceptions=True)
             await self._stop_scrapes()
+            if self.pod_source is not None:
+                await asyncio.get_running_loop().run_in_executor(None, self.pod_source.stop)
             for source in self.sources.values():
                 if source.fetcher is not None:
                     await source.fetcher.close()
@@ -466,8 +651,26 @@ class MetricsService:
                 # Shown, but not a reason to be unready: the other sources still flow.
                 problems.append(problem)
         problems += self.kubernetes.problems() if self.kubernetes else []
+        if self.pod_source_error:
+            problems.append(f"pod metadata unavailable: {self.pod_source_error}")
+        if self.pod_source is not None:
+            status = self.pod_source.status()
+            status = status.get("pods") if isinstance(status, dict) else status
+            if status is not None:
+                samples.append(
+                    MetricSample(
+                        "killkrill_metrics_pod_metadata_synced", "gauge", float(status.synced)
+                    )
+                )
+                if not status.synced and status.last_error:
+                    problems.append(f"pod metadata (pods): {status.last_error}")
+        problems += [
+            f"annotated pod {name} not scraped: {why}"
+            for name, why in sorted(self.pod_target_problems.items())
+        ]
         pending = self.sender.pending
         samples += [
+            MetricSample("killkrill_metrics_pod_targets", "gauge", len(self._pod_targets)),
             MetricSample("killkrill_metrics_window_batches", "gauge", len(pending)),
             MetricSample("killkrill_metrics_spool_bytes", "gauge", self.spool.bytes_used),
             MetricSample(
@@ -478,6 +681,11 @@ class MetricsService:
                 "killkrill_metrics_batches_acknowledged_total",
                 "counter",
                 self.batches_acknowledged,
+            ),
+            MetricSample(
+                "killkrill_metrics_samples_acknowledged_total",
+                "counter",
+                self.samples_acknowledged,
             ),
             MetricSample(
                 "killkrill_metrics_spool_unreadable_total", "counter", self.spool.unreadable

@@ -41,8 +41,19 @@ class ScrapeSchedule:
         if not 0 <= jitter < 1:
             raise ValueError("jitter must be in [0, 1)")
         self.interval_s = interval_s
-        first = start + jitter * interval_s
-        self.sources = {name: SourceTurns(next_due=first) for name in names}
+        self.first = start + jitter * interval_s
+        self.sources = {name: SourceTurns(next_due=self.first) for name in names}
+
+    def add(self, name: str, now: float) -> None:
+        """A source that appeared (an annotated pod): its first turn is the grid's next."""
+        if name in self.sources:
+            return
+        turns = int(max(0.0, now - self.first) // self.interval_s) + (now > self.first)
+        self.sources[name] = SourceTurns(next_due=self.first + turns * self.interval_s)
+
+    def remove(self, name: str) -> None:
+        """A source that went away; a scrape of it still running just ends."""
+        self.sources.pop(name, None)
 
     def due(self, now: float) -> list[str]:
         """The sources to start scraping at ``now``; they are marked running."""
@@ -67,8 +78,10 @@ class ScrapeSchedule:
 
     def finished(self, name: str) -> None:
         """The scrape of ``name`` ended (whatever its outcome)."""
-        self.sources[name].running = False
+        turns = self.sources.get(name)
+        if turns is not None:
+            turns.running = False
 
     def next_deadline(self) -> float:
-        """When `due` will next return something."""
-        return min(turns.next_due for turns in self.sources.values())
+        """When `due` will next return something (infinity: no source yet)."""
+        return min((turns.next_due for turns in self.sources.values()), default=float("inf"))

@@ -19,8 +19,9 @@ from kk_common.envelope import EncodedRecords
 from kk_metrics.batches import ScrapeBatches
 from kk_metrics.errors import ScrapeError
 from kk_metrics.exposition import MalformedExposition, parse_exposition
-from kk_metrics.records import SampleLimitExceeded, ScrapeEncoder
+from kk_metrics.records import ExtraLabels, SampleLimitExceeded, ScrapeEncoder
 from kk_metrics.samples import RawSample
+from kk_metrics.sources.metrics_api import metrics_api_samples
 from kk_metrics.sources.node import NodeMetricsUnavailable, NodeReader
 from kk_metrics.sources.summary import summary_samples
 from kk_metrics.spool import ScrapeSpool, SpooledBatch
@@ -42,6 +43,10 @@ class ScrapeContext:
     scrape_time_s: float
     sample_limit: int
     batch_max_records: int
+    extra_labels: ExtraLabels | None = None
+    """Labels to add to a sample, from its own (the pod's: `kk_metrics.pods`)."""
+    on_this_node: Callable[[str, str], bool] = lambda _namespace, _name: False
+    """Whether the pod (namespace, name) runs on this node (for the metrics API's pods)."""
 
     @property
     def scrape_ms(self) -> int:
@@ -73,6 +78,7 @@ def process_samples(
         cluster=context.cluster,
         scrape_time_s=context.scrape_time_s,
         sample_limit=context.sample_limit,
+        extra_labels=context.extra_labels,
     )
     batches = ScrapeBatches(
         producer=context.producer,
@@ -110,12 +116,19 @@ def _prometheus_lines(body: Path) -> Iterator[str]:
         yield from lines
 
 
-def _summary(body: Path) -> Iterator[RawSample]:
+def _json(body: Path, what: str) -> object:
     try:
-        document = orjson.loads(body.read_bytes())
+        return orjson.loads(body.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise ScrapeError("malformed", f"the summary is not JSON: {exc}") from None
-    yield from summary_samples(document)
+        raise ScrapeError("malformed", f"{what} is not JSON: {exc}") from None
+
+
+def _summary(body: Path) -> Iterator[RawSample]:
+    yield from summary_samples(_json(body, "the summary"))
+
+
+def _metrics_api(body: Path, on_this_node: Callable[[str, str], bool]) -> Iterator[RawSample]:
+    yield from metrics_api_samples(_json(body, "the metrics API's answer"), on_this_node)
 
 
 def read_and_spool(
@@ -135,6 +148,9 @@ def read_and_spool(
     elif kind == "kubelet_summary":
         assert body is not None
         samples = _summary(body)
+    elif kind == "metrics_api":
+        assert body is not None
+        samples = _metrics_api(body, context.on_this_node)
     else:
         assert body is not None
         samples = parse_exposition(_prometheus_lines(body))

@@ -102,14 +102,27 @@ def _enabled_pipeline_problems(
             default_sources is DefaultSources.EXPLICIT
             and _get(document, ("metrics", "sources")) == []
             and _read(document, ("metrics", "node", "enabled"), bool, default=True) is False
+            and not _scrapes_annotated_pods(document)
+            and not any(
+                _read(document, ("metrics", section, "enabled"), bool, default=False) is True
+                for section in ("node_exporter", "metrics_api")
+            )
         ):
             problems.append(
                 ConfigProblem(
                     "metrics.sources",
-                    "metrics are enabled but no sources are listed and node metrics are off",
+                    "metrics are enabled but no sources are listed, node metrics are off and "
+                    "annotated pods are not scraped",
                 )
             )
     return problems
+
+
+def _scrapes_annotated_pods(document: dict[str, Any]) -> bool:
+    return all(
+        _read(document, ("metrics", "pods", key), bool, default=True) is True
+        for key in ("enabled", "scrape_annotated")
+    )
 
 
 def _logs_input_problems(
@@ -343,6 +356,7 @@ def config_notes(config: AgentConfig) -> list[ConfigProblem]:
         and config.metrics.sources
         and not any(source.enabled for source in config.metrics.sources)
         and not config.metrics.node.enabled
+        and not (config.metrics.pods.enabled and config.metrics.pods.scrape_annotated)
     ):
         notes.append(
             ConfigProblem("metrics.sources", "every source is disabled: nothing to scrape")

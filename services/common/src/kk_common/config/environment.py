@@ -67,7 +67,7 @@ ENVIRONMENT_VARIABLES: tuple[EnvironmentVariable, ...] = (
     EnvironmentVariable(
         "KILLKRILL_LICENSE_KEY",
         ("credentials", "license_key"),
-        "the PenguinTech license key (required)",
+        "the PenguinTech license key (required by the shipper)",
         secret=True,
     ),
     EnvironmentVariable(

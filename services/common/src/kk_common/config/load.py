@@ -33,21 +33,32 @@ from .metric_sources import fill_default_kubelet_url, fill_default_metric_source
 from .model import AgentConfig
 from .paths import KeyPath
 from .pydantic_errors import problems_from_validation_error
+from .value_types import LICENSE_KEY_FORMAT
 from .yaml_document import read_yaml_mapping
 
 __all__ = ["config_file_path", "load_config", "parse_config"]
 
 _SECTIONS = ("agent", "logs", "metrics", "performance", "shipper", "credentials")
 _ENVIRONMENT_ONLY_SECTIONS = ("credentials",)
+LICENSE_KEY_REQUIRED = ConfigProblem(
+    "KILLKRILL_LICENSE_KEY",
+    f"required: set it to the PenguinTech license key, {LICENSE_KEY_FORMAT}",
+)
 
 
 def parse_config(
-    file_text: str | None, environ: Mapping[str, str], *, source: str = "<config>"
+    file_text: str | None,
+    environ: Mapping[str, str],
+    *,
+    source: str = "<config>",
+    require_license_key: bool = True,
 ) -> AgentConfig:
     """Validate a config file's text (None: no file) together with the environment.
 
     ``source`` names the file in problems about the file as a whole (syntax errors).
-    Raises :class:`ConfigError` listing every problem; never prints or logs.
+    ``require_license_key=False`` is for the containers that never talk to a receiver (logs,
+    metrics, health: least privilege keeps the Secret from them); a key that is set is still
+    validated. Raises :class:`ConfigError` listing every problem; never prints or logs.
     """
     problems: list[ConfigProblem] = []
     document: dict[str, Any] = {}
@@ -78,6 +89,8 @@ def parse_config(
         # An empty section, so a missing required field is reported at its own path
         # ("agent.node_name: required") rather than as a missing section.
         document.setdefault(section, {})
+    if require_license_key and "license_key" not in document["credentials"]:
+        problems.append(LICENSE_KEY_REQUIRED)
     default_sources = fill_default_metric_sources(document)
     default_kubelet_url = fill_default_kubelet_url(document)
 
@@ -135,6 +148,7 @@ def load_config(
     *,
     config_path: str | os.PathLike[str] | None = None,
     local_only: bool = False,
+    require_license_key: bool = True,
 ) -> AgentConfig:
     """Read the config file and validate it with ``environ``.
 
@@ -145,7 +159,8 @@ def load_config(
     ``local_only`` is for commands that only read the agent's own files (the shipper's
     dead letters, a replay): the license key, receiver URLs and node identity may be unset
     and get inert stand-ins (`LOCAL_ONLY_STAND_INS`); everything else (state directory,
-    queue limits) is read and validated as the services read it.
+    queue limits) is read and validated as the services read it. ``require_license_key``:
+    see `parse_config`.
     """
     if local_only:
         environ = {**LOCAL_ONLY_STAND_INS, **{k: v for k, v in environ.items() if v}}
@@ -161,4 +176,4 @@ def load_config(
         raise ConfigError(
             [ConfigProblem(str(path), f"cannot read the config file: {reason}")]
         ) from None
-    return parse_config(text, environ, source=str(path))
+    return parse_config(text, environ, source=str(path), require_license_key=require_license_key)

@@ -34,6 +34,26 @@ def _valid(adapter: TypeAdapter[Any], value: Any) -> Any:
         return None
 
 
+BUILT_IN_SOURCE_NAMES = {
+    "node": (NODE_SOURCE_NAME,),
+    "node_exporter": ("node-exporter",),
+    "metrics_api": ("metrics-api-node", "metrics-api-pods"),
+}
+"""The source names of the sections that add a source of their own; metrics.node is on by
+default, the others are off."""
+
+
+def _built_in_names(metrics: dict[str, Any]) -> dict[str, str]:
+    """Source name -> the section that takes it, for the sections that are on."""
+    taken = {}
+    for section, names in BUILT_IN_SOURCE_NAMES.items():
+        scope = metrics.get(section)
+        enabled = scope.get("enabled", section == "node") if isinstance(scope, dict) else None
+        if enabled is True or (enabled is None and section == "node"):
+            taken.update({name: f"metrics.{section}" for name in names})
+    return taken
+
+
 def metrics_source_problems(
     document: dict[str, Any], skip: Collection[KeyPath] = ()
 ) -> list[ConfigProblem]:
@@ -56,15 +76,14 @@ def metrics_source_problems(
             if isinstance(source, dict)
         ]
     problems = []
-    node = metrics.get("node")
-    node_enabled = node.get("enabled", True) if isinstance(node, dict) else True
+    taken = _built_in_names(metrics)
     for prefix, scope in scopes[1:]:
-        if scope.get("name") == NODE_SOURCE_NAME and node_enabled is not False:
+        owner = taken.get(scope.get("name"))  # type: ignore[arg-type]
+        if owner is not None:
             problems.append(
                 ConfigProblem(
                     f"{prefix}.name",
-                    f"{NODE_SOURCE_NAME!r} is the source name of the node metrics "
-                    "(metrics.node): choose another name",
+                    f"{scope['name']!r} is the source name of {owner}: choose another name",
                 )
             )
     kubernetes = metrics.get("kubernetes")
@@ -78,6 +97,21 @@ def metrics_source_problems(
                     "(metrics.kubernetes): choose another name",
                 )
             )
+    exporter = metrics.get("node_exporter")
+    agent = document.get("agent")
+    if (
+        isinstance(exporter, dict)
+        and exporter.get("enabled") is True
+        and exporter.get("url") is None
+        and not (isinstance(agent, dict) and agent.get("node_ip"))
+    ):
+        problems.append(
+            ConfigProblem(
+                "metrics.node_exporter.url",
+                "required while node_exporter is enabled and no node IP is known: set it, "
+                "or NODE_IP (the default is http://<node IP>:9100/metrics)",
+            )
+        )
     for prefix, scope in scopes:
         timeout = _valid(_SECONDS, scope.get("timeout"))
         if timeout is not None and interval is not None and timeout >= interval:
@@ -119,7 +153,17 @@ def metrics_source_notes(config: AgentConfig) -> list[ConfigProblem]:
     """A source whose certificate is not verified is worth saying once at startup."""
     if not config.metrics.enabled:
         return []
-    return [
+    pods = config.metrics.pods
+    notes = []
+    if pods.enabled and pods.scrape_annotated and pods.insecure_skip_verify:
+        notes.append(
+            ConfigProblem(
+                "metrics.pods.insecure_skip_verify",
+                "the certificates of annotated pods served over https are not verified: set "
+                "metrics.pods.ca_file to the CA that signs them instead",
+            )
+        )
+    return notes + [
         ConfigProblem(
             f"metrics.sources[{index}].insecure_skip_verify",
             f"the certificate of source {source.name!r} is not verified, so anyone on the path "

@@ -55,14 +55,17 @@ __all__ = [
     "LogsWindowConfig",
     "MetricSourceConfig",
     "MetricSourceFormat",
+    "MetricsApiConfig",
     "MetricsConfig",
     "MetricsOutputConfig",
+    "NodeExporterConfig",
     "NodeMetricsConfig",
     "OutputConfig",
     "OutputMode",
     "OutputType",
     "PerformanceConfig",
     "PodMetadataField",
+    "PodMetricsConfig",
     "RetryConfig",
     "ShipperConfig",
     "SystemLogsConfig",
@@ -325,7 +328,7 @@ class LogsConfig(_Section):
     """Where log batches go."""
 
 
-MetricSourceFormat = Literal["prometheus", "kubelet_summary"]
+MetricSourceFormat = Literal["prometheus", "kubelet_summary", "metrics_api"]
 
 MAX_SAMPLES_PER_SCRAPE = 1_000_000
 """The highest ``sample_limit``: a scrape's samples are numbered within a slot of 2**20
@@ -340,7 +343,7 @@ class MetricSourceConfig(_Section):
     url: HttpUrl
     """The endpoint to scrape."""
     format: MetricSourceFormat = "prometheus"
-    """``prometheus``: text exposition; ``kubelet_summary``: the kubelet's /stats/summary JSON."""
+    """``prometheus`` (text), ``kubelet_summary`` (/stats/summary) or ``metrics_api`` (JSON)."""
     enabled: bool = True
     """Scrape this source."""
     optional: bool = False
@@ -374,6 +377,45 @@ class NodeMetricsConfig(_Section):
     """Where the host's / is mounted (read-only), to measure filesystem usage."""
 
 
+class PodMetricsConfig(_Section):
+    """``metrics.pods``: this node's pods, for cAdvisor's workload labels and annotated pods."""
+
+    enabled: bool = True
+    """Keep this node's pods (from where logs.kubernetes.source says) for the two below."""
+    cadvisor_labels: bool = True
+    """Give cAdvisor series of a pod its k8s_namespace, k8s_pod, k8s_container, k8s_workload."""
+    scrape_annotated: bool = True
+    """Scrape pods annotated ``prometheus.io/scrape: "true"`` (port, path, scheme annotations)."""
+    sample_limit: PositiveInt = 10_000
+    """Most samples one scrape of one pod may give; a larger scrape fails as a whole."""
+    ca_file: AbsolutePath | None = None
+    """CA bundle that verifies pods served over https; none: the system trust store."""
+    insecure_skip_verify: bool = False
+    """Skip verifying the certificates of pods served over https (logged at startup)."""
+
+
+class NodeExporterConfig(_Section):
+    """``metrics.node_exporter``: a node-exporter on the node, scraped as source node-exporter."""
+
+    enabled: bool = False
+    """Scrape it (off by default: the node source already reads /proc and /sys)."""
+    url: HttpUrl | None = None
+    """Its metrics URL; none: ``http://<agent.node_ip>:9100/metrics``."""
+
+
+class MetricsApiConfig(_Section):
+    """``metrics.metrics_api``: the metrics.k8s.io API (metrics-server), where it runs."""
+
+    enabled: bool = False
+    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods)."""
+    url: HttpUrl = "https://kubernetes.default.svc"
+    """The API server's base URL."""
+    bearer_token_file: AbsolutePath = SERVICE_ACCOUNT_TOKEN_FILE
+    """Bearer token for the API server (re-read when it changes)."""
+    ca_file: AbsolutePath = SERVICE_ACCOUNT_CA_FILE
+    """CA bundle that verifies the API server's certificate."""
+
+
 class MetricsConfig(_Section):
     """The ``metrics`` section: node and container metrics collection."""
 
@@ -397,6 +439,12 @@ class MetricsConfig(_Section):
     """The node's own metrics from the host's /proc and /sys."""
     kubernetes: KubernetesObjectsConfig = Field(default_factory=KubernetesObjectsConfig)
     """Kubernetes object metrics (pods, containers, cluster counts) and events."""
+    pods: PodMetricsConfig = Field(default_factory=PodMetricsConfig)
+    """This node's pods: workload labels for cAdvisor, metrics of annotated pods."""
+    node_exporter: NodeExporterConfig = Field(default_factory=NodeExporterConfig)
+    """An optional node-exporter endpoint."""
+    metrics_api: MetricsApiConfig = Field(default_factory=MetricsApiConfig)
+    """The optional metrics.k8s.io source."""
     output: MetricsOutputConfig = Field(default_factory=MetricsOutputConfig)
     """Where metric batches go."""
 
@@ -454,8 +502,11 @@ class HealthConfig(_Section):
 class Credentials(_Section):
     """Secrets, read only from the environment (never from the config file)."""
 
-    license_key: LicenseKey
-    """The PenguinTech license key (KILLKRILL_LICENSE_KEY), sent as the bearer token."""
+    license_key: LicenseKey | None = None
+    """The PenguinTech license key (KILLKRILL_LICENSE_KEY), sent as the bearer token.
+
+    Only the shipper talks to the receivers, so only it requires the key (`load_config`'s
+    ``require_license_key``); the logs, metrics and health containers start without it."""
     api_key: ApiKey | None = None
     """Optional receiver API key (KILLKRILL_API_KEY), sent as ``X-API-Key``."""
 

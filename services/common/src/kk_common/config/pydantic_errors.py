@@ -21,7 +21,7 @@ from .environment import ENVIRONMENT_VARIABLES, variable_for_path
 from .errors import ConfigProblem
 from .messages import describe_type, show_value
 from .paths import KeyPath, format_path
-from .value_types import CUSTOM_ERROR_TYPE, LICENSE_KEY_FORMAT
+from .value_types import CUSTOM_ERROR_TYPE
 
 __all__ = ["problems_from_validation_error"]
 
@@ -95,8 +95,6 @@ def _missing_message(location: KeyPath) -> str:
     variable = variable_for_path(location)
     if variable is None:
         return "required"
-    if variable.name == "KILLKRILL_LICENSE_KEY":
-        return f"required: set it to the PenguinTech license key, {LICENSE_KEY_FORMAT}"
     return f"required: set {variable.name} or {format_path(location)}"
 
 

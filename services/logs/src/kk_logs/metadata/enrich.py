@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from kk_logs.metadata.model import PodMeta
+from kk_common.k8s.model import PodMeta
+from kk_common.k8s.workload import owning_workload
 from kk_logs.metadata.pod_path import PathMeta
-from kk_logs.metadata.workload import owning_workload
 from kk_logs.records import sanitize_label_key
 
 __all__ = [

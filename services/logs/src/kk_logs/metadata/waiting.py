@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from kk_logs.metadata.model import PodMeta
+from kk_common.k8s.model import PodMeta
 
 __all__ = ["DEFAULT_WAIT_S", "PodLookup", "ShipWithoutMeta", "Wait", "metadata_or_wait"]
 

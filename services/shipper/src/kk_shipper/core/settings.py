@@ -198,6 +198,9 @@ class OutputSettings:
         output = config.logs.output if kind == "logs" else config.metrics.output
         if output.url is None:
             raise ValueError(f"{kind}.output.url is required to deliver {kind}")
+        license_key = config.credentials.license_key
+        if license_key is None:
+            raise ValueError(f"the license key is required to deliver {kind}")
         fallback = output.fallback_url
         retry = output.retry
         api_key = config.credentials.api_key
@@ -205,7 +208,7 @@ class OutputSettings:
             kind=kind,
             url=endpoint_url(str(output.url), kind),
             fallback_url=None if fallback is None else endpoint_url(str(fallback), kind),
-            license_key=config.credentials.license_key.get_secret_value(),
+            license_key=license_key.get_secret_value(),
             api_key=None if api_key is None else api_key.get_secret_value(),
             source=config.agent.source,
             cluster_name=config.agent.cluster_name,

@@ -25,8 +25,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 
-from kk_logs.metadata.events import Added, Bookmarked, Deleted, Modified, Relisted, WatchEvent
-from kk_logs.metadata.model import PodMeta
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted, WatchEvent
+from kk_common.k8s.model import PodMeta
 
 __all__ = ["DEFAULT_RETENTION_S", "PodCache"]
 

@@ -58,17 +58,17 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from kk_logs.metadata.backoff import Backoff
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.events import Added, Bookmarked, Deleted, Modified, Relisted
-from kk_logs.metadata.model import (
+from kk_common.k8s.backoff import Backoff
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted
+from kk_common.k8s.model import (
     MetadataDecodeError,
     PodMeta,
     ServiceMeta,
     pod_from_dict,
     service_from_dict,
 )
-from kk_logs.metadata.services import ServiceIndex
+from kk_common.k8s.services import ServiceIndex
 
 __all__ = [
     "ListWatch",

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from kk_logs.metadata.model import OwnerRef, PodMeta
+from kk_common.k8s.model import OwnerRef, PodMeta
 
 __all__ = ["Workload", "owning_workload"]
 

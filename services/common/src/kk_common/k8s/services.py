@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import threading
 
-from kk_logs.metadata.events import Added, Bookmarked, Deleted, Modified, Relisted, WatchEvent
-from kk_logs.metadata.model import PodMeta, ServiceMeta
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted, WatchEvent
+from kk_common.k8s.model import PodMeta, ServiceMeta
 
 __all__ = ["ServiceIndex"]
 

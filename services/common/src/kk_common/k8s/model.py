@@ -90,6 +90,10 @@ class PodMeta:
     resource_version: str = ""
     created_at: float | None = None
     """``metadata.creationTimestamp`` as Unix seconds (used to recognise CronJob Jobs)."""
+    phase: str = ""
+    """``status.phase``: ``Pending``, ``Running``, ``Succeeded``, ``Failed``, ``Unknown``."""
+    ip: str = ""
+    """``status.podIP`` (the node's IP for a host-network pod); empty until assigned."""
 
     def container(self, name: str) -> ContainerMeta | None:
         """The container called ``name`` (regular, init or ephemeral), if the pod has one."""
@@ -211,6 +215,8 @@ def pod_from_dict(obj: Mapping[str, Any]) -> PodMeta:
         containers=_containers(spec, status),
         resource_version=str(meta.get("resourceVersion") or ""),
         created_at=_timestamp(meta.get("creationTimestamp")),
+        phase=_text(status.get("phase") or ""),
+        ip=str(status.get("podIP") or ""),
     )
 
 

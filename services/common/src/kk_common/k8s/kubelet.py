@@ -24,11 +24,11 @@ from pathlib import Path
 
 import urllib3
 
-from kk_logs.metadata.backoff import Backoff
-from kk_logs.metadata.cache import PodCache
-from kk_logs.metadata.events import Relisted
-from kk_logs.metadata.model import MetadataDecodeError, PodMeta, pod_from_dict
-from kk_logs.metadata.watcher import SourceStats, SourceStatus, classify
+from kk_common.k8s.backoff import Backoff
+from kk_common.k8s.cache import PodCache
+from kk_common.k8s.events import Relisted
+from kk_common.k8s.model import MetadataDecodeError, PodMeta, pod_from_dict
+from kk_common.k8s.watcher import SourceStats, SourceStatus, classify
 
 __all__ = ["KubeletPodSource", "KubeletSettings", "parse_pod_list"]
 
