@@ -6,9 +6,11 @@ The logs tests' fake API server runs in a child process (its CPU is not counted)
 with ``--node-pods`` pods on this node and ``--cluster-pods`` pods spread over 50 nodes,
 plus 50 namespaces, 500 services, 400 deployments, 50 daemonsets, 50 statefulsets, 200 jobs
 and 2,000 events. This process then measures its own CPU time (``time.process_time``, all
-threads) for: one ``kubernetes_node`` scrape (list, count, encode, spool), one
+threads) for: one ``kubernetes_node`` scrape (this node's pods from the pod cache that the
+service's pod watch keeps, as in the service: count, encode, spool), one
 ``kubernetes_cluster`` scrape on the leader, one election round (read + renew), and
 turning 2,000 events into log records and spooling them (list + records + one batch).
+It also counts the API requests each scrape makes (the client's ``call_api`` calls).
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ def measure(url: str) -> dict[str, float]:
     from cluster_apiserver import api_for
 
     from kk_common.config.kubernetes_objects import KubernetesObjectsConfig
+    from kk_common.k8s.cache import PodCache
+    from kk_common.k8s.watcher import PodWatcher
     from kk_metrics.cluster.api import LeaseApi, ObjectLists
     from kk_metrics.cluster.election import Election, ElectionTiming
     from kk_metrics.cluster.event_watch import EventWatch
@@ -83,12 +87,31 @@ def measure(url: str) -> dict[str, float]:
     server = Fake()
     server.url = url  # type: ignore[attr-defined]
     api = api_for(server)  # type: ignore[arg-type]
+    calls = [0]
+    call_api = api.call_api
+
+    def counted(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        return call_api(*args, **kwargs)
+
+    api.call_api = counted  # type: ignore[method-assign]
+    pods = PodCache()
+    watcher = PodWatcher(api, "node-a", pods)
+    watcher.start()
+    deadline = time.monotonic() + 30
+    while not pods.synced and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pods.synced, "the pod watch did not list this node's pods"
     lists = ObjectLists(api, timeout_s=30)
     leases = LeaseApi(api, name="leader", namespace="killkrill-system", timeout_s=5)
     # Long durations: leadership must not run out while the scrapes are measured.
     elector = LeaderElector(leases, Election("agent-a", ElectionTiming(3600.0, 3000.0, 2.0)))
     objects = KubernetesObjects(
-        KubernetesObjectsConfig(), node_name="node-a", lists=lists, elector=elector
+        KubernetesObjectsConfig(),
+        node_name="node-a",
+        lists=lists,
+        elector=elector,
+        node_pods=pods.live_pods,
     )
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as directory:
@@ -109,9 +132,12 @@ def measure(url: str) -> dict[str, float]:
             return (time.process_time() - started) / n
 
         results["election round (read + renew), CPU-ms"] = 1000 * asyncio.run(rounds(100))
+        before = calls[0]
         results["kubernetes_node scrape, CPU-ms"] = 1000 * cpu(
             lambda: objects.collect_node(context("kubernetes_node"), spool, float("inf"), never), 20
         )
+        results["kubernetes_node scrape, API requests"] = (calls[0] - before) / 21
+        watcher.stop()  # its thread's CPU is not the other measurements'
         assert elector.is_leader()
         results["kubernetes_cluster scrape (leader), CPU-ms"] = 1000 * cpu(
             lambda: objects.collect_cluster(
@@ -122,9 +148,10 @@ def measure(url: str) -> dict[str, float]:
         assert elector.is_leader() and spool.bytes_used
 
         def events() -> None:
-            watch = EventWatch(api, lists, EventTracker(cluster="bench", node="node-a"))
+            watch = EventWatch(api, EventTracker(cluster="bench", node="node-a"))
             records = []
-            watch._list(lambda record, rv, t: records.append(record) if record else None, None)
+            watch._emit = lambda record, rv, t: records.append(record) if record else None
+            watch.loop._list_and_apply("0")  # the list the watch starts with
             writer = spool.begin("k8s_events", round(stamp[0] * 1000))
             stamp[0] += 1
             writer.write(event_batch(records, producer="metrics@node-a", batch_id="b"))

@@ -15,6 +15,7 @@ import pytest
 from cluster_apiserver import CLUSTER_RESOURCES, api_for, make_event
 
 from kk_common.config.kubernetes_objects import KubernetesObjectsConfig
+from kk_common.k8s.watcher import WatchSettings
 from kk_metrics.cluster.api import LeaseApi, ObjectLists, lease_from_dict
 from kk_metrics.cluster.election import Election, ElectionTiming
 from kk_metrics.cluster.event_watch import EventForwarder, EventWatch
@@ -42,7 +43,7 @@ class Agent:
         leases = LeaseApi(api, name="leader", namespace="killkrill-system", timeout_s=0.5)
         self.elector = LeaderElector(leases, Election(identity, TIMING))
         watch = EventWatch(
-            api, lists, EventTracker(cluster="prod", node=identity), watch_timeout_s=5
+            api, EventTracker(cluster="prod", node=identity), settings=WatchSettings(5)
         )
         forwarder = EventForwarder(
             watch, self.elector, producer=f"metrics@{identity}", flush_interval_s=0.05

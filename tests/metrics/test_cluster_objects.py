@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from cluster_apiserver import pod_in_state
 
+from kk_common.k8s.model import PodMeta, pod_from_dict
 from kk_metrics.cluster.objects import ClusterCounts, cluster_samples, node_samples
+
+
+def cached(name: str, **state: Any) -> PodMeta:
+    """A pod as this node's pod cache holds it (what ``kubernetes_node`` counts)."""
+    return pod_from_dict(pod_in_state(name, **state))
 
 
 def by_labels(samples, name):  # type: ignore[no-untyped-def]
@@ -13,19 +21,17 @@ def by_labels(samples, name):  # type: ignore[no-untyped-def]
 
 def test_a_nodes_pods_by_phase_and_containers_by_state() -> None:
     pods = [
-        pod_in_state("web-1"),
-        pod_in_state("web-2", restarts=3),
-        pod_in_state(
+        cached("web-1"),
+        cached("web-2", restarts=3),
+        cached(
             "crashy",
             state={"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m"}},
             restarts=12,
         ),
-        pod_in_state(
-            "starting", phase="Pending", state={"waiting": {"reason": "ContainerCreating"}}
-        ),
-        pod_in_state("batch", phase="Succeeded", state={"terminated": {"reason": "Completed"}}),
-        pod_in_state("killed", phase="Failed", state={"terminated": {"reason": "OOMKilled"}}),
-        pod_in_state("odd", phase="Evicted?"),
+        cached("starting", phase="Pending", state={"waiting": {"reason": "ContainerCreating"}}),
+        cached("batch", phase="Succeeded", state={"terminated": {"reason": "Completed"}}),
+        cached("killed", phase="Failed", state={"terminated": {"reason": "OOMKilled"}}),
+        cached("odd", phase="Evicted?"),
     ]
 
     samples = list(node_samples(pods))

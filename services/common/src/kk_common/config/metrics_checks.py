@@ -38,9 +38,10 @@ BUILT_IN_SOURCE_NAMES = {
     "node": (NODE_SOURCE_NAME,),
     "node_exporter": ("node-exporter",),
     "metrics_api": ("metrics-api-node", "metrics-api-pods"),
+    "kubernetes": KUBERNETES_SOURCE_NAMES,
 }
-"""The source names of the sections that add a source of their own; metrics.node is on by
-default, the others are off."""
+"""The source names of the sections that add a source of their own."""
+_ON_BY_DEFAULT = ("node", "kubernetes")
 
 
 def _built_in_names(metrics: dict[str, Any]) -> dict[str, str]:
@@ -48,8 +49,9 @@ def _built_in_names(metrics: dict[str, Any]) -> dict[str, str]:
     taken = {}
     for section, names in BUILT_IN_SOURCE_NAMES.items():
         scope = metrics.get(section)
-        enabled = scope.get("enabled", section == "node") if isinstance(scope, dict) else None
-        if enabled is True or (enabled is None and section == "node"):
+        on_by_default = section in _ON_BY_DEFAULT
+        enabled = scope.get("enabled", on_by_default) if isinstance(scope, dict) else None
+        if enabled is True or (enabled is None and on_by_default):
             taken.update({name: f"metrics.{section}" for name in names})
     return taken
 
@@ -84,17 +86,6 @@ def metrics_source_problems(
                 ConfigProblem(
                     f"{prefix}.name",
                     f"{scope['name']!r} is the source name of {owner}: choose another name",
-                )
-            )
-    kubernetes = metrics.get("kubernetes")
-    kubernetes_enabled = kubernetes.get("enabled", True) if isinstance(kubernetes, dict) else True
-    for prefix, scope in scopes[1:]:
-        if scope.get("name") in KUBERNETES_SOURCE_NAMES and kubernetes_enabled is not False:
-            problems.append(
-                ConfigProblem(
-                    f"{prefix}.name",
-                    f"{scope['name']!r} is the source name of the Kubernetes object metrics "
-                    "(metrics.kubernetes): choose another name",
                 )
             )
     exporter = metrics.get("node_exporter")

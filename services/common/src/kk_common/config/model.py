@@ -407,13 +407,8 @@ class MetricsApiConfig(_Section):
     """``metrics.metrics_api``: the metrics.k8s.io API (metrics-server), where it runs."""
 
     enabled: bool = False
-    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods)."""
-    url: HttpUrl = "https://kubernetes.default.svc"
-    """The API server's base URL."""
-    bearer_token_file: AbsolutePath = SERVICE_ACCOUNT_TOKEN_FILE
-    """Bearer token for the API server (re-read when it changes)."""
-    ca_file: AbsolutePath = SERVICE_ACCOUNT_CA_FILE
-    """CA bundle that verifies the API server's certificate."""
+    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods),
+    through the agent's API server connection (in-cluster, else $KUBECONFIG)."""
 
 
 class MetricsConfig(_Section):

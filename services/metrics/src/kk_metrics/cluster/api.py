@@ -11,34 +11,32 @@ many remain (``remainingItemCount``) and the count costs one small request, what
 cluster's size. Where the server does not say (older servers, or a selector), the pages
 are read and counted.
 
-Build the ``ApiClient`` with `api_client` (in-cluster credentials, else ``$KUBECONFIG``):
-it turns urllib3's own retries off, so a failed call fails at once and the caller's
-schedule (the next scrape, the next election round) is the retry.
+The ``ApiClient`` is the service's one connection (`kk_common.k8s.connect.api_client`, also
+used for this node's pods): urllib3's own retries are off, so a failed call fails at once
+and the caller's schedule (the next scrape, the next election round) is the retry.
 """
 
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import urllib3
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from kk_common.k8s.times import micro_time, parse_time
+from kk_common.k8s.watcher import classify
 from kk_metrics.cluster.election import LeaseRecord
-from kk_metrics.cluster.times import micro_time, parse_time
 from kk_metrics.errors import ScrapeError
 
 __all__ = [
     "SERVICE_ACCOUNT_NAMESPACE_FILE",
-    "KubernetesApiUnavailable",
     "LeaseApi",
     "LeaseConflict",
     "LeaseUnavailable",
     "ObjectLists",
-    "api_client",
     "error_reason",
     "own_namespace",
 ]
@@ -47,26 +45,6 @@ SERVICE_ACCOUNT_NAMESPACE_FILE = "/var/run/secrets/kubernetes.io/serviceaccount/
 DEFAULT_NAMESPACE = "killkrill-system"
 
 PAGE_SIZE = 500
-
-
-class KubernetesApiUnavailable(Exception):
-    """Neither in-cluster credentials nor a kubeconfig: there is no API server to ask."""
-
-
-def api_client() -> client.ApiClient:
-    """A client for the API server: in-cluster credentials, else ``$KUBECONFIG``."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            config.load_kube_config()
-        except (config.ConfigException, OSError) as exc:
-            raise KubernetesApiUnavailable(
-                "no in-cluster service account and no kubeconfig"
-            ) from exc
-    configuration = client.Configuration.get_default_copy()
-    configuration.retries = False
-    return client.ApiClient(configuration)
 
 
 def own_namespace(path: str = SERVICE_ACCOUNT_NAMESPACE_FILE) -> str:
@@ -79,22 +57,12 @@ def own_namespace(path: str = SERVICE_ACCOUNT_NAMESPACE_FILE) -> str:
 
 
 def error_reason(exc: BaseException) -> str:
-    """A stable code for a failed call: ``http_<status>``, ``expired``, ``connection``..."""
-    if isinstance(exc, ApiException):
-        if exc.status == 410:
-            return "expired"
-        if not exc.status:
-            return "tls" if "SSLError" in str(exc.reason) else "connection"
-        return f"http_{exc.status}"
-    if isinstance(exc, urllib3.exceptions.SSLError | ssl.SSLError):
-        return "tls"
-    if isinstance(exc, urllib3.exceptions.MaxRetryError) and exc.reason is not None:
-        return error_reason(exc.reason)
-    if isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError):
-        return "timeout"
-    if isinstance(exc, ValueError):
+    """A stable code for a failed call: the pod watch's (`classify`: ``http_<status>``,
+    ``expired``, ``connection``, ``tls``, ``timeout``...), and ``malformed`` for an answer
+    that is not the JSON object asked for."""
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError):
         return "malformed"
-    return "connection"
+    return classify(exc)[0]
 
 
 _CALL_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError, ValueError)
@@ -128,7 +96,6 @@ class ObjectLists:
             "daemonsets": apps.list_daemon_set_for_all_namespaces,
             "statefulsets": apps.list_stateful_set_for_all_namespaces,
             "jobs": batch.list_job_for_all_namespaces,
-            "events": client.EventsV1Api(api).list_event_for_all_namespaces,
         }
 
     def _page(self, kind: str, **kwargs: Any) -> dict[str, Any]:
@@ -142,28 +109,17 @@ class ObjectLists:
             detail = exc.reason if isinstance(exc, ApiException) else exc
             raise ScrapeError(reason, f"listing {kind} failed ({reason}): {detail}") from None
 
-    def pages(self, kind: str, *, field_selector: str = "") -> Iterator[list[dict[str, Any]]]:
+    def pages(self, kind: str) -> Iterator[list[dict[str, Any]]]:
         """The items of ``kind``, a page at a time (one consistent snapshot)."""
-        for _, page in self.versioned_pages(kind, field_selector=field_selector):
-            yield page
-
-    def versioned_pages(
-        self, kind: str, *, field_selector: str = ""
-    ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-        """Like `pages`, each page with the list's resourceVersion (to watch from)."""
-        token, version = "", ""
+        token = ""
         while True:
             kwargs: dict[str, Any] = {"limit": self.page_size}
-            if field_selector:
-                kwargs["field_selector"] = field_selector
             if token:
                 kwargs["_continue"] = token
             body = self._page(kind, **kwargs)
             items = body.get("items") or []
-            meta = body.get("metadata") or {}
-            version = version or str(meta.get("resourceVersion") or "")
-            yield version, [item for item in items if isinstance(item, dict)]
-            token = str(meta.get("continue") or "")
+            yield [item for item in items if isinstance(item, dict)]
+            token = str((body.get("metadata") or {}).get("continue") or "")
             if not token:
                 return
 

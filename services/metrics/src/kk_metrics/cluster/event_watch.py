@@ -1,13 +1,16 @@
 """IO adapters for the events: a list+watch thread while leading, and the forwarder that
 commits what it finds to the metrics spool as log batches.
 
-`EventWatch.run` (a thread): start from the Lease's checkpoint when there is one (watch
-from its resourceVersion), else list every event and watch from the list. Each event goes
-through `EventTracker` (each occurrence once, see `kk_metrics.cluster.events`) and is handed
-to ``emit`` with the resourceVersion it moves the stream to, even when it makes no record,
-so the checkpoint follows the stream. A 410 (history compacted) lists again: straight after
-a checkpoint, only events not older than its time are sent; later the tracker knows what
-was sent. Other failures back off (0.5 s doubling to 30 s) and resume from the same place.
+`EventWatch.run` (a thread) is the pod watch's list+watch loop (`kk_common.k8s.watcher.
+ListWatch`: paged list, watch with bookmarks, 410 -> list again, backoff with jitter,
+errors counted by reason) over ``events.k8s.io/v1`` events. It starts from the Lease's
+checkpoint when there is one (watch from its resourceVersion), else lists every event and
+watches from the list. Each event goes through `EventTracker` (each occurrence once, see
+`kk_metrics.cluster.events`) and is handed to ``emit`` with the resourceVersion it moves
+the stream to, even when it makes no record, so the checkpoint follows the stream. A list
+straight after a checkpoint (its resourceVersion was compacted away: 410) sends only events
+not older than the checkpoint's time; once the watch has delivered, the tracker knows what
+was sent.
 
 `EventForwarder.run` (the event loop): while this agent leads, keeps one `EventWatch`
 thread; when leadership ends it stops it and drops what was not committed (the next leader
@@ -23,17 +26,16 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubernetes import client, watch
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client
 
 from kk_common.jsonlog import log_event
-from kk_metrics.cluster.api import ObjectLists, error_reason
+from kk_common.k8s.events import Added, Bookmarked, Deleted, Modified, Relisted
+from kk_common.k8s.watcher import ListWatch, SourceStatus, WatchSettings
 from kk_metrics.cluster.events import Checkpoint, EventRecord, EventTracker, event_batch
 from kk_metrics.cluster.leader import LeaderElector
-from kk_metrics.errors import ScrapeError
 from kk_metrics.spool import ScrapeSpool, SpooledBatch
 
 __all__ = ["EventForwarder", "EventWatch"]
@@ -44,11 +46,20 @@ Emit = Callable[[EventRecord | None, str, float | None], None]
 """(record or None, resourceVersion reached, the event's time or None)."""
 
 SPOOL_SOURCE = "k8s_events"
-BACKOFF_MAX_S = 30.0
 
 
-class _Expired(Exception):
-    """410: the resourceVersion is older than the API server's history."""
+def _event(raw: Any) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise TypeError("an event that is not a JSON object")
+    return raw
+
+
+def _version(event: Mapping[str, Any]) -> str:
+    return str((event.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def _no_emit(record: EventRecord | None, rv: str, time_s: float | None) -> None:
+    return None
 
 
 class EventWatch:
@@ -57,111 +68,58 @@ class EventWatch:
     def __init__(
         self,
         api: client.ApiClient,
-        lists: ObjectLists,
         tracker: EventTracker,
         *,
-        watch_timeout_s: int = 300,
-        connect_timeout_s: float = 10.0,
+        settings: WatchSettings | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        # events.k8s.io/v1, the current Event API; it serves the core/v1 events too.
-        self._list_events = client.EventsV1Api(api).list_event_for_all_namespaces
-        self.lists = lists
         self.tracker = tracker
-        self.watch_timeout_s = watch_timeout_s
-        self.connect_timeout_s = connect_timeout_s
         self._wall = wall
-        self._lock = threading.Lock()
-        self._watch: watch.Watch | None = None
-        self.errors: dict[str, int] = {}
-        self.last_error = ""
+        self._emit: Emit = _no_emit
+        self._since: float | None = None
+        # events.k8s.io/v1, the current Event API; it serves the core/v1 events too.
+        self.loop: ListWatch[Mapping[str, Any]] = ListWatch(
+            "events",
+            client.EventsV1Api(api).list_event_for_all_namespaces,
+            _event,
+            self._apply,
+            settings=settings,
+        )
 
     def run(self, stop: threading.Event, start: Checkpoint | None, emit: Emit) -> None:
         """Until ``stop``: emit every event's newest occurrence once (blocking)."""
-        rv = start.resource_version if start else ""
-        since = start.time_s if start else None
-        failures = 0
-        while not stop.is_set():
-            try:
-                if not rv:
-                    rv = self._list(emit, since)
-                rv = self._watch_from(rv, stop, emit)
-                since, failures = None, 0
-            except _Expired:
-                rv = ""  # list again; ``since`` still applies until one watch went well
-                continue
-            except Exception as exc:
-                # The thread must outlive anything the client raises (a stream cut by
-                # interrupt() ends in urllib3's ProtocolError): count it, back off, resume.
-                if stop.is_set():
-                    break
-                reason = exc.reason if isinstance(exc, ScrapeError) else error_reason(exc)
-                if failures == 0:
-                    log_event(
-                        _log, logging.WARNING, "events_watch_failed", reason=reason, error=str(exc)
-                    )
-                self.errors[str(reason)] = self.errors.get(str(reason), 0) + 1
-                self.last_error = str(exc)[:300]
-                failures += 1
-                stop.wait(min(BACKOFF_MAX_S, 0.5 * 2 ** (failures - 1)))
+        self._emit = emit
+        self._since = start.time_s if start else None
+        self.loop.run(stop, resume_from=start.resource_version if start else "")
 
     def interrupt(self) -> None:
         """Close the open watch stream so that ``run`` sees ``stop`` at once."""
-        with self._lock:
-            if self._watch is not None:
-                self._watch.stop()
+        self.loop.interrupt()
 
-    def _list(self, emit: Emit, since: float | None) -> str:
-        version = ""
-        for version, page in self.lists.versioned_pages("events"):
-            for event in page:
-                self._handle("ADDED", event, version, emit, since)
-        emit(None, version, None)
-        return version
+    def status(self) -> SourceStatus:
+        """The watch's counters (errors by reason, the last error, failures in a row)."""
+        return self.loop.status()
 
-    def _handle(
-        self, kind: str, event: dict[str, Any], rv: str, emit: Emit, since: float | None
-    ) -> None:
-        if kind == "DELETED":
-            self.tracker.forget(event)
-            emit(None, rv, None)
+    def _apply(self, change: Any, now: float) -> None:
+        emit = self._emit
+        if isinstance(change, Relisted):
+            # A list is one point in history: every item moves the stream to the list's version.
+            for event in change.objs:
+                self._record(event, change.resource_version, self._since)
+            emit(None, change.resource_version, None)
             return
-        record = self.tracker.record_for(event, self._wall(), since_s=since)
-        emit(record, rv, record.time_s if record else None)
+        self._since = None  # the watch delivers: from here the tracker knows what was sent
+        if isinstance(change, Bookmarked):
+            emit(None, change.resource_version, None)
+        elif isinstance(change, Deleted):
+            self.tracker.forget(change.obj)
+            emit(None, _version(change.obj), None)
+        elif isinstance(change, Added | Modified):
+            self._record(change.obj, _version(change.obj), None)
 
-    def _watch_from(self, rv: str, stop: threading.Event, emit: Emit) -> str:
-        w = watch.Watch(return_type="object")
-        with self._lock:
-            self._watch = w
-        try:
-            for item in w.stream(
-                self._list_events,
-                resource_version=rv,
-                allow_watch_bookmarks=True,
-                timeout_seconds=self.watch_timeout_s,
-                _request_timeout=(self.connect_timeout_s, self.watch_timeout_s + 15),
-            ):
-                if stop.is_set():
-                    break
-                kind = str(item.get("type", ""))
-                raw = item.get("raw_object") or item.get("object") or {}
-                if kind == "ERROR":
-                    if raw.get("code") == 410:
-                        raise _Expired(str(raw.get("message", "")))
-                    raise ValueError(f"watch error: {raw.get('message', raw)}")
-                rv = str((raw.get("metadata") or {}).get("resourceVersion") or rv)
-                if kind == "BOOKMARK":
-                    emit(None, rv, None)
-                elif kind in ("ADDED", "MODIFIED", "DELETED"):
-                    self._handle(kind, raw, rv, emit, None)
-        except ApiException as exc:
-            if exc.status == 410:
-                raise _Expired(str(exc.reason)) from exc
-            raise
-        finally:
-            with self._lock:
-                self._watch = None
-        return rv
+    def _record(self, event: Mapping[str, Any], rv: str, since: float | None) -> None:
+        record = self.tracker.record_for(event, self._wall(), since_s=since)
+        self._emit(record, rv, record.time_s if record else None)
 
 
 class EventForwarder:

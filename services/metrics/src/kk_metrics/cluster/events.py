@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kk_common.envelope import EncodedRecords, encode_record_json, stable_id
-from kk_metrics.cluster.times import micro_time, parse_time
+from kk_common.k8s.times import micro_time, parse_time
 
 __all__ = [
     "MAX_MESSAGE_CHARS",

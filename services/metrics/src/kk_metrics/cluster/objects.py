@@ -1,7 +1,10 @@
 """Kubernetes objects into samples (sans-IO): this node's pods, and the cluster's counts.
 
-The API adapter (`kk_metrics.cluster.api`) pages through lists and hands the objects here
-as plain JSON mappings; nothing here does IO or keeps objects once counted.
+This node's pods come from the service's pod cache (`kk_common.k8s`, the same list+watch
+that labels cAdvisor's series and finds annotated pods): counting them costs no request.
+The cluster's pods come from the API adapter (`kk_metrics.cluster.api`), which pages
+through lists and hands the objects here as plain JSON mappings; nothing here does IO or
+keeps objects once counted.
 
 Node samples (every agent, its own node's pods)::
 
@@ -30,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from kk_common.k8s.model import PodMeta
 from kk_metrics.samples import RawSample
 
 __all__ = [
@@ -56,48 +60,34 @@ CLUSTER_KINDS = (
 """The collections counted cluster-wide, in the order they are listed."""
 
 _CONTAINER_STATES = ("running", "waiting", "terminated")
+_COUNTED_KINDS = ("init", "container")
+"""Ephemeral (debug) containers are not the workload's: not counted."""
 
 
-def _phase(pod: Mapping[str, Any]) -> str:
-    phase = (pod.get("status") or {}).get("phase")
+def _known_phase(phase: Any) -> str:
     return phase if phase in POD_PHASES else "Unknown"
 
 
-def _container_state(status: Mapping[str, Any]) -> tuple[str, str]:
-    state = status.get("state") or {}
-    for name in _CONTAINER_STATES:
-        detail = state.get(name)
-        if isinstance(detail, Mapping):
-            reason = detail.get("reason") if name != "running" else ""
-            return name, str(reason or "")
-    # A status with no state yet (the kubelet has not reported it): waiting, no reason.
-    return "waiting", ""
+def _phase(pod: Mapping[str, Any]) -> str:
+    return _known_phase((pod.get("status") or {}).get("phase"))
 
 
-def node_samples(pods: Iterable[Mapping[str, Any]]) -> Iterator[RawSample]:
+def node_samples(pods: Iterable[PodMeta]) -> Iterator[RawSample]:
     """The samples of one node's pods (see the module docstring)."""
     phases: Counter[str] = Counter(dict.fromkeys(POD_PHASES, 0))
     states: Counter[tuple[str, str]] = Counter()
     for pod in pods:
-        phases[_phase(pod)] += 1
-        meta = pod.get("metadata") or {}
-        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        status = pod.get("status") or {}
-        for key in ("initContainerStatuses", "containerStatuses"):
-            for container in status.get(key) or ():
-                if not isinstance(container, Mapping):
-                    continue
-                states[_container_state(container)] += 1
-                yield RawSample(
-                    "k8s_container_restarts_total",
-                    "counter",
-                    float(container.get("restartCount") or 0),
-                    {
-                        "namespace": namespace,
-                        "pod": name,
-                        "container": str(container.get("name", "")),
-                    },
-                )
+        phases[_known_phase(pod.phase)] += 1
+        for container in pod.containers.values():
+            if not container.state or container.kind not in _COUNTED_KINDS:
+                continue  # not in the pod's status yet
+            states[(container.state, container.state_reason)] += 1
+            yield RawSample(
+                "k8s_container_restarts_total",
+                "counter",
+                float(container.restart_count),
+                {"namespace": pod.namespace, "pod": pod.name, "container": container.name},
+            )
     for phase, count in phases.items():
         yield RawSample("k8s_node_pods", "gauge", float(count), {"phase": phase})
     for state in _CONTAINER_STATES:

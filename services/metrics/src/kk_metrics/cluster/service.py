@@ -1,7 +1,9 @@
 """The metrics service's Kubernetes objects: two scrape sources and the leader election.
 
-* ``kubernetes_node`` (every agent): this node's pods, listed with the field selector
-  ``spec.nodeName=<node>`` (an indexed field: each agent reads only its own pods).
+* ``kubernetes_node`` (every agent): this node's pods, counted from the service's pod cache
+  (`kk_common.k8s`: one list+watch of ``spec.nodeName=<node>`` for every use of this
+  node's pods), so a scrape costs no request. Until the pods are listed the scrape fails
+  with reason ``not_synced`` rather than report an empty node.
 * ``kubernetes_cluster`` (the leader only): cluster-wide counts. On the other agents the
   scrape does nothing and succeeds with 0 samples; the leader re-checks that it still
   leads after counting, so a scrape that straddles a failover is thrown away rather than
@@ -9,6 +11,7 @@
 
 Both are ordinary sources of `kk_metrics.app.MetricsService`: scheduled, spooled, sent and
 shown in health like the HTTP ones. Their collect functions run on a worker thread.
+All API calls go through the service's one connection (`kk_common.k8s.connect`).
 ``start`` joins the election (when cluster counts or events are on) and, with events on,
 runs the `EventForwarder`, which commits event batches to the same spool.
 """
@@ -17,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from itertools import chain
 from typing import Any
 
 from kk_common.config import AgentConfig
@@ -32,14 +33,8 @@ from kk_common.config.kubernetes_objects import (
     KubernetesObjectsConfig,
 )
 from kk_common.envelope import MetricSample
-from kk_common.jsonlog import log_event
-from kk_metrics.cluster.api import (
-    KubernetesApiUnavailable,
-    LeaseApi,
-    ObjectLists,
-    api_client,
-    own_namespace,
-)
+from kk_common.k8s.model import PodMeta
+from kk_metrics.cluster.api import LeaseApi, ObjectLists, own_namespace
 from kk_metrics.cluster.election import Election, ElectionTiming
 from kk_metrics.cluster.event_watch import EventForwarder, EventWatch
 from kk_metrics.cluster.events import EventTracker
@@ -50,15 +45,23 @@ from kk_metrics.samples import RawSample
 from kk_metrics.scrape import ProcessedScrape, ScrapeContext, process_samples
 from kk_metrics.spool import ScrapeSpool, SpooledBatch
 
-__all__ = ["CLUSTER_SOURCE", "NODE_SOURCE", "Collect", "KubernetesObjects", "spool_samples"]
-
-_log = logging.getLogger("kk.metrics")
+__all__ = [
+    "CLUSTER_SOURCE",
+    "NODE_SOURCE",
+    "Collect",
+    "KubernetesObjects",
+    "NodePods",
+    "spool_samples",
+]
 
 NODE_SOURCE = NODE_OBJECTS_SOURCE
 CLUSTER_SOURCE = CLUSTER_OBJECTS_SOURCE
 
 Collect = Callable[[ScrapeContext, ScrapeSpool, float, threading.Event], ProcessedScrape]
 """A source's scrape on a worker thread: (context, spool, monotonic deadline, stopping)."""
+
+NodePods = Callable[[], Iterable[PodMeta]]
+"""This node's pods now, from the pod cache; raises `ScrapeError` while they are not listed."""
 
 STOP_WAIT_S = 5.0
 """On stop, how long the election may take to write its release."""
@@ -104,9 +107,11 @@ class KubernetesObjects:
         lists: ObjectLists,
         elector: LeaderElector | None,
         events: EventForwarder | None = None,
+        node_pods: NodePods | None = None,
     ) -> None:
         self.settings = settings
         self.node_name = node_name
+        self.node_pods = node_pods
         self.lists = lists
         self.elector = elector
         self.events = events
@@ -116,23 +121,12 @@ class KubernetesObjects:
         self._tasks: list[asyncio.Task[None]] = []
 
     @classmethod
-    def from_config(cls, config: AgentConfig, *, api: Any = None) -> KubernetesObjects | None:
-        """None when ``metrics.kubernetes.enabled`` is off or there is no API server."""
+    def from_config(
+        cls, config: AgentConfig, *, api: Any, node_pods: NodePods
+    ) -> KubernetesObjects:
+        """For ``metrics.kubernetes`` (enabled), with the service's API connection ``api``
+        and its view of this node's pods."""
         settings = config.metrics.kubernetes
-        if not settings.enabled:
-            return None
-        if api is None:
-            try:
-                api = api_client()
-            except KubernetesApiUnavailable as exc:
-                log_event(
-                    _log,
-                    logging.WARNING,
-                    "kubernetes_objects_unavailable",
-                    detail=f"{exc}: no object metrics; set metrics.kubernetes.enabled: false "
-                    "to silence this outside Kubernetes",
-                )
-                return None
         timeout = config.metrics.effective_timeout
         lists = ObjectLists(api, timeout_s=timeout)
         elector = events = None
@@ -154,18 +148,23 @@ class KubernetesObjects:
         if elector is not None and settings.events.enabled:
             node = config.agent.node_name
             tracker = EventTracker(cluster=config.agent.cluster_name, node=node)
-            events = EventForwarder(
-                EventWatch(api, lists, tracker), elector, producer=f"metrics@{node}"
-            )
+            events = EventForwarder(EventWatch(api, tracker), elector, producer=f"metrics@{node}")
         return cls(
-            settings, node_name=config.agent.node_name, lists=lists, elector=elector, events=events
+            settings,
+            node_name=config.agent.node_name,
+            lists=lists,
+            elector=elector,
+            events=events,
+            node_pods=node_pods,
         )
 
     # -- sources ----------------------------------------------------------------------
 
     def collectors(self) -> dict[str, Collect]:
         """The scrape sources, by name."""
-        found: dict[str, Collect] = {NODE_SOURCE: self.collect_node}
+        found: dict[str, Collect] = {}
+        if self.node_pods is not None:
+            found[NODE_SOURCE] = self.collect_node
         if self.elector is not None and self.settings.cluster_counts:
             found[CLUSTER_SOURCE] = self.collect_cluster
         return found
@@ -173,10 +172,9 @@ class KubernetesObjects:
     def collect_node(
         self, context: ScrapeContext, spool: ScrapeSpool, deadline: float, stopping: threading.Event
     ) -> ProcessedScrape:
-        pods = chain.from_iterable(
-            self.lists.pages("pods", field_selector=f"spec.nodeName={self.node_name}")
-        )
-        return spool_samples(node_samples(pods), context, spool, deadline, stopping)
+        if self.node_pods is None:
+            raise ScrapeError("not_synced", "this node's pods are not kept (no pod cache)")
+        return spool_samples(node_samples(self.node_pods()), context, spool, deadline, stopping)
 
     def collect_cluster(
         self, context: ScrapeContext, spool: ScrapeSpool, deadline: float, stopping: threading.Event
@@ -221,8 +219,14 @@ class KubernetesObjects:
 
     def problems(self) -> list[str]:
         """What health should show (shown, not a reason to be unready)."""
+        problems = []
         problem = self.elector.problem() if self.elector is not None else None
-        return [problem] if problem else []
+        if problem:
+            problems.append(problem)
+        watch = self.events.events.status() if self.events is not None else None
+        if watch is not None and watch.consecutive_failures:
+            problems.append(f"the events watch is failing: {watch.last_error}")
+        return problems
 
     def samples(self) -> list[MetricSample]:
         """Telemetry for the health container."""
@@ -237,6 +241,6 @@ class KubernetesObjects:
                 MetricSample(
                     "killkrill_metrics_events_watch_errors_total", "counter", n, {"reason": r}
                 )
-                for r, n in sorted(self.events.events.errors.items())
+                for r, n in sorted(self.events.events.status().api_errors.items())
             ]
         return out

@@ -1,4 +1,7 @@
-"""Kubernetes timestamps: RFC 3339 in, RFC 3339 with microseconds out (sans-IO)."""
+"""Kubernetes timestamps: RFC 3339 in, RFC 3339 with microseconds out (sans-IO).
+
+Shared by the pod model (``creationTimestamp``) and the metrics service's Lease and events.
+"""
 
 from __future__ import annotations
 
