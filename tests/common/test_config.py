@@ -133,12 +133,7 @@ METRICS_SCRAPE_DEFAULTS = {
         "insecure_skip_verify": False,
     },
     "node_exporter": {"enabled": False, "url": None},
-    "metrics_api": {
-        "enabled": False,
-        "url": "https://kubernetes.default.svc",
-        "bearer_token_file": "/var/run/secrets/kubernetes.io/serviceaccount/token",
-        "ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt",
-    },
+    "metrics_api": {"enabled": False},
 }
 
 
@@ -337,6 +332,17 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "sys_path": "/sys2",
                 "rootfs_path": "/rootfs",
             },
+            "kubernetes": {
+                "enabled": True,
+                "cluster_counts": False,
+                "lease_name": "kk-leader",
+                "lease_namespace": "monitoring",
+                "identity": "agent-7",
+                "lease_duration": 30.0,
+                "renew_deadline": 20.0,
+                "retry_period": 4.0,
+                "events": {"enabled": True},
+            },
             "pods": {
                 "enabled": True,
                 "cadvisor_labels": False,
@@ -346,12 +352,7 @@ def test_the_full_fixture_sets_every_key() -> None:
                 "insecure_skip_verify": True,
             },
             "node_exporter": {"enabled": False, "url": "http://192.168.10.7:9100/metrics"},
-            "metrics_api": {
-                "enabled": True,
-                "url": "https://10.96.0.1:443",
-                "bearer_token_file": "/var/run/secrets/api/token",
-                "ca_file": "/var/run/secrets/api/ca.crt",
-            },
+            "metrics_api": {"enabled": True},
             "output": {
                 "type": "http3",
                 "url": "https://metrics.example.com",
@@ -615,16 +616,39 @@ def test_a_disabled_pipeline_needs_no_url_and_no_sources() -> None:
 def test_an_enabled_pipeline_needs_something_to_read() -> None:
     text = (
         "logs:\n  paths: []\nmetrics:\n  sources: []\n  node: {enabled: false}\n"
-        "  pods: {scrape_annotated: false}\n"
+        "  pods: {scrape_annotated: false}\n  kubernetes: {enabled: false}\n"
     )
     assert problems_of(text, required_env()) == [
         "logs.paths: logs are enabled but no paths are listed",
-        "metrics.sources: metrics are enabled but no sources are listed, node metrics are off "
-        "and annotated pods are not scraped",
+        "metrics.sources: metrics are enabled but no sources are listed, node metrics are off, "
+        "annotated pods are not scraped and the Kubernetes object metrics are off",
     ]
-    # The node's own metrics, or annotated pods, are something to collect on their own.
+    # The node's own metrics, annotated pods, or the Kubernetes objects are something to
+    # collect on their own.
     parse_config("metrics:\n  sources: []\n", required_env())
     parse_config("metrics:\n  sources: []\n  node: {enabled: false}\n", required_env())
+    parse_config(
+        "metrics:\n  sources: []\n  node: {enabled: false}\n  pods: {enabled: false}\n",
+        required_env(),
+    )
+
+
+def test_kubernetes_events_need_the_log_output() -> None:
+    environ = required_env()
+    del environ["KILLKRILL_LOG_RECEIVER_URL"]
+    events_on = "metrics:\n  kubernetes:\n    events: {enabled: true}\n"
+    assert problems_of("logs:\n  enabled: false\n" + events_on, environ) == [
+        "metrics.kubernetes.events.enabled: Kubernetes events are sent as log records through "
+        "the shipper's log output, which is off (logs.enabled: false): enable logs, or set "
+        "metrics.kubernetes.events.enabled: false"
+    ]
+    # Events off, or the object metrics off altogether: nothing needs the log output.
+    parse_config("logs:\n  enabled: false\n", environ)
+    parse_config(
+        "logs:\n  enabled: false\nmetrics:\n  kubernetes:\n    enabled: false\n"
+        "    events: {enabled: true}\n",
+        environ,
+    )
 
 
 def test_the_default_kubelet_url_puts_an_ipv6_node_ip_in_brackets() -> None:

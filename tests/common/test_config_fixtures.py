@@ -79,6 +79,7 @@ def test_there_is_a_fixture_for_every_required_case() -> None:
         "bad_exclude_path.yaml",
         "bad_max_line_size.yaml",
         "bad_window_key.yaml",
+        "bad_kubernetes_objects.yaml",
     } <= names
 
 

@@ -61,6 +61,8 @@ def test_objects_come_in_apply_order() -> None:
         "ServiceAccount",
         "ClusterRole",
         "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
         "ConfigMap",
         "Secret",
         "DaemonSet",

@@ -69,7 +69,8 @@ def code_permissions() -> set[Permission]:
     used: set[Permission] = set()
     for source in SERVICE_SOURCES:
         text = source.read_text()
-        watches = "watch.Watch(" in text
+        # A list method handed to the shared list+watch loop is watched too.
+        watches = "watch.Watch(" in text or "ListWatch(" in text
         for name in set(re.findall(r"\.([a-z_]+)\b", text)) & methods.keys():
             group, resource = resource_of(methods[name])
             verb = _VERBS[name.split("_", 1)[0]]
@@ -103,8 +104,8 @@ def configured_kubelet_permissions() -> set[Permission]:
     return kubelet_permissions(urls)
 
 
-def granted() -> set[Permission]:
-    role = find(agent_documents(), "ClusterRole", "killkrill-agent")
+def rules_of(kind: str, name: str) -> set[Permission]:
+    role = find(agent_documents(), kind, name)
     return {
         (group, resource, verb)
         for rule in role["rules"]
@@ -112,6 +113,19 @@ def granted() -> set[Permission]:
         for resource in rule["resources"]
         for verb in rule["verbs"]
     }
+
+
+def cluster_role() -> set[Permission]:
+    return rules_of("ClusterRole", "killkrill-agent")
+
+
+def leader_election_role() -> set[Permission]:
+    """The namespaced Role of the metrics' leader election (its Lease)."""
+    return rules_of("Role", "killkrill-agent-leader-election")
+
+
+def granted() -> set[Permission]:
+    return cluster_role() | leader_election_role()
 
 
 def test_the_source_scan_finds_the_pod_and_service_watches() -> None:
@@ -141,8 +155,20 @@ def test_the_role_allows_nothing_the_code_does_not_use() -> None:
 
 
 def test_the_role_only_reads_and_never_secrets() -> None:
-    assert {verb for _, _, verb in granted()} <= {"get", "list", "watch"}
+    assert {verb for _, _, verb in cluster_role()} <= {"get", "list", "watch"}
     assert not any(resource.startswith("secrets") for _, resource, _ in granted())
+
+
+def test_the_only_write_is_the_lease_in_the_agents_namespace() -> None:
+    assert leader_election_role() == {
+        ("coordination.k8s.io", "leases", verb) for verb in ("get", "create", "update")
+    }
+    role = find(agent_documents(), "Role", "killkrill-agent-leader-election")
+    binding = find(agent_documents(), "RoleBinding", "killkrill-agent-leader-election")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "killkrill-system"
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "killkrill-agent", "namespace": "killkrill-system"}
+    ]
 
 
 def test_the_kubelet_pods_source_would_need_nodes_proxy() -> None:

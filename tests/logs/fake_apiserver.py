@@ -3,7 +3,10 @@
 It implements what the agent's metadata watcher relies on (test-recipes.md section 4):
 
 * ``GET /api/v1/{pods,services}`` and ``/api/v1/namespaces/{ns}/{pods,services}``;
-  anything else is a 404 ``Status``.
+  anything else is a 404 ``Status``. ``resources=`` serves other collections the same way
+  (any group, cluster-scoped or namespaced: ``tests/metrics/cluster_apiserver.py``), with
+  ``GET`` of one object, ``POST`` (409 ``AlreadyExists``) and ``PUT`` (409 ``Conflict``
+  when the sent ``metadata.resourceVersion`` is not the current one).
 * Lists: ``{"kind": "PodList", "metadata": {"resourceVersion": ...}, "items": [...]}``,
   honouring ``fieldSelector``, ``labelSelector``, ``limit`` and ``continue`` (pages
   come from one consistent snapshot; a token older than the compaction point is an
@@ -47,8 +50,10 @@ from urllib.parse import parse_qs, urlsplit
 from kk_receiver.certs import ensure_certificates
 
 __all__ = [
+    "RESOURCES",
     "FakeApiServer",
     "RequestRecord",
+    "Resource",
     "TlsFiles",
     "eventually",
     "make_pod",
@@ -58,8 +63,28 @@ __all__ = [
     "write_kubeconfig",
 ]
 
-_RESOURCES = {"pods": "Pod", "services": "Service"}
-_PATH = re.compile(r"^/api/v1/(?:namespaces/(?P<ns>[^/]+)/)?(?P<res>pods|services)$")
+
+@dataclass(frozen=True)
+class Resource:
+    """A collection the fake serves: its kind, API group path and scope."""
+
+    kind: str
+    prefix: str = "/api/v1"
+    """``/api/v1`` for the core group, ``/apis/<group>/<version>`` for the others."""
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return self.prefix.removeprefix("/api/").removeprefix("/apis/")
+
+
+RESOURCES: Mapping[str, Resource] = {"pods": Resource("Pod"), "services": Resource("Service")}
+"""What ``FakeApiServer`` serves by default; pass ``resources=`` to serve more."""
+
+_PATH = re.compile(
+    r"^(?P<prefix>/api/v1|/apis/[^/]+/[^/]+)(?:/namespaces/(?P<ns>[^/]+))?"
+    r"/(?P<res>[a-z]+)(?:/(?P<name>[^/]+))?$"
+)
 
 
 def eventually(predicate: Callable[[], Any], what: str, timeout_s: float = 5.0) -> Any:
@@ -295,7 +320,7 @@ class RequestRecord:
 
     @property
     def resource(self) -> str:
-        """``pods``, ``services`` or ``""``."""
+        """``pods``, ``services``, ``leases``... or ``""``."""
         m = _PATH.match(self.path)
         return m["res"] if m else ""
 
@@ -324,6 +349,7 @@ def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
 
 _REASONS = {
     400: "BadRequest",
+    409: "Conflict",
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
@@ -345,6 +371,7 @@ class FakeApiServer:
         bookmark_interval_s: float = 0.2,
         start_rv: int = 100,
         split_chunks: bool = True,
+        resources: Mapping[str, Resource] = RESOURCES,
     ) -> None:
         self.token = token
         self.tls = tls
@@ -352,7 +379,10 @@ class FakeApiServer:
         self.split_chunks = split_chunks
         self._cond = threading.Condition()
         self._rv = start_rv
-        self._store: dict[str, dict[tuple[str, str], dict[str, Any]]] = {r: {} for r in _RESOURCES}
+        self.resources = dict(resources)
+        self._store: dict[str, dict[tuple[str, str], dict[str, Any]]] = {
+            r: {} for r in self.resources
+        }
         self._history: list[_Change] = []
         self._compacted = 0
         self._closing = False
@@ -405,7 +435,7 @@ class FakeApiServer:
 
     def _change(self, resource: str, kind: str, obj: dict[str, Any]) -> dict[str, Any]:
         with self._cond:
-            key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+            key = (obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
             store = self._store[resource]
             prev = store.get(key)
             if kind == "ADDED" and prev is not None:
@@ -460,6 +490,30 @@ class FakeApiServer:
         """Delete a service."""
         with self._cond:
             return self._change("services", "DELETED", self._store["services"][(namespace, name)])
+
+    def add(self, resource: str, obj: dict[str, Any]) -> dict[str, Any]:
+        """Create any served object; returns it with its resourceVersion."""
+        return self._change(resource, "ADDED", obj)
+
+    def modify(
+        self, resource: str, namespace: str, name: str, mutate: Callable[[dict[str, Any]], None]
+    ) -> dict[str, Any]:
+        """Apply ``mutate`` to a copy of any served object and store it as a new version."""
+        with self._cond:
+            obj = copy.deepcopy(self._store[resource][(namespace, name)])
+            mutate(obj)
+            return self._change(resource, "MODIFIED", obj)
+
+    def delete(self, resource: str, namespace: str, name: str) -> dict[str, Any]:
+        """Delete any served object (``namespace`` is ``""`` for cluster-scoped ones)."""
+        with self._cond:
+            return self._change(resource, "DELETED", self._store[resource][(namespace, name)])
+
+    def get(self, resource: str, namespace: str, name: str) -> dict[str, Any] | None:
+        """A copy of the stored object, or None."""
+        with self._cond:
+            obj = self._store[resource].get((namespace, name))
+            return copy.deepcopy(obj) if obj is not None else None
 
     def touch_unrelated(self, n: int = 1) -> None:
         """Bump the resourceVersion ``n`` times with changes no pod/service watch sees.
@@ -544,7 +598,7 @@ class FakeApiServer:
                 break
             if ch.resource != resource:
                 continue
-            key = (ch.obj["metadata"]["namespace"], ch.obj["metadata"]["name"])
+            key = (ch.obj["metadata"].get("namespace", ""), ch.obj["metadata"]["name"])
             if ch.type == "DELETED":
                 state.pop(key, None)
             else:
@@ -587,13 +641,14 @@ class _ApiHandler(BaseHTTPRequestHandler):
     def _fail(
         self, status: int, message: str, query: Mapping[str, str], retry_after: str | None = None
     ) -> None:
-        self.fake._record("GET", self.path.split("?")[0], query, status)
+        self.fake._record(self.command, self.path.split("?")[0], query, status)
         headers = {"Retry-After": retry_after} if retry_after else {}
         self._send_json(
             status, status_body(status, _REASONS.get(status, "Unknown"), message), headers
         )
 
-    def do_GET(self) -> None:
+    def _route(self) -> tuple[re.Match[str], Resource, dict[str, str]] | None:
+        """Authenticate, inject failures and find the collection; None: answered already."""
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         fake = self.fake
@@ -603,13 +658,101 @@ class _ApiHandler(BaseHTTPRequestHandler):
             # The in-cluster loader sends "bearer" in lowercase; HTTP auth schemes are
             # case-insensitive (RFC 9110 section 11.1).
             if scheme.lower() != "bearer" or token != fake.token:
-                return self._fail(401, "Unauthorized", query)
+                self._fail(401, "Unauthorized", query)
+                return None
         failure = fake._injected_failure()
         if failure is not None:
-            return self._fail(failure[0], "injected failure", query, failure[1])
+            self._fail(failure[0], "injected failure", query, failure[1])
+            return None
         m = _PATH.match(url.path)
-        if m is None:
-            return self._fail(404, f"the server could not find {url.path}", query)
+        resource = fake.resources.get(m["res"]) if m else None
+        if m is None or resource is None or resource.prefix != m["prefix"]:
+            self._fail(404, f"the server could not find {url.path}", query)
+            return None
+        if m["ns"] is not None and not resource.namespaced:
+            self._fail(404, f"{m['res']} is not namespaced", query)
+            return None
+        return m, resource, query
+
+    def _read_body(self) -> dict[str, Any] | None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length))
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _get_one(self, res: str, ns: str, name: str, query: Mapping[str, str]) -> None:
+        obj = self.fake.get(res, ns, name)
+        if obj is None:
+            return self._fail(404, f'{res} "{name}" not found', query)
+        self.fake._record("GET", self.path.split("?")[0], query, 200)
+        self._send_json(200, obj)
+
+    def do_POST(self) -> None:
+        """Create; 409 ``AlreadyExists`` when the name is taken."""
+        routed = self._route()
+        if routed is None:
+            return
+        m, resource, query = routed
+        body = self._read_body()
+        name = ((body or {}).get("metadata") or {}).get("name")
+        if body is None or not name or m["name"] is not None:
+            return self._fail(400, "a create needs an object with metadata.name", query)
+        body["metadata"]["namespace"] = m["ns"] or ""
+        if not resource.namespaced:
+            body["metadata"].pop("namespace")
+        body["metadata"].setdefault("uid", str(uuid.uuid4()))
+        body.setdefault("kind", resource.kind)
+        body.setdefault("apiVersion", resource.api_version)
+        try:
+            created = self.fake.add(m["res"], body)
+        except ValueError:
+            return self._fail(409, f'{m["res"]} "{name}" already exists', query)
+        self.fake._record("POST", self.path.split("?")[0], query, 201)
+        self._send_json(201, created)
+
+    def do_PUT(self) -> None:
+        """Replace; 409 ``Conflict`` when ``metadata.resourceVersion`` is not the current one."""
+        routed = self._route()
+        if routed is None:
+            return
+        m, resource, query = routed
+        body = self._read_body()
+        ns, name = m["ns"] or "", m["name"]
+        if body is None or not name:
+            return self._fail(400, "a replace needs an object and a name", query)
+        fake = self.fake
+        with fake._cond:
+            current = fake._store[m["res"]].get((ns, name))
+            if current is None:
+                return self._fail(404, f'{m["res"]} "{name}" not found', query)
+            sent_rv = (body.get("metadata") or {}).get("resourceVersion")
+            if sent_rv and sent_rv != current["metadata"]["resourceVersion"]:
+                return self._fail(
+                    409,
+                    f'Operation cannot be fulfilled on {m["res"]} "{name}": the object has been '
+                    "modified; please apply your changes to the latest version and try again",
+                    query,
+                )
+            body.setdefault("metadata", {})
+            body["metadata"].update(name=name, namespace=ns, uid=current["metadata"].get("uid", ""))
+            if not resource.namespaced:
+                body["metadata"].pop("namespace")
+            body.setdefault("kind", resource.kind)
+            body.setdefault("apiVersion", resource.api_version)
+            replaced = fake._change(m["res"], "MODIFIED", body)
+        fake._record("PUT", self.path.split("?")[0], query, 200)
+        self._send_json(200, replaced)
+
+    def do_GET(self) -> None:
+        routed = self._route()
+        if routed is None:
+            return
+        m, _, query = routed
+        url = urlsplit(self.path)
+        if m["name"] is not None:
+            return self._get_one(m["res"], m["ns"] or "", m["name"], query)
         try:
             match_field = field_matcher(query.get("fieldSelector", ""))
             match_label = label_matcher(query.get("labelSelector", ""))
@@ -619,13 +762,13 @@ class _ApiHandler(BaseHTTPRequestHandler):
 
         def matches(obj: Mapping[str, Any]) -> bool:
             return (
-                (ns is None or obj["metadata"]["namespace"] == ns)
+                (ns is None or obj["metadata"].get("namespace") == ns)
                 and match_field(obj)
                 and match_label(obj)
             )
 
         if query.get("watch") in ("true", "1"):
-            fake._record("GET", url.path, query, 200)
+            self.fake._record("GET", url.path, query, 200)
             return self._watch(m["res"], matches, query)
         return self._list(m["res"], matches, query)
 
@@ -660,8 +803,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._send_json(
             200,
             {
-                "kind": _RESOURCES[resource] + "List",
-                "apiVersion": "v1",
+                "kind": fake.resources[resource].kind + "List",
+                "apiVersion": fake.resources[resource].api_version,
                 "metadata": meta,
                 "items": page,
             },
@@ -686,8 +829,8 @@ class _ApiHandler(BaseHTTPRequestHandler):
         self._event(
             "BOOKMARK",
             {
-                "kind": _RESOURCES[resource],
-                "apiVersion": "v1",
+                "kind": self.fake.resources[resource].kind,
+                "apiVersion": self.fake.resources[resource].api_version,
                 "metadata": {"resourceVersion": str(rv)},
             },
         )

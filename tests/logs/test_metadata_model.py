@@ -34,3 +34,23 @@ def test_strings_many_pods_repeat_are_held_once() -> None:
     shared_keys = {id(k) for k in first.labels} & {id(k) for k in second.labels}
     assert len(shared_keys) == 2
     assert first.containers["app"].image is second.containers["app"].image
+
+
+def test_each_container_keeps_its_state_reason_and_restarts() -> None:
+    """The metrics service counts a node's containers by state from the same cache."""
+    raw = make_pod("crashy", containers=("app", "sidecar", "new"), restart_count=4)
+    statuses = raw["status"]["containerStatuses"]
+    statuses[0]["state"] = {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off"}}
+    statuses[1]["state"] = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    statuses[2]["state"] = {}  # listed, the kubelet has not said yet
+    raw["spec"]["containers"].append({"name": "unlisted", "image": "x"})
+
+    pod = pod_from_dict(raw)
+
+    seen = {name: (c.state, c.state_reason, c.restart_count) for name, c in pod.containers.items()}
+    assert seen == {
+        "app": ("waiting", "CrashLoopBackOff", 4),
+        "sidecar": ("terminated", "OOMKilled", 4),
+        "new": ("waiting", "", 4),
+        "unlisted": ("", "", 0),
+    }

@@ -19,7 +19,13 @@ from kk_metrics.app import MetricsService
 TOKEN = "kubelet-reader-token"
 
 
-def metrics_config(directory: Path, sources: list[dict[str, Any]], **metrics: Any) -> AgentConfig:
+def metrics_config(
+    directory: Path,
+    sources: list[dict[str, Any]],
+    *,
+    logs: dict[str, Any] | None = None,
+    **metrics: Any,
+) -> AgentConfig:
     document = {
         "agent": {
             "node_name": "node-a",
@@ -27,7 +33,7 @@ def metrics_config(directory: Path, sources: list[dict[str, Any]], **metrics: An
             "ipc_dir": str(directory / "ipc"),
             "state_dir": str(directory / "state"),
         },
-        "logs": {"enabled": False},
+        "logs": logs or {"enabled": False},
         "metrics": merge(
             {
                 "interval": "30s",

@@ -8,14 +8,16 @@ import json
 
 import pytest
 from e2e_support import LICENSE_KEY
+from kubernetes import client
 from metrics_kubelet import MetricsKubelet
 from service_support import TOKEN, metrics_config, running_service, spooled_records
 
 from kk_common.config import ConfigError, parse_config
 from kk_common.k8s.cache import PodCache
+from kk_common.k8s.connect import KubernetesApiUnavailable
 from kk_common.k8s.events import Relisted
 from kk_common.k8s.model import pod_from_dict
-from kk_metrics.app import optional_sources
+from kk_metrics.app import metrics_api_paths, optional_sources
 from kk_metrics.sources.metrics_api import metrics_api_samples
 from tests.logs.fake_apiserver import make_pod, make_tls_files, owner
 
@@ -78,14 +80,11 @@ def test_the_optional_sources_are_off_by_default_and_named_when_on(tmp_path) -> 
     )
     assert {s.name: (s.url, s.format) for s in optional_sources(config)} == {
         "node-exporter": ("http://10.0.0.1:9100/metrics", "prometheus"),
-        "metrics-api-node": (
-            "https://kubernetes.default.svc/apis/metrics.k8s.io/v1beta1/nodes/node-a",
-            "metrics_api",
-        ),
-        "metrics-api-pods": (
-            "https://kubernetes.default.svc/apis/metrics.k8s.io/v1beta1/pods",
-            "metrics_api",
-        ),
+    }
+    # Paths on the API server, read through the agent's one Kubernetes connection.
+    assert metrics_api_paths(config) == {
+        "metrics-api-node": "/apis/metrics.k8s.io/v1beta1/nodes/node-a",
+        "metrics-api-pods": "/apis/metrics.k8s.io/v1beta1/pods",
     }
 
 
@@ -121,7 +120,9 @@ def test_node_exporter_defaults_to_the_node_ip_and_needs_one_without_a_url() -> 
         )
 
 
-def test_the_metrics_api_is_scraped_with_the_token_and_keeps_this_nodes_pods(tmp_path) -> None:
+def test_the_metrics_api_is_read_through_the_kubernetes_connection_and_keeps_this_nodes_pods(
+    tmp_path,
+) -> None:
     pods = PodCache()
     web = make_pod("web-1", namespace="shop", labels={"pod-template-hash": "5d8f7c6b9"},
                    owners=[owner("ReplicaSet", "web-5d8f7c6b9")])  # fmt: skip
@@ -129,16 +130,17 @@ def test_the_metrics_api_is_scraped_with_the_token_and_keeps_this_nodes_pods(tmp
     with MetricsKubelet(tls=make_tls_files(tmp_path / "tls"), token=TOKEN) as api:
         api.serve("/apis/metrics.k8s.io/v1beta1/nodes/node-a", json.dumps(NODE_METRICS), json=True)
         api.serve("/apis/metrics.k8s.io/v1beta1/pods", json.dumps(POD_METRICS), json=True)
-        token = tmp_path / "api-token"
-        token.write_text(TOKEN)
-        metrics_api = {
-            "enabled": True,
-            "url": api.url(""),
-            "bearer_token_file": str(token),
-            "ca_file": str(api.tls.ca),  # type: ignore[union-attr]
-        }
-        config = metrics_config(tmp_path, [], metrics_api=metrics_api, pods={"enabled": True})
-        with running_service(config, pods=pods) as (service, loop):
+        # The connection the in-cluster loader builds: the API server, its CA, the token.
+        connection = client.Configuration(host=api.url(""))
+        connection.ssl_ca_cert = str(api.tls.ca)  # type: ignore[union-attr]
+        connection.api_key = {"authorization": f"Bearer {TOKEN}"}
+        connection.retries = False
+        config = metrics_config(
+            tmp_path, [], metrics_api={"enabled": True}, pods={"enabled": True},
+            kubernetes={"enabled": False},
+        )  # fmt: skip
+        kubernetes_api = client.ApiClient(connection)
+        with running_service(config, pods=pods, kubernetes_api=kubernetes_api) as (service, loop):
             for name in ("metrics-api-node", "metrics-api-pods"):
                 outcome = loop.run_until_complete(service.scrape(name))
                 assert outcome.ok, outcome.error
@@ -155,3 +157,34 @@ def test_the_metrics_api_is_scraped_with_the_token_and_keeps_this_nodes_pods(tmp
     app_cpu = next(r for r in records if r["name"] == "k8s_metrics_api_container_cpu_usage_cores")
     assert app_cpu["labels"]["k8s_workload"] == "web"
     assert app_cpu["timestamp"] == "2026-11-26T10:00:05.000Z"
+
+
+def test_a_refused_or_missing_api_connection_fails_the_metrics_api_scrape_only(tmp_path) -> None:
+    config = metrics_config(
+        tmp_path, [], metrics_api={"enabled": True}, pods={"enabled": False},
+        kubernetes={"enabled": False},
+    )  # fmt: skip
+    with MetricsKubelet(tls=make_tls_files(tmp_path / "tls"), token=TOKEN) as api:
+        api.serve("/apis/metrics.k8s.io/v1beta1/nodes/node-a", json.dumps(NODE_METRICS), json=True)
+        connection = client.Configuration(host=api.url(""))
+        connection.ssl_ca_cert = str(api.tls.ca)  # type: ignore[union-attr]
+        connection.api_key = {"authorization": "Bearer wrong"}
+        connection.retries = False
+        with running_service(config, kubernetes_api=client.ApiClient(connection)) as (
+            service,
+            loop,
+        ):
+            refused = loop.run_until_complete(service.scrape("metrics-api-node"))
+
+    assert refused.error_reason == "http_401"
+    assert "metrics.k8s.io" in refused.error
+
+    def unavailable() -> None:
+        raise KubernetesApiUnavailable("no in-cluster service account and no kubeconfig")
+
+    with running_service(config) as (service, loop):
+        # What the service's connection says outside a cluster without a kubeconfig.
+        service.sources["metrics-api-node"].fetcher.connect = unavailable  # type: ignore[union-attr]
+        missing = loop.run_until_complete(service.scrape("metrics-api-node"))
+
+    assert missing.error_reason == "no_api" and "no kubeconfig" in missing.error

@@ -17,6 +17,12 @@
    acknowledging for a long time), scrapes are skipped and counted: the backlog on disk is
    bounded, and what was read is never dropped.
 5. Every ``shipper.telemetry_interval`` the per-source counters go to the health container.
+
+Kubernetes: one API connection (`kk_common.k8s.connect.api_client`: in-cluster, else
+$KUBECONFIG) serves every part that asks the API server (this node's pods when
+``logs.kubernetes.source`` is ``api``, the object metrics, the Lease, the events), and one
+`PodCache` of this node's pods serves cAdvisor's labels, annotated pods, the metrics API's
+pod filter and the ``kubernetes_node`` counts.
 """
 
 from __future__ import annotations
@@ -53,11 +59,14 @@ from kk_common.ipc import (
 )
 from kk_common.jsonlog import log_event
 from kk_common.k8s.cache import PodCache
-from kk_common.k8s.connect import pod_metadata_source
+from kk_common.k8s.connect import KubernetesApiUnavailable, api_client, pod_metadata_source
+from kk_common.k8s.model import PodMeta
 from kk_common.memory import release_free_memory
 from kk_common.process_metrics import process_samples
 from kk_common.startup import secrets_of
 from kk_metrics import __version__
+from kk_metrics.api_fetch import ApiFetcher
+from kk_metrics.cluster.service import Collect, KubernetesObjects
 from kk_metrics.errors import ScrapeError
 from kk_metrics.fetch import SourceFetcher
 from kk_metrics.pods import CadvisorPodLabels, PodTarget, scrape_targets, url_host
@@ -74,6 +83,7 @@ __all__ = [
     "NODE_EXPORTER_SOURCE",
     "NODE_SOURCE",
     "MetricsService",
+    "metrics_api_paths",
     "optional_sources",
     "spool_path",
 ]
@@ -100,8 +110,11 @@ METRICS_API_PODS_SOURCE = "metrics-api-pods"
 NODE_EXPORTER_PORT = 9100
 
 
+METRICS_API = "/apis/metrics.k8s.io/v1beta1"
+
+
 def optional_sources(config: AgentConfig) -> list[MetricSourceConfig]:
-    """The sources that ``metrics.node_exporter`` and ``metrics.metrics_api`` switch on."""
+    """The HTTP source that ``metrics.node_exporter`` switches on."""
     metrics, agent = config.metrics, config.agent
     sources = []
     exporter = metrics.node_exporter
@@ -111,24 +124,18 @@ def optional_sources(config: AgentConfig) -> list[MetricSourceConfig]:
             url = f"http://{url_host(agent.node_ip)}:{NODE_EXPORTER_PORT}/metrics"
         if url is not None:  # else refused by the configuration checks
             sources.append(MetricSourceConfig(name=NODE_EXPORTER_SOURCE, url=url))
-    api = metrics.metrics_api
-    if api.enabled:
-        base = f"{str(api.url).rstrip('/')}/apis/metrics.k8s.io/v1beta1"
-        common: dict[str, Any] = {
-            "format": "metrics_api",
-            "bearer_token_file": api.bearer_token_file,
-            "ca_file": api.ca_file,
-        }
-        sources.append(
-            MetricSourceConfig(
-                name=METRICS_API_NODE_SOURCE, url=f"{base}/nodes/{agent.node_name}", **common
-            )
-        )
-        if metrics.pods.enabled:  # the API's pod list is the cluster's: keep this node's
-            sources.append(
-                MetricSourceConfig(name=METRICS_API_PODS_SOURCE, url=f"{base}/pods", **common)
-            )
     return sources
+
+
+def metrics_api_paths(config: AgentConfig) -> dict[str, str]:
+    """The API server paths that ``metrics.metrics_api`` reads, by source name."""
+    metrics = config.metrics
+    if not metrics.metrics_api.enabled:
+        return {}
+    paths = {METRICS_API_NODE_SOURCE: f"{METRICS_API}/nodes/{config.agent.node_name}"}
+    if metrics.pods.enabled:  # the API's pod list is the cluster's: keep this node's
+        paths[METRICS_API_PODS_SOURCE] = f"{METRICS_API}/pods"
+    return paths
 
 
 def _is_cadvisor(source: MetricSourceConfig) -> bool:
@@ -156,8 +163,10 @@ class _Source:
     timeout_s: float
     sample_limit: int
     optional: bool
-    fetcher: SourceFetcher | None
+    fetcher: SourceFetcher | ApiFetcher | None
     status: SourceStatus
+    collect: Collect | None = None
+    """Scrapes without fetching (the Kubernetes objects, `kk_metrics.cluster`)."""
     extra_labels: Callable[[], ExtraLabels] | None = None
     """Makes, per scrape, what adds the pod's labels to a sample (cAdvisor, pod targets)."""
     url: str = ""
@@ -174,15 +183,18 @@ class MetricsService:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         jitter: float | None = None,
+        kubernetes_api: Any = None,
         pods: PodCache | None = None,
         pod_source: Any = None,
     ) -> None:
         metrics = config.metrics
         self.config = config
+        self.kubernetes_api = kubernetes_api
+        """The one API server connection; made when first needed (see the module docstring)."""
         self.pods = pods
-        """This node's pods (metrics.pods), kept current by ``pod_source`` (started in run;
-        built from logs.kubernetes there when not given)."""
-        if self.pods is None and metrics.pods.enabled:
+        """This node's pods (metrics.pods, metrics.kubernetes), kept current by
+        ``pod_source`` (started in run; built from logs.kubernetes there when not given)."""
+        if self.pods is None and (metrics.pods.enabled or metrics.kubernetes.enabled):
             self.pods = PodCache(retention_s=config.logs.kubernetes.deleted_pod_retention)
         self.pod_source = pod_source
         self.pod_source_error = ""
@@ -197,6 +209,8 @@ class MetricsService:
                 self.sources[source.name] = self._http_source(source)
         for source in optional_sources(config):
             self.sources[source.name] = self._http_source(source)
+        for name, path in metrics_api_paths(config).items():
+            self.sources[name] = self._api_source(name, path)
         self.node_reader: NodeReader | None = None
         if metrics.node.enabled:
             node = metrics.node
@@ -211,6 +225,19 @@ class MetricsService:
                 optional=False,
                 fetcher=None,
                 status=SourceStatus(NODE_SOURCE),
+            )
+        # Kubernetes object metrics and the leader election (kk_metrics.cluster).
+        self.kubernetes = self._kubernetes_objects()
+        for name, collect in (self.kubernetes.collectors() if self.kubernetes else {}).items():
+            self.sources[name] = _Source(
+                name=name,
+                kind="kubernetes",
+                timeout_s=metrics.effective_timeout,
+                sample_limit=metrics.sample_limit,
+                optional=False,
+                fetcher=None,
+                status=SourceStatus(name),
+                collect=collect,
             )
         state = Path(config.agent.state_dir) / "metrics"
         self.scratch = state / "scratch"
@@ -258,7 +285,8 @@ class MetricsService:
         extra_labels: Callable[[], ExtraLabels] | None = None,
     ) -> _Source:
         metrics = self.config.metrics
-        if extra_labels is None and _names_a_pod(source) and metrics.pods.cadvisor_labels:
+        wants_labels = metrics.pods.enabled and metrics.pods.cadvisor_labels
+        if extra_labels is None and _names_a_pod(source) and wants_labels:
             extra_labels = self._cadvisor_labels
         return _Source(
             name=source.name,
@@ -271,6 +299,65 @@ class MetricsService:
             extra_labels=extra_labels,
             url=source.url,
         )
+
+    def _api_source(self, name: str, path: str) -> _Source:
+        """A source read from the API server through the service's connection."""
+        metrics = self.config.metrics
+        pods = metrics.pods
+        return _Source(
+            name=name,
+            kind="metrics_api",
+            timeout_s=metrics.effective_timeout,
+            sample_limit=metrics.sample_limit,
+            optional=False,
+            fetcher=ApiFetcher(
+                self._api,
+                path,
+                name=name,
+                max_bytes=metrics.max_scrape_size,
+                timeout_s=metrics.effective_timeout,
+            ),
+            status=SourceStatus(name),
+            extra_labels=self._cadvisor_labels if pods.enabled and pods.cadvisor_labels else None,
+            url=path,
+        )
+
+    def _api(self) -> Any:
+        """The service's API connection (raises `KubernetesApiUnavailable`)."""
+        if self.kubernetes_api is None:
+            self.kubernetes_api = api_client()
+        return self.kubernetes_api
+
+    def _kubernetes_objects(self) -> KubernetesObjects | None:
+        if not self.config.metrics.kubernetes.enabled:
+            return None
+        try:
+            api = self._api()
+        except KubernetesApiUnavailable as exc:
+            log_event(
+                _log,
+                logging.WARNING,
+                "kubernetes_objects_unavailable",
+                detail=f"{exc}: no object metrics; set metrics.kubernetes.enabled: false "
+                "to silence this outside Kubernetes",
+            )
+            return None
+        return KubernetesObjects.from_config(self.config, api=api, node_pods=self._listed_pods)
+
+    def _listed_pods(self) -> list[PodMeta]:
+        """This node's pods for ``kubernetes_node``; an error until they are listed."""
+        pods = self.pods
+        if pods is None or not pods.synced:
+            why = self.pod_source_error or self._pod_source_error() or "waiting for the first list"
+            raise ScrapeError("not_synced", f"this node's pods are not listed yet: {why}")
+        return pods.live_pods()
+
+    def _pod_source_error(self) -> str:
+        if self.pod_source is None:
+            return ""
+        status = self.pod_source.status()
+        status = status.get("pods") if isinstance(status, dict) else status
+        return status.last_error if status is not None else ""
 
     def _on_this_node(self, namespace: str, name: str) -> bool:
         pods = self.pods
@@ -287,7 +374,8 @@ class MetricsService:
 
     def sync_pod_targets(self) -> None:
         """Start scraping annotated pods that appeared, stop those that went away."""
-        if self.pods is None or not self.config.metrics.pods.scrape_annotated:
+        settings = self.config.metrics.pods
+        if self.pods is None or not (settings.enabled and settings.scrape_annotated):
             return
         found = scrape_targets(self.pods.live_pods())
         for name, problem in found.problems.items():
@@ -337,9 +425,9 @@ class MetricsService:
             return
         try:
             if self.pod_source is None:
-                self.pod_source = pod_metadata_source(
-                    self.config.logs.kubernetes, self._node, self.pods
-                )
+                kube = self.config.logs.kubernetes
+                api = self._api() if kube.source == "api" else None
+                self.pod_source = pod_metadata_source(kube, self._node, self.pods, api=api)
             self.pod_source.start()
         except Exception as exc:  # no credentials, a bad kubeconfig: scrape without pods
             self.pod_source = None
@@ -349,8 +437,9 @@ class MetricsService:
                 logging.ERROR,
                 "pod_metadata_unavailable",
                 error=self.pod_source_error,
-                detail="cAdvisor series go without workload labels and annotated pods are "
-                "not scraped; set metrics.pods.enabled: false if that is intended",
+                detail="cAdvisor series go without workload labels, annotated pods are not "
+                "scraped and kubernetes_node fails; set metrics.pods.enabled and "
+                "metrics.kubernetes.enabled to false if that is intended",
             )
 
     # -- delivery ----------------------------------------------------------------------
@@ -454,6 +543,8 @@ class MetricsService:
                 deadline=deadline,
                 stopping=self._stopping,
             )
+            if source.collect is not None:
+                work = partial(source.collect, context, self.spool, deadline, self._stopping)
             processed = await asyncio.get_running_loop().run_in_executor(self.executor, work)
         except TimeoutError:
             return ScrapeOutcome(
@@ -547,6 +638,8 @@ class MetricsService:
         """Run until ``stop`` is set; then give acknowledgements in flight a moment."""
         sender = asyncio.create_task(self.sender.run(), name="ipc-sender")
         telemetry = asyncio.create_task(self._publish_telemetry(), name="telemetry")
+        if self.kubernetes is not None:
+            self.kubernetes.start(self.spool, self.outbox.extend)
         log_event(
             _log,
             logging.INFO,
@@ -574,6 +667,8 @@ class MetricsService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), 0.2)
         finally:
+            if self.kubernetes is not None:
+                await self.kubernetes.close()
             for task in (sender, telemetry):
                 task.cancel()
             await asyncio.gather(sender, telemetry, return_exceptions=True)
@@ -627,6 +722,7 @@ class MetricsService:
             if problem:
                 # Shown, but not a reason to be unready: the other sources still flow.
                 problems.append(problem)
+        problems += self.kubernetes.problems() if self.kubernetes else []
         if self.pod_source_error:
             problems.append(f"pod metadata unavailable: {self.pod_source_error}")
         if self.pod_source is not None:
@@ -667,6 +763,7 @@ class MetricsService:
                 "killkrill_metrics_spool_unreadable_total", "counter", self.spool.unreadable
             ),
             *process_samples(version=__version__),
+            *(self.kubernetes.samples() if self.kubernetes else ()),
         ]
         return Telemetry(
             component="metrics",

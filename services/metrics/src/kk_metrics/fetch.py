@@ -32,7 +32,7 @@ import httpx
 from kk_common.config import MetricSourceConfig
 from kk_metrics.errors import ScrapeError
 
-__all__ = ["SourceFetcher", "TokenFile"]
+__all__ = ["SourceFetcher", "TokenFile", "check_size"]
 
 _ACCEPT = "text/plain;version=0.0.4;q=0.9,application/json;q=0.8,*/*;q=0.1"
 _CHUNK = 256 * 1024
@@ -106,12 +106,7 @@ class SourceFetcher:
                 with destination.open("wb") as out:
                     async for chunk in response.aiter_bytes(_CHUNK):
                         written += len(chunk)
-                        if written > self.max_bytes:
-                            raise ScrapeError(
-                                "too_large",
-                                f"the answer of {url} is larger than metrics.max_scrape_size "
-                                f"({self.max_bytes:,} bytes)",
-                            )
+                        check_size(written, self.max_bytes, url)
                         out.write(chunk)
                 return written
         except httpx.ConnectError as exc:
@@ -133,6 +128,15 @@ class SourceFetcher:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def check_size(written: int, max_bytes: int, what: str) -> None:
+    """Refuse an answer past ``metrics.max_scrape_size`` as soon as it gets there."""
+    if written > max_bytes:
+        raise ScrapeError(
+            "too_large",
+            f"the answer of {what} is larger than metrics.max_scrape_size ({max_bytes:,} bytes)",
+        )
 
 
 def _status_error(status: int, name: str) -> ScrapeError:

@@ -103,6 +103,7 @@ def _enabled_pipeline_problems(
             and _get(document, ("metrics", "sources")) == []
             and _read(document, ("metrics", "node", "enabled"), bool, default=True) is False
             and not _scrapes_annotated_pods(document)
+            and _read(document, ("metrics", "kubernetes", "enabled"), bool, default=True) is False
             and not any(
                 _read(document, ("metrics", section, "enabled"), bool, default=False) is True
                 for section in ("node_exporter", "metrics_api")
@@ -111,8 +112,22 @@ def _enabled_pipeline_problems(
             problems.append(
                 ConfigProblem(
                     "metrics.sources",
-                    "metrics are enabled but no sources are listed, node metrics are off and "
-                    "annotated pods are not scraped",
+                    "metrics are enabled but no sources are listed, node metrics are off, "
+                    "annotated pods are not scraped and the Kubernetes object metrics are off",
+                )
+            )
+        if (
+            _read(document, ("metrics", "kubernetes", "enabled"), bool, default=True) is True
+            and _read(document, ("metrics", "kubernetes", "events", "enabled"), bool, default=False)
+            is True
+            and _read(document, ("logs", "enabled"), bool, default=True) is False
+        ):
+            problems.append(
+                ConfigProblem(
+                    "metrics.kubernetes.events.enabled",
+                    "Kubernetes events are sent as log records through the shipper's log "
+                    "output, which is off (logs.enabled: false): enable logs, or set "
+                    "metrics.kubernetes.events.enabled: false",
                 )
             )
     return problems
@@ -357,6 +372,7 @@ def config_notes(config: AgentConfig) -> list[ConfigProblem]:
         and not any(source.enabled for source in config.metrics.sources)
         and not config.metrics.node.enabled
         and not (config.metrics.pods.enabled and config.metrics.pods.scrape_annotated)
+        and not config.metrics.kubernetes.enabled
     ):
         notes.append(
             ConfigProblem("metrics.sources", "every source is disabled: nothing to scrape")

@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from .errors import ConfigProblem
+from .kubernetes_objects import KUBERNETES_SOURCE_NAMES
 from .model import MAX_SAMPLES_PER_SCRAPE, AgentConfig, MetricsConfig
 from .paths import KeyPath
 from .units import format_duration
@@ -37,9 +38,10 @@ BUILT_IN_SOURCE_NAMES = {
     "node": (NODE_SOURCE_NAME,),
     "node_exporter": ("node-exporter",),
     "metrics_api": ("metrics-api-node", "metrics-api-pods"),
+    "kubernetes": KUBERNETES_SOURCE_NAMES,
 }
-"""The source names of the sections that add a source of their own; metrics.node is on by
-default, the others are off."""
+"""The source names of the sections that add a source of their own."""
+_ON_BY_DEFAULT = ("node", "kubernetes")
 
 
 def _built_in_names(metrics: dict[str, Any]) -> dict[str, str]:
@@ -47,8 +49,9 @@ def _built_in_names(metrics: dict[str, Any]) -> dict[str, str]:
     taken = {}
     for section, names in BUILT_IN_SOURCE_NAMES.items():
         scope = metrics.get(section)
-        enabled = scope.get("enabled", section == "node") if isinstance(scope, dict) else None
-        if enabled is True or (enabled is None and section == "node"):
+        on_by_default = section in _ON_BY_DEFAULT
+        enabled = scope.get("enabled", on_by_default) if isinstance(scope, dict) else None
+        if enabled is True or (enabled is None and on_by_default):
             taken.update({name: f"metrics.{section}" for name in names})
     return taken
 

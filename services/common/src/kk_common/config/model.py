@@ -21,6 +21,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .kubernetes_objects import KubernetesObjectsConfig
 from .metric_sources import SERVICE_ACCOUNT_CA_FILE, SERVICE_ACCOUNT_TOKEN_FILE
 from .value_types import (
     AbsolutePath,
@@ -406,13 +407,8 @@ class MetricsApiConfig(_Section):
     """``metrics.metrics_api``: the metrics.k8s.io API (metrics-server), where it runs."""
 
     enabled: bool = False
-    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods)."""
-    url: HttpUrl = "https://kubernetes.default.svc"
-    """The API server's base URL."""
-    bearer_token_file: AbsolutePath = SERVICE_ACCOUNT_TOKEN_FILE
-    """Bearer token for the API server (re-read when it changes)."""
-    ca_file: AbsolutePath = SERVICE_ACCOUNT_CA_FILE
-    """CA bundle that verifies the API server's certificate."""
+    """Read this node's and its pods' usage from it (sources metrics-api-node, -pods),
+    through the agent's API server connection (in-cluster, else $KUBECONFIG)."""
 
 
 class MetricsConfig(_Section):
@@ -436,6 +432,8 @@ class MetricsConfig(_Section):
     """Endpoints to scrape; the loader's default is the node's kubelet endpoints."""
     node: NodeMetricsConfig = Field(default_factory=NodeMetricsConfig)
     """The node's own metrics from the host's /proc and /sys."""
+    kubernetes: KubernetesObjectsConfig = Field(default_factory=KubernetesObjectsConfig)
+    """Kubernetes object metrics (pods, containers, cluster counts) and events."""
     pods: PodMetricsConfig = Field(default_factory=PodMetricsConfig)
     """This node's pods: workload labels for cAdvisor, metrics of annotated pods."""
     node_exporter: NodeExporterConfig = Field(default_factory=NodeExporterConfig)

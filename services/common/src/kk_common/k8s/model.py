@@ -19,9 +19,10 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from types import MappingProxyType
 from typing import Any
+
+from kk_common.k8s.times import parse_time
 
 __all__ = [
     "ContainerMeta",
@@ -57,7 +58,7 @@ class OwnerRef:
     controller: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerMeta:
     """What the pod spec and status say about one container.
 
@@ -73,6 +74,12 @@ class ContainerMeta:
     last_container_id: str = ""
     kind: str = "container"
     """``container``, ``init`` or ``ephemeral``: the spec list it came from."""
+    state: str = ""
+    """``running``, ``waiting`` or ``terminated`` (``status...state``); ``""`` while the
+    pod's status does not list the container yet. A listed container without a state
+    counts as ``waiting``."""
+    state_reason: str = ""
+    """The waiting or terminated state's reason (``CrashLoopBackOff``, ``OOMKilled``...)."""
 
 
 @dataclass(frozen=True)
@@ -140,13 +147,20 @@ def _strip_scheme(container_id: Any) -> str:
     return container_id.split("://", 1)[-1]
 
 
-def _timestamp(value: Any) -> float | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+_CONTAINER_STATES = ("running", "waiting", "terminated")
+
+
+def _state(status: Mapping[str, Any]) -> tuple[str, str]:
+    """A container status's state and its reason (interned: a few values, many pods)."""
+    state = status.get("state")
+    if isinstance(state, Mapping):
+        for name in _CONTAINER_STATES:
+            detail = state.get(name)
+            if isinstance(detail, Mapping):
+                reason = detail.get("reason") if name != "running" else ""
+                return name, _text(reason or "")
+    # Listed, but the kubelet has not reported a state yet.
+    return "waiting", ""
 
 
 def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Mapping[str, ContainerMeta]:
@@ -167,6 +181,7 @@ def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Mapping[s
             name = ctr["name"]
             st = statuses.get(name, {})
             last = (st.get("lastState") or {}).get("terminated") or {}
+            state, reason = _state(st) if st else ("", "")
             result[name] = ContainerMeta(
                 name=name,
                 # Status carries the image the runtime actually resolved; before the
@@ -176,6 +191,8 @@ def _containers(spec: Mapping[str, Any], status: Mapping[str, Any]) -> Mapping[s
                 restart_count=int(st.get("restartCount") or 0),
                 last_container_id=_strip_scheme(last.get("containerID")),
                 kind=kind,
+                state=state,
+                state_reason=reason,
             )
     return MappingProxyType(result)
 
@@ -214,7 +231,7 @@ def pod_from_dict(obj: Mapping[str, Any]) -> PodMeta:
         owners=owners,
         containers=_containers(spec, status),
         resource_version=str(meta.get("resourceVersion") or ""),
-        created_at=_timestamp(meta.get("creationTimestamp")),
+        created_at=parse_time(meta.get("creationTimestamp")),
         phase=_text(status.get("phase") or ""),
         ip=str(status.get("podIP") or ""),
     )

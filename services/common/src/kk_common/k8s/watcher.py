@@ -233,9 +233,15 @@ class ListWatch(Generic[T]):
 
     # -- public ---------------------------------------------------------------
 
-    def run(self, stop: threading.Event) -> None:
-        """Run until ``stop`` is set (blocking; call from a thread or an executor)."""
+    def run(self, stop: threading.Event, resume_from: str = "") -> None:
+        """Run until ``stop`` is set (blocking; call from a thread or an executor).
+
+        ``resume_from``: watch from this resourceVersion (a checkpoint kept elsewhere)
+        instead of listing first; a 410 then lists as usual.
+        """
         need_list, list_rv = True, "0"
+        if resume_from:
+            need_list, self._rv = False, resume_from
         while not stop.is_set():
             try:
                 if need_list:
