@@ -198,3 +198,35 @@ def test_a_quiet_file_is_batched_within_two_steps_behind_a_noisy_backlog(
         assert logs.tailer.more_to_read
     assert logs.counters.bytes_read <= 12 * READ_ROUND_BUDGET_BYTES
     assert noisy.stat().st_size > 8 * 1024 * 1024
+
+
+def test_a_noisy_backlog_is_sent_as_catch_up_and_a_quiet_file_as_live(
+    make_service, clocks: Clocks, tmp_path: Path
+) -> None:
+    """Lines from a file whose read slice filled (a backlog) go in batches marked catch-up,
+    which the shipper delivers after live ones; a quiet file's lines are never in them.
+    The backlog's last, short read is live again."""
+    log_file(tmp_path, "noisy", b"".join(line(f"n{n} " + "y" * 200) for n in range(6_000)))
+    quiet = log_file(tmp_path, "quiet", line("q0"))
+    logs = make_service()
+    for _ in range(8):
+        asyncio.run(logs.step())
+        clocks.mono += 0.25
+    append(quiet, line("q1"))
+    written(logs, quiet, at=clocks.mono)
+    for _ in range(8):
+        asyncio.run(logs.step())
+        clocks.mono += 0.25
+    sender: RecordingSender = logs.sender  # type: ignore[assignment]
+    lanes = [
+        (batch.catch_up, {json.loads(body)["message"][0] for body in batch.record_bodies()})
+        for batch in sender.sent
+    ]
+    catch_up = [files for marked, files in lanes if marked]
+    live = [files for marked, files in lanes if not marked]
+    assert catch_up and all(files == {"n"} for files in catch_up)
+    assert any("q" in files for files in live)
+    assert any("n" in files for files in live)  # the short read at the end of the backlog
+    shipped = [message for batch in sent_messages(logs) for message in batch]
+    assert len(shipped) == 6_000 + 2  # every line once: the backlog's tail went live
+    assert sum(message.startswith("n") for message in shipped) == 6_000

@@ -484,6 +484,7 @@ class LogsService:
         opened = mono if noticed is None else min(mono, noticed)
         stamp = self._read_time(self._clock())
         files = self.files
+        slice_bytes = self.config.logs.read_slice
         for chunk in chunks:
             key = chunk.identity.key
             known = files.get(key) or self._file(
@@ -501,7 +502,12 @@ class LogsService:
                 known.held.append((lines, parser.safe_offset))
                 self._holding.add(key)
             else:
-                self._ship(known, lines, parser.safe_offset, mono=opened, stamp=stamp)
+                # A full slice means the file has a backlog: its lines are catch-up, sent
+                # in their own batches, which the shipper delivers after live ones.
+                catch_up = len(chunk.data) >= slice_bytes
+                self._ship(
+                    known, lines, parser.safe_offset, mono=opened, stamp=stamp, catch_up=catch_up
+                )
 
     def _note_deadline(self, known: _File) -> None:
         # The files whose parser holds an unterminated partial, so that a wake-up costs
@@ -591,15 +597,17 @@ class LogsService:
         *,
         mono: float | None = None,
         stamp: str | None = None,
+        catch_up: bool = False,
     ) -> None:
         """Encode ``lines`` into records and add them to the batch being assembled.
 
         ``mono`` and ``stamp`` (the monotonic time and the read time's text) are the
-        caller's when it has them for a whole round."""
+        caller's when it has them for a whole round; ``catch_up``: the lines were read
+        from a file with a backlog (batching.py)."""
         # Batching deadlines are durations: monotonic. Wall time only labels records.
         now = self._monotonic() if mono is None else mono
         if not lines:
-            self.assembler.add(known.key, None, safe_offset, now)
+            self.assembler.add(known.key, None, safe_offset, now, catch_up=catch_up)
             return
         self.counters.lines += len(lines)
         meta = known.path_meta
@@ -609,7 +617,7 @@ class LogsService:
             pod = self._pod(meta)
             if is_excluded(pod, meta.container):
                 self.counters.excluded_lines += len(lines)
-                self.assembler.add(known.key, None, safe_offset, now)
+                self.assembler.add(known.key, None, safe_offset, now, catch_up=catch_up)
                 return
             if pod is None and self._kube.enabled:
                 self.counters.shipped_without_metadata += len(lines)
@@ -621,7 +629,7 @@ class LogsService:
         if len(lines) <= limit:  # the common case: one group, resumed at safe_offset
             records = encoder.encode(lines, stamp)
             self.counters.records += len(records)
-            self.assembler.add(known.key, records, safe_offset, now)
+            self.assembler.add(known.key, records, safe_offset, now, catch_up=catch_up)
             return
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
@@ -634,7 +642,7 @@ class LogsService:
         for group, resume in zip(groups, resume_after, strict=True):
             records = encoder.encode(group, stamp)
             self.counters.records += len(records)
-            self.assembler.add(known.key, records, resume, now)
+            self.assembler.add(known.key, records, resume, now, catch_up=catch_up)
 
     def _encoder(
         self, known: _File, meta: PathMeta | None, pod: PodMeta | None, services: tuple[str, ...]
@@ -833,11 +841,12 @@ class LogsService:
         """Whether files just written are read at once, or when the open batch is due.
 
         Lines read now would wait in the open batch until its deadline anyway, unless
-        they fill it first: so a write is read at once only when no batch is open (its
-        lines open one), when a busy file was written (`Tailer.busy_written`) or when as
-        many files wait as a batch holds records. A node of slowly written files then
+        they fill it first: so a write is read at once only when no live batch is open or
+        built (its lines open one; a catch-up batch is not theirs), when a busy file was
+        written (`Tailer.busy_written`) or when as many files wait as a batch holds
+        records. A node of slowly written files then
         costs a read round per batch, not one per wake-up (every 50 ms)."""
-        if self.assembler.next_deadline() is None:
+        if not self.assembler.live_waiting:
             return True
         if any(t.busy_written for t in tailers):
             return True
