@@ -161,3 +161,23 @@ def test_a_file_that_changes_lanes_sends_its_earlier_lines_first() -> None:
         ["r0", "r10"],
         {"quiet": 30, "noisy": 20},
     )
+
+
+def test_a_live_batch_goes_past_catch_up_batches_held_back() -> None:
+    """While the caller keeps catch-up batches back (``catch_up=False``), a live batch of
+    other files still goes; one with lines of a file whose earlier lines wait does not."""
+    assembler = BatchAssembler("logs@n1", max_records=2, max_wait_s=1.0)
+    assembler.add("noisy", records((0, 10), (10, 20)), safe_offset=20, now=0.0, catch_up=True)
+    assembler.add("quiet", records((0, 30)), safe_offset=30, now=0.0)
+    assert assembler.catch_up_ready == 1
+    assert assembler.next_deadline(catch_up=False) == 1.0  # only the live batch counts
+    assert assembler.take(now=0.5, catch_up=False) is None  # not due yet
+    live = assembler.take(now=1.0, catch_up=False)
+    assert (live.catch_up, live.offsets) == (False, {"quiet": 30})
+    assert assembler.take(now=1.0, catch_up=False) is None
+    assert assembler.next_deadline(catch_up=False) is None  # nothing to wake up for
+
+    assembler.add("noisy", records((20, 30)), safe_offset=30, now=1.0)  # now live
+    assert assembler.take(now=9.0, catch_up=False) is None  # its earlier lines go first
+    assert assembler.take(now=9.0).catch_up is True
+    assert assembler.take(now=9.0).offsets == {"noisy": 30}

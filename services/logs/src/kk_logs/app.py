@@ -118,6 +118,14 @@ __all__ = ["LogsService", "offsets_path"]
 _log = logging.getLogger("kk.logs")
 
 
+CATCH_UP_BATCHES_IN_FLIGHT = 4
+"""Catch-up batches (a backlog's lines) sent and not yet acknowledged, at most. The shipper
+stores batches in arrival order, so a live batch waits for every batch sent before it to be
+stored: a window full of catch-up batches (64) would hold a quiet file's line for a second
+or more. Four keep the shipper's store busy; the next catch-up batches wait, built, in the
+assembler (live batches go past them), and reading pauses when those sent and those
+waiting fill the window's ``max_batches``: the memory bound is the window's, as before."""
+
 READ_ROUND_BUDGET_BYTES = 1024 * 1024
 """Bytes read per step, all files together (each file still at most ``logs.read_slice``).
 
@@ -301,6 +309,8 @@ class LogsService:
         """Files whose lines wait for their pod's metadata."""
         self._retired_parser_stats: Counter[str] = Counter()
         self._read_time = ReadTimeFormatter()
+        self._catch_up_in_flight: set[str] = set()
+        """Ids of catch-up batches sent and not yet acknowledged."""
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -312,6 +322,7 @@ class LogsService:
             log_event(_log, logging.INFO, "shipper_accepting_logs_again")
             self._refusal_reported = None
         self.tracker.acknowledged(ack.batch_id)
+        self._catch_up_in_flight.discard(ack.batch_id)
         self.counters.records_acknowledged += batch.records
         self._wake.set()
 
@@ -684,13 +695,17 @@ class LogsService:
         """Send the batches that are due while the window has room; the rest wait, built,
         in the assembler (their offsets are not committed, so nothing is lost on exit)."""
         while self.sender.pending.has_room():
-            batch = self.assembler.take(self._monotonic(), force=force)
+            batch = self.assembler.take(
+                self._monotonic(), force=force, catch_up=self._catch_up_may_go()
+            )
             if batch is None:
                 return
             self.tracker.emitted(batch.batch_id, batch.offsets)
             if not batch.ids:
                 self.tracker.acknowledged(batch.batch_id)
                 continue
+            if batch.catch_up:
+                self._catch_up_in_flight.add(batch.batch_id)
             await self.sender.send(batch.message(), context=batch.batch_id)
             self.counters.batches_sent += 1
 
@@ -713,8 +728,11 @@ class LogsService:
                 self.prune_offsets(now)  # retention compares with commit times: wall time
         room = self.sender.pending.has_room()
         self._report_pause(room)
+        # Catch-up batches held back count against the window too (CATCH_UP_BATCHES_IN_FLIGHT).
+        held_back = len(self._catch_up_in_flight) + self.assembler.catch_up_ready
+        read = room and held_back < self.config.logs.window.max_batches
         for tailer in tailers:
-            if room:
+            if read:
                 tailer.resume()
             else:
                 tailer.pause()
@@ -731,6 +749,9 @@ class LogsService:
         self.release_held()
         await self.send_due_batches()
         self.commit_offsets()
+
+    def _catch_up_may_go(self) -> bool:
+        return len(self._catch_up_in_flight) < CATCH_UP_BATCHES_IN_FLIGHT
 
     def _report_pause(self, room: bool) -> None:
         match self.pause.observe(room, self._monotonic()):
@@ -754,7 +775,8 @@ class LogsService:
             return 0.0  # a round left bytes behind: read on at once
         # A due batch waiting for room in the window is sent when an ack wakes the loop.
         room = self.sender.pending.has_room()
-        deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None and room]
+        due = self.assembler.next_deadline(catch_up=self._catch_up_may_go())
+        deadlines = [due] if due is not None and room else []
         report_at = self.pause.next_report_at()
         if report_at is not None:
             deadlines.append(report_at)

@@ -17,8 +17,12 @@ claim never covers the start of a line whose records are elsewhere.
 Live and catch-up lines go in separate batches. Lines read from a file whose read slice
 filled (it has a backlog: the caller says so with ``catch_up``) go into a catch-up batch,
 marked ``catch_up`` for the shipper, which delivers live batches before catch-up ones; all
-other lines go into a live batch. So a quiet file's line never shares a batch, and with it
-a place in the shipper's queue, with a noisy file's backlog. Two batches are open at most,
+other lines go into a live batch. Live batches are also taken first here, and the caller
+may hold catch-up batches back (`take` with ``catch_up=False``) to keep few of them in
+flight: the shipper stores batches in the order they come, so a live batch sent behind a
+window full of catch-up batches would wait for all of them to be stored. So a quiet
+file's line never shares a batch, and with it a place in the shipper's queue, with a
+noisy file's backlog. Two batches are open at most,
 one per lane, and they never hold lines of the same file: a file that moves to the other
 lane first closes the batch holding its earlier lines, so that batch is sent, and its
 offsets tracked, before the one with the file's later lines (`CheckpointTracker` expects a
@@ -158,25 +162,76 @@ class BatchAssembler:
         ready batch goes first, an open live batch closes at its deadline)."""
         return bool(self._ready) or False in self._open
 
-    def take(self, now: float, *, force: bool = False) -> OutgoingBatch | None:
-        """The next due batch (full, old enough, or ``force``), oldest first; else None."""
-        if self._ready:
-            return self._ready.pop(0)
-        for catch_up in (False, True):  # the open batches share no file: live goes first
-            batch = self._open.get(catch_up)
-            if batch is None:
-                continue
-            due = force or now >= batch.opened_at + self._max_wait_s
-            if not batch.ids and batch.offsets:
-                due = True  # offsets alone need no batching delay
-            if due:
-                del self._open[catch_up]
-                return batch
+    @property
+    def catch_up_ready(self) -> int:
+        """Catch-up batches built and waiting to be taken."""
+        return sum(batch.catch_up for batch in self._ready)
+
+    def _due(self, batch: OutgoingBatch, now: float, force: bool) -> bool:
+        if not batch.ids and batch.offsets:
+            return True  # offsets alone need no batching delay
+        return force or now >= batch.opened_at + self._max_wait_s
+
+    def _live_order(self) -> tuple[int | None, set[str], bool]:
+        """The index of the oldest ready live batch that may go now (None if none), the
+        files of the ready catch-up batches before it, and whether the oldest ready live
+        batch must wait (it has lines of a file whose earlier lines are in one of those)."""
+        passed: set[str] = set()
+        for index, batch in enumerate(self._ready):
+            if batch.catch_up:
+                passed.update(batch.offsets)
+            elif passed.isdisjoint(batch.offsets):
+                return index, passed, False
+            else:
+                return None, passed, True
+        return None, passed, False
+
+    def take(
+        self, now: float, *, force: bool = False, catch_up: bool = True
+    ) -> OutgoingBatch | None:
+        """The next due batch (full, old enough, or ``force``), else None: live batches
+        first, oldest first, then (if ``catch_up``) catch-up batches, oldest first.
+
+        A live batch goes before catch-up batches built earlier only if it shares no file
+        with them (a file's lines are sent in order). The caller passes ``catch_up=False``
+        while its share of the window for catch-up batches is used up: a live batch then
+        still goes.
+        """
+        index, passed, blocked = self._live_order()
+        if index is not None:
+            return self._ready.pop(index)
+        live = self._open.get(False)
+        if (
+            live is not None
+            and not blocked
+            and passed.isdisjoint(live.offsets)
+            and self._due(live, now, force)
+        ):
+            del self._open[False]
+            return live
+        if not catch_up:
+            return None
+        for index, batch in enumerate(self._ready):
+            if batch.catch_up:
+                return self._ready.pop(index)
+        backlog = self._open.get(True)
+        if backlog is not None and self._due(backlog, now, force):
+            del self._open[True]
+            return backlog
         return None
 
-    def next_deadline(self) -> float | None:
-        if self._ready:
-            return self._ready[0].opened_at
-        return min(
-            (batch.opened_at + self._max_wait_s for batch in self._open.values()), default=None
-        )
+    def next_deadline(self, *, catch_up: bool = True) -> float | None:
+        """When `take` (with the same ``catch_up``) has a batch to give, or None."""
+        index, passed, blocked = self._live_order()
+        if index is not None:
+            return self._ready[index].opened_at
+        if catch_up and self.catch_up_ready:
+            return min(batch.opened_at for batch in self._ready if batch.catch_up)
+        deadlines = []
+        live = self._open.get(False)
+        if live is not None and not blocked and passed.isdisjoint(live.offsets):
+            deadlines.append(live.opened_at + self._max_wait_s)
+        backlog = self._open.get(True)
+        if backlog is not None and catch_up:
+            deadlines.append(backlog.opened_at + self._max_wait_s)
+        return min(deadlines, default=None)
