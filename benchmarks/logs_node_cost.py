@@ -25,7 +25,9 @@ The noisy-neighbour shape (issue 7): ``--noisy-rate`` writes the first file at t
 beside the others at ``--rate``, and ``--noisy-backlog`` appends that many lines to it at
 the start of the period, a backlog to read while the quiet files go on writing. The run
 then reports the latency of the quiet files' lines (write -> the peer has the batch with
-``--peer fake``, write -> stored at the receiver with the shipper), p50, p99 and max.
+``--peer fake``, write -> stored at the receiver with the shipper), p50, p99 and max. With
+the shipper, its CPU time from the start of the period until every line was delivered is
+reported too (``shipper_cpu_s_per_1m_lines``).
 
 ``--repo`` measures another checkout (its ``services/*/src`` go first on ``PYTHONPATH`` of
 the service processes), so a before/after pair runs on the same machine minutes apart.
@@ -274,6 +276,8 @@ def run(files: int, args: argparse.Namespace) -> dict[str, object]:
             spy = _profiler(logs.pid, args) if args.profile else None
             load_before = load_average()
             before = cpu_seconds(logs.pid)
+            shipper = stack.services.get("shipper")
+            shipper_before = cpu_seconds(shipper.pid) if shipper is not None else 0.0
             system_before = _system_seconds(logs.pid)
             started = time.monotonic()
             backlog = _write_backlog(pods[0].log_file(tree.pods), args.noisy_backlog)
@@ -299,6 +303,8 @@ def run(files: int, args: argparse.Namespace) -> dict[str, object]:
                     )
                 time.sleep(0.2)
             stack.check_running()
+            # Until every line is delivered: the shipper's work ends after the writing.
+            shipper_cpu = cpu_seconds(shipper.pid) - shipper_before if shipper else None
             if args.peer == "fake" and writer is not None:
                 arrivals = peer.arrivals()
         if args.peer == "shipper" and writer is not None:
@@ -337,6 +343,10 @@ def run(files: int, args: argparse.Namespace) -> dict[str, object]:
         if lines + backlog:
             result["lines"] = lines + backlog
             result["cpu_s_per_1m_lines"] = round(cpu / (lines + backlog) * 1e6, 1)
+            if shipper_cpu is not None:
+                result["shipper_cpu_s"] = round(shipper_cpu, 2)
+                per_million = shipper_cpu / (lines + backlog) * 1e6
+                result["shipper_cpu_s_per_1m_lines"] = round(per_million, 1)
         if writer is not None:
             result["latency"] = {group: _rounded(f) for group, f in latency.items()}
         return result
@@ -378,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
             if "cpu_s_per_1m_lines" in result:
                 line += f", {result['cpu_s_per_1m_lines']} CPU-s per 1M lines"
             line += f" ({result['system_share']:.0%} in the kernel)"
+            if "shipper_cpu_s_per_1m_lines" in result:
+                line += f"; shipper {result['shipper_cpu_s_per_1m_lines']} CPU-s per 1M lines"
             print(line + f" (load {result['load_average'][0]:.1f})", flush=True)
             for group, figures in dict(result.get("latency", {})).items():
                 print(

@@ -121,3 +121,63 @@ def test_merge_spans_sorts_and_joins_touching_and_overlapping_ranges() -> None:
         (40, 60),
     ]
     assert merge_spans([]) == []
+
+
+def test_catch_up_lines_go_in_their_own_marked_batch_and_live_ones_are_taken_first() -> None:
+    """A noisy file's backlog and a quiet file's line never share a batch; the live batch
+    goes first when both are due, and only the catch-up one carries the mark."""
+    assembler = BatchAssembler("logs@n1", max_records=100, max_wait_s=1.0)
+    assembler.add("noisy", records((0, 10), (10, 20)), safe_offset=20, now=0.0, catch_up=True)
+    assembler.add("quiet", records((0, 30)), safe_offset=30, now=0.5)
+    assert assembler.next_deadline() == 1.0  # the older of the two open batches
+    assert assembler.live_waiting  # a quiet line read now would join the open live batch
+    live, backlog = assembler.take(now=1.5), assembler.take(now=1.5)
+    assert (live.ids, live.offsets, live.catch_up) == (["r0"], {"quiet": 30}, False)
+    assert (backlog.ids, backlog.offsets, backlog.catch_up) == (
+        ["r0", "r10"],
+        {"noisy": 20},
+        True,
+    )
+    assert live.message().catch_up is False
+    marked = decode(encode(backlog.message()))
+    assert isinstance(marked, EncodedRecords) and marked.catch_up is True
+    assert assembler.take(now=9.0) is None
+
+
+def test_a_file_that_changes_lanes_sends_its_earlier_lines_first() -> None:
+    """The offsets tracker expects a file's offsets in send order: when the noisy file's
+    backlog is read out and its next lines are live, the catch-up batch holding its
+    earlier lines closes at once and is taken before the live batch with the later ones."""
+    assembler = BatchAssembler("logs@n1", max_records=100, max_wait_s=1.0)
+    assembler.add("quiet", records((0, 30)), safe_offset=30, now=0.0)
+    assembler.add("noisy", records((0, 10)), safe_offset=10, now=0.0, catch_up=True)
+    assembler.add("noisy", records((10, 20)), safe_offset=20, now=0.1)  # caught up: live
+    assert assembler.next_deadline() == 0.0  # the closed catch-up batch is ready
+    backlog = assembler.take(now=0.1)
+    assert (backlog.catch_up, backlog.offsets) == (True, {"noisy": 10})
+    live = assembler.take(now=1.0)
+    assert (live.catch_up, live.ids, live.offsets) == (
+        False,
+        ["r0", "r10"],
+        {"quiet": 30, "noisy": 20},
+    )
+
+
+def test_a_live_batch_goes_past_catch_up_batches_held_back() -> None:
+    """While the caller keeps catch-up batches back (``catch_up=False``), a live batch of
+    other files still goes; one with lines of a file whose earlier lines wait does not."""
+    assembler = BatchAssembler("logs@n1", max_records=2, max_wait_s=1.0)
+    assembler.add("noisy", records((0, 10), (10, 20)), safe_offset=20, now=0.0, catch_up=True)
+    assembler.add("quiet", records((0, 30)), safe_offset=30, now=0.0)
+    assert assembler.catch_up_ready == 1
+    assert assembler.next_deadline(catch_up=False) == 1.0  # only the live batch counts
+    assert assembler.take(now=0.5, catch_up=False) is None  # not due yet
+    live = assembler.take(now=1.0, catch_up=False)
+    assert (live.catch_up, live.offsets) == (False, {"quiet": 30})
+    assert assembler.take(now=1.0, catch_up=False) is None
+    assert assembler.next_deadline(catch_up=False) is None  # nothing to wake up for
+
+    assembler.add("noisy", records((20, 30)), safe_offset=30, now=1.0)  # now live
+    assert assembler.take(now=9.0, catch_up=False) is None  # its earlier lines go first
+    assert assembler.take(now=9.0).catch_up is True
+    assert assembler.take(now=9.0).offsets == {"noisy": 30}

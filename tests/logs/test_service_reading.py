@@ -9,11 +9,13 @@ import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import zmq.asyncio
 
-from kk_logs.app import READ_ROUND_BUDGET_BYTES, LogsService
+from kk_common.envelope import Ack, AckStatus
+from kk_logs.app import CATCH_UP_BATCHES_IN_FLIGHT, READ_ROUND_BUDGET_BYTES, LogsService
 from tests.logs.test_service_records import RecordingSender, reading_config
 
 TS = "2026-12-02T10:00:00.123456789Z"
@@ -198,3 +200,50 @@ def test_a_quiet_file_is_batched_within_two_steps_behind_a_noisy_backlog(
         assert logs.tailer.more_to_read
     assert logs.counters.bytes_read <= 12 * READ_ROUND_BUDGET_BYTES
     assert noisy.stat().st_size > 8 * 1024 * 1024
+
+
+def acknowledge_sent(service: LogsService, already: int) -> int:
+    """What the shipper's acks do for every batch sent after the first ``already``; returns
+    how many batches have been acknowledged now."""
+    sender: RecordingSender = service.sender  # type: ignore[assignment]
+    for message in sender.sent[already:]:
+        ack = Ack(batch_id=message.batch_id, status=AckStatus.STORED)
+        service._acknowledged(ack, SimpleNamespace(records=len(message)))  # type: ignore[arg-type]
+    return len(sender.sent)
+
+
+def test_a_noisy_backlog_is_sent_as_catch_up_and_a_quiet_file_as_live(
+    make_service, clocks: Clocks, tmp_path: Path
+) -> None:
+    """Lines from a file whose read slice filled (a backlog) go in batches marked catch-up,
+    which the shipper delivers after live ones; a quiet file's lines are never in them.
+    At most CATCH_UP_BATCHES_IN_FLIGHT catch-up batches are unacknowledged at once; the
+    others wait, built, until acks come. The backlog's last, short read is live again."""
+    log_file(tmp_path, "noisy", b"".join(line(f"n{n} " + "y" * 200) for n in range(6_000)))
+    quiet = log_file(tmp_path, "quiet", line("q0"))
+    logs = make_service()
+    sender: RecordingSender = logs.sender  # type: ignore[assignment]
+    for _ in range(6):  # a slice of the backlog per step: more batches than may be out
+        asyncio.run(logs.step())
+    assert [m.catch_up for m in sender.sent].count(True) == CATCH_UP_BATCHES_IN_FLIGHT
+    assert logs.assembler.catch_up_ready  # the rest of the backlog read so far waits, built
+    append(quiet, line("q1"))
+    written(logs, quiet, at=clocks.mono)
+
+    acknowledged = 0
+    for _ in range(40):
+        acknowledged = acknowledge_sent(logs, acknowledged)
+        clocks.mono += 0.25
+        asyncio.run(logs.step())
+    lanes = [
+        (batch.catch_up, {json.loads(body)["message"][0] for body in batch.record_bodies()})
+        for batch in sender.sent
+    ]
+    catch_up = [files for marked, files in lanes if marked]
+    live = [files for marked, files in lanes if not marked]
+    assert catch_up and all(files == {"n"} for files in catch_up)
+    assert any("q" in files for files in live)
+    assert any("n" in files for files in live)  # the short read at the end of the backlog
+    shipped = [message for batch in sent_messages(logs) for message in batch]
+    assert len(shipped) == 6_000 + 2  # every line once
+    assert sum(message.startswith("n") for message in shipped) == 6_000

@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from lanes_support import line_batch
 
 from kk_common.envelope import EncodedRecords
 from kk_shipper.storage import (
@@ -170,6 +171,47 @@ def test_a_version_2_batch_that_looks_compressed_is_read_as_it_was_stored(
         assert run.bodies == odd
 
 
+def build_v3(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.executescript((FIXTURES / "storage_queue_v3.sql").read_text())
+    conn.close()
+    return path
+
+
+def test_queue_left_by_a_version_3_shipper_opens_with_every_batch_live(tmp_path: Path) -> None:
+    """Version 3 had no lanes: its batches become live ones, in their order, and a catch-up
+    batch stored after the upgrade is read in its own lane."""
+    db = build_v3(tmp_path / "queue.db")
+    with DurableQueue(db) as q:
+        live = q.read_runs("logs", after_seq=0, limit=1000, catch_up=False)
+        assert [(list(run.seqs)[:1], run.count, run.catch_up) for run in live] == [
+            ([1], 1, False),
+            ([3], 1, False),
+            ([4], 200, False),
+        ]
+        assert live[2].records()[0].body == (
+            b'{"id":"app.log@30","message":"GET /api/items 200 12ms line at 30"}'
+        )
+        assert q.read_runs("logs", after_seq=0, limit=1000, catch_up=True) == []
+        stats = q.stats(now=T1)
+        assert (stats.kinds["logs"].queued_records, stats.kinds["logs"].last_seq) == (202, 203)
+        assert stats.kinds["logs"].duplicates_dropped == 2
+        assert q.verify() == []
+
+        backlog = line_batch("big.log", range(0, 10, 10), catch_up=True)
+        q.append("logs", backlog, now=T1)
+        [caught_up] = q.read_runs("logs", after_seq=0, limit=10, catch_up=True)
+        assert (caught_up.first_seq, caught_up.ids, caught_up.catch_up) == (204, "big.log@0", True)
+        # The dedup ranges came along: a re-sent line is still a duplicate.
+        resent = line_batch("app.log", range(20, 30, 10))
+        assert q.append("logs", resent, now=T1).duplicates == 1
+        q.complete("logs", [range(1, 205)], now=T1)
+        assert q.stats(now=T1).kinds["logs"].queued_records == 0
+        assert q.verify() == []
+    assert user_version(db) == CURRENT_VERSION
+    assert "catch_up" in table_columns(db, "batches")
+
+
 def test_bodies_are_stored_compressed_when_that_pays_and_read_back_exactly(
     tmp_path: Path,
 ) -> None:
@@ -207,7 +249,7 @@ def test_a_damaged_compressed_batch_is_reported_as_corruption_naming_the_file(
 def test_new_queue_is_stamped_with_the_current_version(tmp_path: Path) -> None:
     db = tmp_path / "queue.db"
     DurableQueue(db).close()
-    assert user_version(db) == CURRENT_VERSION == 3
+    assert user_version(db) == CURRENT_VERSION == 4
 
 
 def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path) -> None:
@@ -222,7 +264,7 @@ def test_queue_from_a_newer_shipper_is_refused_and_left_untouched(tmp_path: Path
         DurableQueue(db)
 
     error = caught.value
-    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 3)
+    assert (error.found_version, error.supported_version) == (CURRENT_VERSION + 1, 4)
     assert f"version {CURRENT_VERSION + 1}" in str(error)
     assert f"up to {CURRENT_VERSION}" in str(error)
     assert str(db) in str(error)
@@ -268,31 +310,31 @@ def test_damaged_pages_are_reported_as_corruption_naming_the_file(tmp_path: Path
 def test_registered_migrations_take_an_old_queue_to_the_current_version(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The v4 path: CURRENT_VERSION moves to 4 and MIGRATIONS gains ``3: migrate_3_to_4``;
+    """The v5 path: CURRENT_VERSION moves to 5 and MIGRATIONS gains ``4: migrate_4_to_5``;
     a version 1 file takes every step."""
 
-    def migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    def migrate_4_to_5(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 4)
-    monkeypatch.setitem(schema.MIGRATIONS, 3, migrate_3_to_4)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 5)
+    monkeypatch.setitem(schema.MIGRATIONS, 4, migrate_4_to_5)
     db = build_v1(tmp_path / "queue.db")
 
     with DurableQueue(db) as q:
         assert [r.record_id for r in q.read("logs", after_seq=0, limit=10)] == ["log-3"]
     assert "priority" in table_columns(db, "batches")
-    assert user_version(db) == 4
+    assert user_version(db) == 5
 
 
 def test_failed_migration_leaves_the_old_queue_as_it_was(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    def migrate_4_to_5(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE batches ADD COLUMN priority INTEGER NOT NULL DEFAULT 0")
         conn.execute("SELECT no_such_function()")
 
-    monkeypatch.setattr(schema, "CURRENT_VERSION", 4)
-    monkeypatch.setitem(schema.MIGRATIONS, 3, migrate_3_to_4)
+    monkeypatch.setattr(schema, "CURRENT_VERSION", 5)
+    monkeypatch.setitem(schema.MIGRATIONS, 4, migrate_4_to_5)
     db = build_v1(tmp_path / "queue.db")
 
     with pytest.raises(QueueError):

@@ -22,7 +22,10 @@ Message types:
   re-encodes a record. The JSON payload says what the shipper needs without reading the
   records: their ``ids`` (for the receiver's dedup and the idempotency key), the
   *position* of each record in its source, and the *claims* that let the shipper drop
-  re-sent records without an index over every id (see `EncodedRecords`).
+  re-sent records without an index over every id (see `EncodedRecords`). An optional
+  ``catch_up`` (an additive field: absent means false, and a reader that does not know it
+  ignores it) marks records read from a file with a backlog, which the shipper delivers
+  after live ones (its queue's theory of operation says how).
 * ``records``, v1 (`RecordBatch`): the previous producers' form, records as JSON objects
   inside the payload. The shipper still reads it (N-1), so a logs or metrics container of
   the previous release keeps working beside a new shipper. Upgrade the shipper first: a
@@ -176,6 +179,10 @@ class EncodedRecords:
     sources: Sequence[str]
     positions: Sequence[tuple[int, int]]
     claims: Sequence[tuple[int, int, int]]
+    catch_up: bool = False
+    """The records were read from a source with a backlog (a file whose read slice
+    filled), not as they were written: the shipper may deliver them after live records.
+    Written only when true; a message without it (an older producer) is live."""
     type: Literal["records"] = field(default="records", init=False)
 
     def __len__(self) -> int:
@@ -303,6 +310,8 @@ def _encode_records_v2(message: EncodedRecords, minor: int) -> list[bytes]:
         "positions": [n for pair in message.positions for n in pair],
         "claims": [n for claim in message.claims for n in claim],
     }
+    if message.catch_up:
+        payload["catch_up"] = True
     return [
         _HEADER_PREFIX + str(RECORDS_MAJOR).encode("ascii"),
         orjson.dumps(payload),
@@ -426,6 +435,9 @@ def _read_encoded_records(payload: Mapping[str, Any], bodies: bytes) -> EncodedR
         sources=sources,
         positions=positions,
         claims=claims,
+        # Anything but a literal true is live: the safe reading of a field a newer writer
+        # might shape differently (live records are never delayed).
+        catch_up=payload.get("catch_up") is True,
     )
 
 

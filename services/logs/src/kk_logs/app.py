@@ -118,6 +118,14 @@ __all__ = ["LogsService", "offsets_path"]
 _log = logging.getLogger("kk.logs")
 
 
+CATCH_UP_BATCHES_IN_FLIGHT = 4
+"""Catch-up batches (a backlog's lines) sent and not yet acknowledged, at most. The shipper
+stores batches in arrival order, so a live batch waits for every batch sent before it to be
+stored: a window full of catch-up batches (64) would hold a quiet file's line for a second
+or more. Four keep the shipper's store busy; the next catch-up batches wait, built, in the
+assembler (live batches go past them), and reading pauses when those sent and those
+waiting fill the window's ``max_batches``: the memory bound is the window's, as before."""
+
 READ_ROUND_BUDGET_BYTES = 1024 * 1024
 """Bytes read per step, all files together (each file still at most ``logs.read_slice``).
 
@@ -301,6 +309,8 @@ class LogsService:
         """Files whose lines wait for their pod's metadata."""
         self._retired_parser_stats: Counter[str] = Counter()
         self._read_time = ReadTimeFormatter()
+        self._catch_up_in_flight: set[str] = set()
+        """Ids of catch-up batches sent and not yet acknowledged."""
 
     # -- offsets -----------------------------------------------------------------------
 
@@ -312,6 +322,7 @@ class LogsService:
             log_event(_log, logging.INFO, "shipper_accepting_logs_again")
             self._refusal_reported = None
         self.tracker.acknowledged(ack.batch_id)
+        self._catch_up_in_flight.discard(ack.batch_id)
         self.counters.records_acknowledged += batch.records
         self._wake.set()
 
@@ -484,6 +495,7 @@ class LogsService:
         opened = mono if noticed is None else min(mono, noticed)
         stamp = self._read_time(self._clock())
         files = self.files
+        slice_bytes = self.config.logs.read_slice
         for chunk in chunks:
             key = chunk.identity.key
             known = files.get(key) or self._file(
@@ -501,7 +513,12 @@ class LogsService:
                 known.held.append((lines, parser.safe_offset))
                 self._holding.add(key)
             else:
-                self._ship(known, lines, parser.safe_offset, mono=opened, stamp=stamp)
+                # A full slice means the file has a backlog: its lines are catch-up, sent
+                # in their own batches, which the shipper delivers after live ones.
+                catch_up = len(chunk.data) >= slice_bytes
+                self._ship(
+                    known, lines, parser.safe_offset, mono=opened, stamp=stamp, catch_up=catch_up
+                )
 
     def _note_deadline(self, known: _File) -> None:
         # The files whose parser holds an unterminated partial, so that a wake-up costs
@@ -591,15 +608,17 @@ class LogsService:
         *,
         mono: float | None = None,
         stamp: str | None = None,
+        catch_up: bool = False,
     ) -> None:
         """Encode ``lines`` into records and add them to the batch being assembled.
 
         ``mono`` and ``stamp`` (the monotonic time and the read time's text) are the
-        caller's when it has them for a whole round."""
+        caller's when it has them for a whole round; ``catch_up``: the lines were read
+        from a file with a backlog (batching.py)."""
         # Batching deadlines are durations: monotonic. Wall time only labels records.
         now = self._monotonic() if mono is None else mono
         if not lines:
-            self.assembler.add(known.key, None, safe_offset, now)
+            self.assembler.add(known.key, None, safe_offset, now, catch_up=catch_up)
             return
         self.counters.lines += len(lines)
         meta = known.path_meta
@@ -609,7 +628,7 @@ class LogsService:
             pod = self._pod(meta)
             if is_excluded(pod, meta.container):
                 self.counters.excluded_lines += len(lines)
-                self.assembler.add(known.key, None, safe_offset, now)
+                self.assembler.add(known.key, None, safe_offset, now, catch_up=catch_up)
                 return
             if pod is None and self._kube.enabled:
                 self.counters.shipped_without_metadata += len(lines)
@@ -621,7 +640,7 @@ class LogsService:
         if len(lines) <= limit:  # the common case: one group, resumed at safe_offset
             records = encoder.encode(lines, stamp)
             self.counters.records += len(records)
-            self.assembler.add(known.key, records, safe_offset, now)
+            self.assembler.add(known.key, records, safe_offset, now, catch_up=catch_up)
             return
         groups = [lines[start : start + limit] for start in range(0, len(lines), limit)]
         # Where to resume after a group of lines: before the first line not in it.
@@ -634,7 +653,7 @@ class LogsService:
         for group, resume in zip(groups, resume_after, strict=True):
             records = encoder.encode(group, stamp)
             self.counters.records += len(records)
-            self.assembler.add(known.key, records, resume, now)
+            self.assembler.add(known.key, records, resume, now, catch_up=catch_up)
 
     def _encoder(
         self, known: _File, meta: PathMeta | None, pod: PodMeta | None, services: tuple[str, ...]
@@ -676,13 +695,17 @@ class LogsService:
         """Send the batches that are due while the window has room; the rest wait, built,
         in the assembler (their offsets are not committed, so nothing is lost on exit)."""
         while self.sender.pending.has_room():
-            batch = self.assembler.take(self._monotonic(), force=force)
+            batch = self.assembler.take(
+                self._monotonic(), force=force, catch_up=self._catch_up_may_go()
+            )
             if batch is None:
                 return
             self.tracker.emitted(batch.batch_id, batch.offsets)
             if not batch.ids:
                 self.tracker.acknowledged(batch.batch_id)
                 continue
+            if batch.catch_up:
+                self._catch_up_in_flight.add(batch.batch_id)
             await self.sender.send(batch.message(), context=batch.batch_id)
             self.counters.batches_sent += 1
 
@@ -705,8 +728,11 @@ class LogsService:
                 self.prune_offsets(now)  # retention compares with commit times: wall time
         room = self.sender.pending.has_room()
         self._report_pause(room)
+        # Catch-up batches held back count against the window too (CATCH_UP_BATCHES_IN_FLIGHT).
+        held_back = len(self._catch_up_in_flight) + self.assembler.catch_up_ready
+        read = room and held_back < self.config.logs.window.max_batches
         for tailer in tailers:
-            if room:
+            if read:
                 tailer.resume()
             else:
                 tailer.pause()
@@ -723,6 +749,9 @@ class LogsService:
         self.release_held()
         await self.send_due_batches()
         self.commit_offsets()
+
+    def _catch_up_may_go(self) -> bool:
+        return len(self._catch_up_in_flight) < CATCH_UP_BATCHES_IN_FLIGHT
 
     def _report_pause(self, room: bool) -> None:
         match self.pause.observe(room, self._monotonic()):
@@ -746,7 +775,8 @@ class LogsService:
             return 0.0  # a round left bytes behind: read on at once
         # A due batch waiting for room in the window is sent when an ack wakes the loop.
         room = self.sender.pending.has_room()
-        deadlines = [d for d in (self.assembler.next_deadline(),) if d is not None and room]
+        due = self.assembler.next_deadline(catch_up=self._catch_up_may_go())
+        deadlines = [due] if due is not None and room else []
         report_at = self.pause.next_report_at()
         if report_at is not None:
             deadlines.append(report_at)
@@ -833,11 +863,12 @@ class LogsService:
         """Whether files just written are read at once, or when the open batch is due.
 
         Lines read now would wait in the open batch until its deadline anyway, unless
-        they fill it first: so a write is read at once only when no batch is open (its
-        lines open one), when a busy file was written (`Tailer.busy_written`) or when as
-        many files wait as a batch holds records. A node of slowly written files then
+        they fill it first: so a write is read at once only when no live batch is open or
+        built (its lines open one; a catch-up batch is not theirs), when a busy file was
+        written (`Tailer.busy_written`) or when as many files wait as a batch holds
+        records. A node of slowly written files then
         costs a read round per batch, not one per wake-up (every 50 ms)."""
-        if self.assembler.next_deadline() is None:
+        if not self.assembler.live_waiting:
             return True
         if any(t.busy_written for t in tailers):
             return True

@@ -1,7 +1,8 @@
 """One output's delivery loop: the asyncio driver of `OutputDelivery`.
 
-The loop reads queued records (in seq order, each once) while the core has room (a batch
-ingest has just stored is taken from memory when the loop has read everything before it),
+The loop reads queued records (in seq order within each lane, each once) while the core has
+room, the live lane before the catch-up lane (storage/queue.py, "Lanes"; a batch ingest has
+just stored is taken from memory when the loop has read everything before it),
 starts the attempts the core asks for on the transport of their protocol, feeds every answer
 or transport error back, and carries out the core's effects: delivered records leave the
 durable queue, dead-lettered ones move to the dead-letter store, the rest become metrics,
@@ -61,6 +62,9 @@ __all__ = ["OutputPipeline"]
 _log = logging.getLogger("kk.shipper.delivery")
 T = TypeVar("T")
 
+LANES = (False, True)
+"""The queue's lanes by ``catch_up``, in the order they are read: live first."""
+
 QUEUE_RETRY_FIRST_S = 0.1
 QUEUE_RETRY_MAX_S = 5.0
 """Waits between tries of a queue write that another process's lock or a full disk refused."""
@@ -96,12 +100,15 @@ class OutputPipeline:
         self._wake = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
         self._checking: set[asyncio.Task[None]] = set()
-        self._last_offered_seq = 0
-        self._queue_may_have_more = True
+        self._last_offered_seq = dict.fromkeys(LANES, 0)
+        """Per lane: the seq after which the next read of that lane starts."""
+        self._queue_may_have_more = dict.fromkeys(LANES, True)
+        self._last_known_seq = 0
+        """The highest seq this loop has seen, stored (`records_stored`) or read, any lane."""
         self._reading = False
         """A read of the queue is under way (records stored meanwhile are read by it or the
         next one, never offered by `records_stored`)."""
-        self._stored_while_reading = False
+        self._stored_while_reading = dict.fromkeys(LANES, False)
         self.problems: dict[str, str] = {}
         """Operator-facing problems by key, shown by health until they clear."""
 
@@ -149,26 +156,32 @@ class OutputPipeline:
     def records_stored(self, runs: Sequence[RecordRun] = ()) -> None:
         """New records are in the queue (called by ingest, with the runs it stored).
 
-        When this loop has offered everything before them and is not reading, and the core
-        has room, the runs are offered as they are: reading them back would only cost a hop
-        to the storage thread, a read and a decompression of what is already in memory.
-        Otherwise the next step reads them from the queue, in order.
+        When this loop has offered everything of their lane stored before them (and seen
+        every seq before them: a seq it never saw, say a replayed dead letter, may be of
+        their lane), is not reading, and the core has room, the runs are offered as they
+        are: reading them back would only cost a hop to the storage thread, a read and a
+        decompression of what is already in memory. Otherwise the next step reads them
+        from the queue, in order.
         """
-        count = sum(run.count for run in runs)
+        if not runs:
+            self._wake.set()
+            return
+        lane = runs[0].catch_up  # one stored batch: one lane
+        last_seq = runs[-1].first_seq + runs[-1].count - 1
         caught_up = (
-            runs
-            and not self._queue_may_have_more
+            not self._queue_may_have_more[lane]
             and not self._reading
-            and runs[0].first_seq == self._last_offered_seq + 1
-            and count <= self.delivery.room()
+            and runs[0].first_seq == self._last_known_seq + 1
+            and sum(run.count for run in runs) <= self.delivery.room(catch_up=lane)
         )
+        self._last_known_seq = max(self._last_known_seq, last_seq)
         if caught_up:
-            self._last_offered_seq = runs[-1].first_seq + runs[-1].count - 1
+            self._last_offered_seq[lane] = last_seq
             self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
         else:
-            self._queue_may_have_more = True
+            self._queue_may_have_more[lane] = True
             if self._reading:
-                self._stored_while_reading = True
+                self._stored_while_reading[lane] = True
         self._wake.set()
 
     @property
@@ -200,25 +213,39 @@ class OutputPipeline:
         await self._apply_effects()
 
     async def _offer_queued(self) -> None:
-        while self._queue_may_have_more and self.delivery.room() > 0:
-            room = self.delivery.room()
-            self._reading, self._stored_while_reading = True, False
+        """Read while the core has room: the live lane first, then the catch-up lane (whose
+        room stops one request short of the live lane's: `OutputDelivery.room`)."""
+        while True:
+            lane = next(
+                (
+                    lane
+                    for lane in LANES
+                    if self._queue_may_have_more[lane] and self.delivery.room(catch_up=lane) > 0
+                ),
+                None,
+            )
+            if lane is None:
+                return
+            room = self.delivery.room(catch_up=lane)
+            self._reading, self._stored_while_reading[lane] = True, False
             try:
                 runs = await self._queue_call(
                     "read",
                     self._queue.read_runs,
                     self.kind,
-                    after_seq=self._last_offered_seq,
+                    after_seq=self._last_offered_seq[lane],
                     limit=room,
                     whole_rows=True,
+                    catch_up=lane,
                 )
             finally:
                 self._reading = False
             if runs:
-                self._last_offered_seq = runs[-1].seqs[-1]
+                self._last_offered_seq[lane] = runs[-1].seqs[-1]
+                self._last_known_seq = max(self._last_known_seq, runs[-1].seqs[-1])
                 self.delivery.offer(runs, self._monotonic(), wall_now=self._clock())
-            if sum(run.count for run in runs) < room and not self._stored_while_reading:
-                self._queue_may_have_more = False
+            if sum(run.count for run in runs) < room and not self._stored_while_reading[lane]:
+                self._queue_may_have_more[lane] = False
 
     async def _send(self, attempt: Attempt) -> None:
         transport = self._transports[attempt.protocol]

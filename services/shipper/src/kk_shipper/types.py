@@ -84,6 +84,9 @@ class RecordRun(NamedTuple):
     """The records' JSON, each followed by a newline (compact JSON never contains one)."""
     queued_at: float
     """Unix time at which they were durably stored."""
+    catch_up: bool = False
+    """The records came in a catch-up batch (read from a backlog): their lane, delivered
+    after live records (storage/queue.py, "Lanes")."""
 
     @property
     def seqs(self) -> range:
@@ -111,6 +114,7 @@ class RecordRun(NamedTuple):
                 self.ids[: ids_at - 1],
                 self.bodies[:bodies_at],
                 self.queued_at,
+                self.catch_up,
             ),
             RecordRun(
                 self.first_seq + count,
@@ -118,6 +122,7 @@ class RecordRun(NamedTuple):
                 self.ids[ids_at:],
                 self.bodies[bodies_at:],
                 self.queued_at,
+                self.catch_up,
             ),
         )
 

@@ -6,7 +6,8 @@ A batch closes at whichever comes first (the issue's batching rule):
 * the byte limit: the next record would push the *uncompressed* body (envelope included) past
   ``max_request_bytes``. The limit is on the uncompressed size because that is the size we
   know before compressing, and the receiver bounds the decoded size too (receiver-api.md);
-* the flush interval: the oldest record has been queued for ``flush_interval_s``
+* the flush interval: the oldest record of either lane (live runs are pending in front
+  of catch-up runs: delivery.py) has been queued for ``flush_interval_s``
   (``RecordRun.queued_at``, which `OutputDelivery.offer` has carried over to the core's
   monotonic clock, so records that waited across a restart go at once and a step of the
   wall clock moves no deadline).
@@ -100,4 +101,10 @@ def next_flush_deadline(pending: Sequence[RecordRun], settings: OutputSettings) 
     """When the oldest pending record's batch closes by age, or None with nothing pending."""
     if not pending:
         return None
-    return pending[0].queued_at + settings.flush_interval_s
+    oldest = pending[0].queued_at
+    if pending[-1].catch_up:  # catch-up runs are last: the first of them is its lane's oldest
+        for run in pending:  # (past the live runs, which are few)
+            if run.catch_up:
+                oldest = min(oldest, run.queued_at)
+                break
+    return oldest + settings.flush_interval_s

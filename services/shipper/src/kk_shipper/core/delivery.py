@@ -63,6 +63,15 @@ only when someone asks for it. A batch that must
 wait (backoff, pause) sits in a time-ordered *waiting* heap; a due waiting batch goes before
 new pending records. A waiting batch never blocks other batches: while it waits, others are
 sent up to ``max_in_flight`` (order across batches is not kept; receivers dedup by id).
+
+Live before catch-up. Catch-up records may fill the hold only up to one request short of
+its limit (`room` with ``catch_up``), so live records always find room. A run read from a
+catch-up batch (``RecordRun.catch_up``: records a
+producer read from a backlog) is pending behind every live run: a live run offered later
+goes in front of the catch-up ones, so each request is filled from the live lane first and
+topped up with catch-up records, and a request has all its room for catch-up whenever
+nothing live waits. Within a lane, records are offered and sent in seq order. A batch closes
+by age when the oldest record of either lane has waited the flush interval.
 A record leaves the machine only through `RecordsDelivered` or `RecordsDeadLettered`; until
 then it is *held* (pending, waiting or in flight), and the app keeps it in its queue.
 
@@ -456,7 +465,8 @@ class OutputDelivery:
         self._order = itertools.count()
         self._in_flight: dict[int, tuple[Attempt, _Batch]] = {}
         self._next_attempt_id = 1
-        self._last_seq: int | None = None
+        self._last_seq: dict[bool, int] = {}
+        """The last seq offered, per lane (key: ``catch_up``)."""
         self._accepting = True
         self._effects: list[Effect] = []
         self._protocol = Protocol.H3 if settings.http3_enabled else Protocol.H1
@@ -488,8 +498,10 @@ class OutputDelivery:
         *,
         wall_now: float | None = None,
     ) -> None:
-        """Hand over new records from the queue, in ``seq`` order, each exactly once: runs
-        as `DurableQueue.read_runs` gives them, or single `QueuedRecord` s (made into runs).
+        """Hand over new records from the queue, in ``seq`` order within each lane
+        (`RecordRun.catch_up`), each exactly once: runs as `DurableQueue.read_runs` gives
+        them, or single `QueuedRecord` s (made into live runs). A live run goes in front of
+        the catch-up runs pending (module docstring).
 
         Batching goes by how long each record has waited since ``queued_at`` (wall time) at
         ``wall_now``, carried over to the core's clock at ``now``: inside the core a run's
@@ -506,16 +518,28 @@ class OutputDelivery:
         wall = now if wall_now is None else wall_now
         for offered in runs:
             run = offered._replace(queued_at=now - max(0.0, wall - offered.queued_at))
-            if self._last_seq is not None and run.first_seq <= self._last_seq:
+            last = self._last_seq.get(run.catch_up)
+            if last is not None and run.first_seq <= last:
                 raise ValueError(
-                    f"record seq {run.first_seq} offered after seq {self._last_seq}: "
-                    "records must be offered once, in seq order"
+                    f"record seq {run.first_seq} offered after seq {last}: "
+                    "records must be offered once, in seq order (per lane)"
                 )
             if run.count <= 0:
                 raise ValueError(f"a run of {run.count} records offered at {run.first_seq}")
-            self._last_seq = run.first_seq + run.count - 1
-            self._pending.append(run)
+            self._last_seq[run.catch_up] = run.first_seq + run.count - 1
+            self._enqueue(run)
             self._pending_count += run.count
+
+    def _enqueue(self, run: RecordRun) -> None:
+        """Put ``run`` at the end of its lane in pending: live runs before catch-up ones."""
+        pending = self._pending
+        if run.catch_up or not pending or not pending[-1].catch_up:
+            pending.append(run)
+            return
+        # Catch-up runs wait: the live run goes after the live ones, which are few (the
+        # live lane carries what is written as it is written).
+        at = next(index for index, queued in enumerate(pending) if queued.catch_up)
+        pending.insert(at, run)
 
     def attempt_answered(
         self,
@@ -708,15 +732,21 @@ class OutputDelivery:
             return None
         return self._earliest_work()
 
-    def room(self) -> int:
-        """How many more records the app should offer now (0 after `stop_accepting`).
+    def room(self, *, catch_up: bool = False) -> int:
+        """How many more records the app should offer now (0 after `stop_accepting`), of
+        the live lane or, with ``catch_up``, of the catch-up lane.
 
         Bounded at `OutputSettings.hold_limit` records held, so a receiver outage keeps the
-        backlog on disk, not in memory.
+        backlog on disk, not in memory. Catch-up records may fill it only up to
+        `OutputSettings.live_reserve` short of that: a live record stored while a backlog
+        keeps the hold full still finds room at once, and goes in the next request.
         """
         if not self._accepting:
             return 0
-        return max(0, self._settings.hold_limit - self.records_held)
+        limit = self._settings.hold_limit
+        if catch_up:
+            limit -= self._settings.live_reserve
+        return max(0, limit - self.records_held)
 
     def wants_more(self) -> bool:
         """Whether `room` is positive."""

@@ -187,8 +187,13 @@ class OutputSettings:
     @property
     def hold_limit(self) -> int:
         """How many records the app should keep offered at most (see `OutputDelivery.room`)."""
-        per_request = 1 if self.mode == "single" else self.batch_size
-        return 2 * self.max_in_flight * per_request
+        return 2 * self.max_in_flight * self.live_reserve
+
+    @property
+    def live_reserve(self) -> int:
+        """Records of `hold_limit` that catch-up records may not take: one request's worth,
+        kept for live records (storage/queue.py, "Lanes")."""
+        return 1 if self.mode == "single" else self.batch_size
 
     @classmethod
     def from_config(

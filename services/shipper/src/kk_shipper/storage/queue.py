@@ -40,6 +40,25 @@ read position per output and may have several requests in flight: `read` returns
 after a seq, and `complete` / `dead_letter` accept any subset of seqs in any order. A slow
 metrics receiver therefore never holds back logs delivery.
 
+Lanes: live before catch-up. A producer marks the batches it read from a backlog
+(``catch_up``: a log file whose read slice filled) and the queue keeps the mark with the
+batch (column ``catch_up``, indexed with the seq). Each output's records form two lanes,
+each first in first out: *live* (unmarked batches, and everything queued before lanes
+existed) and *catch-up*. `read_runs` reads one lane (``catch_up=False`` or ``True``) after
+a position in it, so the caller keeps a read position per lane and offers live records to
+delivery before catch-up ones: a quiet pod's line stored behind a noisy pod's backlog of
+hundreds of thousands of records is sent within about a request's time, not after the
+backlog. Catch-up is never starved: delivery fills every request from the live lane first
+and tops it up from the catch-up lane (core/delivery.py), and the live lane is empty most
+of the time (it carries what is written as it is written), so catch-up gets every request's
+spare room and all of it whenever nothing live waits. A live record can only be kept
+waiting by other live records. Seqs stay one sequence per output (assigned in arrival
+order, whatever the lane), so `complete`, `dead_letter`, `stats` and the dedup need not
+know lanes; only the order of delivery does. Records of two lanes therefore reach the
+receiver out of seq order; nothing depends on that order: the queue completes any subset
+of seqs, a re-send after a crash is dropped by position ranges per batch (below), and the
+receiver dedups by id.
+
 Dedup by position (coverage.py). Records carry a position in a source (a file identity and
 the byte offset of their line) and batches claim ranges of positions. The queue keeps, per
 source, the union of the ranges of what it stored (table ``coverage``, one row per source,
@@ -129,6 +148,18 @@ OTHER_OUTPUT_RESERVE = 0.10
 COVERAGE_PRUNE_INTERVAL_S = 60.0
 """How often (in ``now`` time) `append` looks for dedup sources to forget."""
 
+# One lane is found and ordered by its index (batches_by_lane) and its lane is the
+# parameter, not read from the row, where ADD COLUMN put it after the large columns. Both
+# lanes (tests, tools) go by the seq index and read it from the row, bodies and all.
+_READ_LANE = (
+    "SELECT first_seq, count, done, queued_at, ?1, ids, bodies FROM batches"
+    " INDEXED BY batches_by_lane WHERE kind = ?2 AND catch_up = ?1 AND first_seq > ?3"
+    " AND first_seq + count > ?4 ORDER BY first_seq"
+)
+_READ_BOTH_LANES = (
+    "SELECT first_seq, count, done, queued_at, catch_up, ids, bodies FROM batches"
+    " WHERE kind = ? AND first_seq > ? AND first_seq + count > ? ORDER BY first_seq"
+)
 _LIST_DEAD_LETTERS = (
     "SELECT kind, record_id, body, reason, dead_lettered_at FROM dead_letters"
     " WHERE :kind IS NULL OR kind = :kind ORDER BY id LIMIT :limit"
@@ -160,6 +191,8 @@ class NewRecords(Protocol):
     def positions(self) -> Sequence[tuple[int, int]]: ...
     @property
     def claims(self) -> Sequence[tuple[int, int, int]]: ...
+
+    # An optional ``catch_up: bool`` (the batch's lane) is read with getattr: absent = live.
 
 
 @dataclass(frozen=True, slots=True)
@@ -425,10 +458,16 @@ class DurableQueue:
             )
 
     def _insert_rows(
-        self, conn: sqlite3.Connection, kind: Kind, rows: Sequence[_NewRow], now: float
+        self,
+        conn: sqlite3.Connection,
+        kind: Kind,
+        rows: Sequence[_NewRow],
+        now: float,
+        *,
+        catch_up: bool = False,
     ) -> list[RecordRun]:
-        """Insert ``rows`` after the last seq of ``kind`` and count them; returns them as
-        runs."""
+        """Insert ``rows`` after the last seq of ``kind``, in the lane ``catch_up``, and
+        count them; returns them as runs."""
         last_seq = conn.execute(
             "SELECT last_seq FROM kind_state WHERE kind = ?", (kind,)
         ).fetchone()[0]
@@ -438,14 +477,14 @@ class DurableQueue:
             params.append(
                 (
                     *(kind, last_seq + 1, row.count, row.count, row.size, now),
-                    *(row.ids_text, self._bodies.pack(row.bodies)),
+                    *(row.ids_text, self._bodies.pack(row.bodies), int(catch_up)),
                 )
             )
-            runs.append(RecordRun(last_seq + 1, row.count, row.ids_text, row.bodies, now))
+            runs.append(RecordRun(last_seq + 1, row.count, row.ids_text, row.bodies, now, catch_up))
             last_seq += row.count
         conn.executemany(
             "INSERT INTO batches (kind, first_seq, count, remaining, size, queued_at,"
-            " ids, bodies) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " ids, bodies, catch_up) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params,
         )
         conn.execute(
@@ -509,10 +548,11 @@ class DurableQueue:
     ) -> AppendResult:
         """Queue a batch atomically; durable when this returns.
 
-        ``records`` is a `NewRecords` batch (as producers send it), or plain
-        ``(record_id, body)`` pairs, which have no position and are never dropped as
-        duplicates. A record whose position the stored ranges of its source already cover
-        is not stored and is counted as a duplicate; the batch's claims are then added.
+        ``records`` is a `NewRecords` batch (as producers send it; its ``catch_up``, if it
+        has one, is its lane), or plain ``(record_id, body)`` pairs, which have no position,
+        are never dropped as duplicates and are live. A record whose position the stored
+        ranges of its source already cover is not stored and is counted as a duplicate; the
+        batch's claims are then added.
 
         Raises:
             QueueFull: the new records would take the queue past ``max_bytes`` (or the disk
@@ -549,7 +589,9 @@ class DurableQueue:
             gone = self._prune_coverage(conn, now, changed)
             if rows:
                 self._check_room(conn, kind, stored, sum(row.size for row in rows))
-                runs = self._insert_rows(conn, kind, rows, now)
+                runs = self._insert_rows(
+                    conn, kind, rows, now, catch_up=bool(getattr(batch, "catch_up", False))
+                )
             conn.executemany(
                 "INSERT INTO coverage (kind, source, ranges, touched_at) VALUES (?, ?, ?, ?)"
                 " ON CONFLICT (kind, source) DO UPDATE"
@@ -567,10 +609,18 @@ class DurableQueue:
         return AppendResult(stored=stored, duplicates=len(covered), runs=tuple(runs))
 
     def read_runs(
-        self, kind: Kind, *, after_seq: int, limit: int, whole_rows: bool = False
+        self,
+        kind: Kind,
+        *,
+        after_seq: int,
+        limit: int,
+        whole_rows: bool = False,
+        catch_up: bool | None = None,
     ) -> list[RecordRun]:
         """Queued records of ``kind`` with ``seq > after_seq``, ascending, at most ``limit``,
         as runs of consecutive records of one stored batch (their ids and bodies as stored).
+        ``catch_up`` reads one lane (False: live, True: catch-up; ``after_seq`` is then a
+        position in that lane); None reads both, in seq order.
 
         A batch nothing of which was finished is one run, read and handed over as the two
         strings the row holds: no work per record. With ``whole_rows``, the batch at the
@@ -586,17 +636,22 @@ class DurableQueue:
         with self._transaction(write=False) as conn:
             # Rows wholly at or before after_seq (in flight, not yet completed) are skipped
             # on their small leading columns: their ids and bodies are never loaded.
-            cursor = conn.execute(
-                "SELECT first_seq, count, done, queued_at, ids, bodies FROM batches"
-                " WHERE kind = ? AND first_seq > ? AND first_seq + count > ? ORDER BY first_seq",
-                (kind, after_seq - MAX_BATCH_RECORDS, after_seq + 1),
-            )
+            if catch_up is None:
+                cursor = conn.execute(
+                    _READ_BOTH_LANES, (kind, after_seq - MAX_BATCH_RECORDS, after_seq + 1)
+                )
+            else:
+                cursor = conn.execute(
+                    _READ_LANE, (int(catch_up), kind, after_seq - MAX_BATCH_RECORDS, after_seq + 1)
+                )
             try:
-                for first_seq, count, done, queued_at, ids, bodies in cursor:
+                for first_seq, count, done, queued_at, lane, ids, bodies in cursor:
                     spans = _pending_spans(done, max(0, after_seq - first_seq + 1), count)
                     if not spans:
                         continue  # what is left of it is in flight: nothing to decompress
-                    whole = RecordRun(first_seq, count, ids, self._unpack(bodies), queued_at)
+                    whole = RecordRun(
+                        first_seq, count, ids, self._unpack(bodies), queued_at, bool(lane)
+                    )
                     for begin, end in spans:
                         if not (whole_rows and end - begin <= limit + stretch):
                             end = min(end, begin + limit)

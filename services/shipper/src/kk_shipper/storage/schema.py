@@ -35,11 +35,12 @@ __all__ = [
     "MIGRATIONS",
     "SCHEMA_V1",
     "SCHEMA_V2",
+    "SCHEMA_V4",
     "check_header",
     "ensure_schema",
 ]
 
-CURRENT_VERSION = 3
+CURRENT_VERSION = 4
 """The format version this code writes."""
 
 APPLICATION_ID = 0x4B4B5351
@@ -221,10 +222,34 @@ def migrate_2_to_3(conn: sqlite3.Connection) -> None:
         )
 
 
+SCHEMA_V4: tuple[str, ...] = (
+    # Version 4 gives each batch a lane (storage/queue.py, "Lanes"): 1 for records read from
+    # a backlog (a producer's catch-up batch), 0 for live ones, delivered first. ADD COLUMN
+    # puts it after the large columns, but it is never read from the row: the index below
+    # holds it, and every query that selects by lane is answered from that index.
+    "ALTER TABLE batches ADD COLUMN catch_up INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX batches_by_lane ON batches (kind, catch_up, first_seq)",
+)
+"""What version 4 adds (frozen: see rule 1)."""
+
+
+def migrate_3_to_4(conn: sqlite3.Connection) -> None:
+    """Batches get a lane; every batch already queued is live.
+
+    ADD COLUMN with a constant default rewrites no row (SQLite reads the default for rows
+    written before it), so the migration costs the index build, one entry per batch. A
+    version 3 queue was delivered first in first out, so calling all of it live keeps its
+    order: it goes before any catch-up batch stored after the upgrade.
+    """
+    for statement in SCHEMA_V4:
+        conn.execute(statement)
+
+
 MIGRATIONS: dict[int, Migration] = {
     # from_version: function taking the database from from_version to from_version + 1.
     1: migrate_1_to_2,
     2: migrate_2_to_3,
+    3: migrate_3_to_4,
 }
 
 
