@@ -56,6 +56,20 @@ def test_a_malformed_line_names_its_number_and_text() -> None:
         list(parse_exposition(page.splitlines(keepends=True)))
 
 
+def test_a_repeated_label_name_is_named_even_when_a_later_line_is_broken_too() -> None:
+    # A family's label sets are split only when the family is complete (memory): the first
+    # refused line is still the one named, as prometheus-client names it.
+    page = '# TYPE f gauge\nf{a="1"} 1\nf{a="1",a="2"} 2\nf{a="3"} 3\nf{a=broken} 4\n'
+    with pytest.raises(MalformedExposition, match=r'line 3: .*f\{a="1",a="2"\} 2'):
+        list(parse_exposition(page.splitlines(keepends=True)))
+
+
+def test_a_repeated_label_name_at_the_end_of_a_family_names_its_line() -> None:
+    page = '# TYPE f gauge\nf{a="1"} 1\nf{b="1",b="2"} 2\n# TYPE g gauge\ng 1\n'
+    with pytest.raises(MalformedExposition, match=r"line 3: .*Invalid labels"):
+        list(parse_exposition(page.splitlines(keepends=True)))
+
+
 def test_a_value_that_is_not_a_number_is_malformed() -> None:
     with pytest.raises(MalformedExposition, match="line 2"):
         list(parse_exposition(["# TYPE x counter\n", "x_total abc\n"]))

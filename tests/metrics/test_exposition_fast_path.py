@@ -16,7 +16,12 @@ from hypothesis import strategies as st
 from metrics_kubelet import cadvisor_page
 from prometheus_client.parser import text_string_to_metric_families
 
-from kk_metrics.exposition import MalformedExposition, _kind, parse_exposition
+from kk_metrics.exposition import (
+    FAMILY_SAMPLES_HELD,
+    MalformedExposition,
+    _kind,
+    parse_exposition,
+)
 
 KUBELET_PAGE = """\
 # HELP apiserver_audit_event_total [ALPHA] Counter of audit events generated and sent to the audit backend.
@@ -156,3 +161,34 @@ def _lines(draw: st.DrawFn) -> str:
 def test_generated_pages_read_or_fail_as_prometheus_client_does(lines: list[str]) -> None:
     text = "\n".join(lines) + "\n"
     assert outcome(ours, text) == outcome(reference, text)
+
+
+def test_a_family_longer_than_what_is_held_reads_as_prometheus_client_reads_it() -> None:
+    pods = FAMILY_SAMPLES_HELD // 3 + 20  # cadvisor_page: 3 series per pod in each family
+    page = cadvisor_page(pods)
+    expected = reference(page)
+    assert len(expected) == pods * 12
+    assert ours(page) == expected
+
+
+def _long_family(after: str) -> str:
+    samples = "".join(f'big{{i="{i}"}} {i}\n' for i in range(FAMILY_SAMPLES_HELD + 1))
+    return f"# HELP big Old help.\n# TYPE big gauge\n{samples}{after}"
+
+
+def test_a_late_help_line_applies_to_a_short_family_as_in_prometheus_client() -> None:
+    page = '# TYPE small gauge\nsmall{i="1"} 1\n# HELP small Late help.\n'
+    assert ours(page) == reference(page)
+    assert ours(page)[0][-1] == "Late help."
+
+
+def test_a_late_line_that_would_change_a_long_family_already_out_is_malformed() -> None:
+    with pytest.raises(MalformedExposition, match=r"a HELP line for 'big' after more than"):
+        list(parse_exposition(_long_family("# HELP big New help.\n").splitlines(True)))
+    with pytest.raises(MalformedExposition, match=r"a TYPE line for 'big' after more than"):
+        list(parse_exposition(_long_family("# TYPE big counter\n").splitlines(True)))
+
+
+def test_a_late_line_that_changes_nothing_in_a_long_family_is_accepted() -> None:
+    page = _long_family("# HELP big Old help.\n# TYPE big gauge\n")
+    assert ours(page) == reference(page)

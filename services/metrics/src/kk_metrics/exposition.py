@@ -24,7 +24,9 @@ tests/metrics/test_exposition_fast_path.py compares this parser with
 ``text_fd_to_metric_families`` on kubelet/cAdvisor pages and generated input, so an upgrade
 that changes them fails there first.
 
-Memory stays bounded by the largest family, not by the page (lines are read lazily).
+Memory stays bounded, not by the page nor by its largest family: lines are read lazily, a
+family's samples are held as the lines they came from (label dicts are built as they go
+out), and at most `FAMILY_SAMPLES_HELD` of them (a longer family goes out in parts).
 
 Flattening, as receiver-api.md says: a histogram's ``_bucket`` (with ``le``), ``_count``
 and ``_sum`` series are counters; a summary's quantile series are gauges and its ``_count``
@@ -56,6 +58,14 @@ from kk_metrics.samples import RawSample, SampleKind
 __all__ = ["MalformedExposition", "parse_exposition"]
 
 _SHOWN_LINE_CHARS = 120
+
+FAMILY_SAMPLES_HELD = 1000
+"""Samples of one family held before they are given out. A family's HELP and TYPE apply to
+all its samples, and prometheus-client accepts them after the samples too (TYPE there breaks
+the format's rules, HELP does not), so samples wait for their family's end; a cAdvisor
+family has one sample per container, 25,000 and more on a busy node. A family longer than
+this goes out in parts, and a HELP or TYPE line that would change the parts already out
+makes the page malformed: no exporter writes one there."""
 
 _COUNTER_SUFFIXES: dict[str, tuple[str, ...]] = {
     "counter": ("_total", ""),
@@ -101,12 +111,27 @@ def _number(text: str) -> int | float | None:
         return None
 
 
-def _plain_sample(line: str) -> tuple[str, dict[str, str], float, float | None] | None:
-    """The sample of a plain line, or None when prometheus-client must read it."""
+class _Position:
+    """The line being read, for error messages."""
+
+    number = 0
+    text = ""
+
+
+_Parsed = tuple[str, "dict[str, str] | str", float, float | None, int]
+"""A sample line read but not yet turned into a `RawSample`: name, labels, value, timestamp
+and line number. The labels of a plain line stay its text (a ``str``) until the family is
+complete: a family of 25,000 cAdvisor series held as label dicts is about 55 MiB, as the
+lines it was read from a fifth of that."""
+
+
+def _plain_sample(line: str, number: int) -> _Parsed | None:
+    """The sample of a plain line, labels left as the line, or None when prometheus-client
+    must read it."""
     match = _PLAIN.fullmatch(line)
     if match is None:
         return None
-    name, label_text, value_text, stamp_text = match.groups()
+    name, value_text, stamp_text = match.group(1, 3, 4)
     value = _number(value_text)
     if value is None:
         return None
@@ -116,23 +141,62 @@ def _plain_sample(line: str) -> tuple[str, dict[str, str], float, float | None] 
         if millis is None:
             return None
         stamp = millis / 1000
-    if not label_text:
-        return name, {}, value, stamp
-    # The pattern has checked the shape, and values hold no quote: split at the quotes.
+    if match.start(2) == match.end(2):  # no labels, or ``{}``
+        return name, {}, value, stamp, number
+    return name, line, value, stamp, number
+
+
+def _plain_labels(line: str) -> dict[str, str] | None:
+    """The labels of a line `_plain_sample` accepted; None for a repeated label name.
+
+    The pattern has checked the shape and values hold no quote (nor ``}`` after the last
+    value's quote): the labels are between the first ``{`` and the last ``}``, split at the
+    quotes.
+    """
+    label_text = line[line.index("{") + 1 : line.rindex("}")]
     pieces = label_text.split('"')
     labels = dict(zip(map(_KEY_OF_PIECE, pieces[0::2]), pieces[1::2], strict=False))
     if len(labels) != label_text.count('="'):
-        return None  # a repeated label name (an error), or '="' inside a value
-    return name, labels, value, stamp
+        return None  # a repeated label name: prometheus-client refuses the line
+    return labels
 
 
-def _sample(line: str) -> tuple[str, dict[str, str], float, float | None]:
-    plain = _plain_sample(line)
+def _sample(line: str, number: int) -> _Parsed:
+    plain = _plain_sample(line, number)
     if plain is not None:
         return plain
     sample = _parse_sample(line)
     stamp = sample.timestamp
-    return sample.name, sample.labels, sample.value, None if stamp is None else float(stamp)
+    return (
+        sample.name,
+        sample.labels,
+        sample.value,
+        None if stamp is None else float(stamp),
+        number,
+    )
+
+
+def _labels_of(parsed: _Parsed, at: _Position) -> dict[str, str]:
+    labels = parsed[1]
+    if not isinstance(labels, str):
+        return labels
+    checked = _plain_labels(labels)
+    if checked is None:
+        at.number, at.text = parsed[4], labels  # the error names this line
+        _parse_sample(labels)  # raises prometheus-client's error for it
+        raise ValueError("a repeated label name")  # unreachable while it refuses them
+    return checked
+
+
+def _check_labels(samples: list[_Parsed], at: _Position) -> None:
+    """Raise for the first line of ``samples`` whose labels prometheus-client refuses.
+
+    prometheus-client refuses such a line while reading it; here its labels are only split
+    when the family is complete. Before an error of a later line (or of the family) is
+    raised, this finds the earlier one, so the same line is named as prometheus-client would.
+    """
+    for parsed in samples:
+        _labels_of(parsed, at)
 
 
 def _kind(family_type: str, family_name: str, sample_name: str) -> SampleKind:
@@ -142,10 +206,9 @@ def _kind(family_type: str, family_name: str, sample_name: str) -> SampleKind:
     return "counter" if sample_name[len(family_name) :] in suffixes else "gauge"
 
 
-_Parsed = tuple[str, dict[str, str], float, float | None]
-
-
-def _family(name: str, help_text: str, typ: str, samples: list[_Parsed]) -> Iterator[RawSample]:
+def _family(
+    name: str, help_text: str, typ: str, samples: list[_Parsed], at: _Position
+) -> Iterator[RawSample]:
     # As prometheus-client's build_metric: counters are named without ``_total``, and
     # their samples get it when the family's name had none.
     rename = False
@@ -156,20 +219,21 @@ def _family(name: str, help_text: str, typ: str, samples: list[_Parsed]) -> Iter
             rename = True
     metric = Metric(name, help_text, typ)  # validates the name and the type
     kinds: dict[str, SampleKind] = {}
-    for sample_name, labels, value, stamp in samples:
+    for parsed in samples:
+        sample_name = parsed[0]
         if rename:
             sample_name += "_total"
         kind = kinds.get(sample_name)
         if kind is None:
             kind = kinds[sample_name] = _kind(metric.type, metric.name, sample_name)
-        yield RawSample(sample_name, kind, value, labels, stamp, help_text)
+        yield RawSample(sample_name, kind, parsed[2], _labels_of(parsed, at), parsed[3], help_text)
 
 
-class _Position:
-    """The line being read, for error messages."""
-
-    number = 0
-    text = ""
+def _too_late(what: str, name: str) -> str:
+    return (
+        f"a {what} line for {name!r} after more than {FAMILY_SAMPLES_HELD:,} of its samples "
+        f"changes them (the {what} line belongs before the samples)"
+    )
 
 
 def _families(lines: Iterable[str], at: _Position) -> Iterator[RawSample]:
@@ -177,48 +241,64 @@ def _families(lines: Iterable[str], at: _Position) -> Iterator[RawSample]:
     name, documentation, typ = "", "", "untyped"
     samples: list[_Parsed] = []
     allowed: tuple[str, ...] = ()
-    for at.number, at.text in enumerate(lines, 1):  # where a refused line is, for errors
-        line = at.text.strip()
-        if not line:
-            continue
-        if line[0] == "#":
-            parts = _split_quoted(line, None, 3)
-            if len(parts) < 2:
+    streamed: tuple[str, str] | None = None
+    """(help, type) the current family's first samples were given, once some are out."""
+    try:
+        for at.number, at.text in enumerate(lines, 1):  # where a refused line is, for errors
+            line = at.text.strip()
+            if not line:
                 continue
-            candidate = ""
-            if len(parts) > 2:
-                if parts[1] != "TYPE" and parts[1] != "HELP":
+            if line[0] == "#":
+                parts = _split_quoted(line, None, 3)
+                if len(parts) < 2:
                     continue
-                candidate, quoted = _unquote_unescape(parts[2])
-                if not quoted and not _is_valid_legacy_metric_name(candidate):
-                    raise ValueError(f"invalid metric name {candidate!r}")
-            if parts[1] == "HELP":
-                if candidate != name:
-                    if name != "":
-                        yield from _family(name, documentation, typ, samples)
-                    name, typ, samples, allowed = candidate, "untyped", [], (candidate,)
-                documentation = _replace_help_escaping(parts[3]) if len(parts) == 4 else ""
-            elif parts[1] == "TYPE":
-                if len(parts) < 4:
-                    raise ValueError("a TYPE line without a type")
-                if candidate != name:
-                    if name != "":
-                        yield from _family(name, documentation, typ, samples)
-                    name, documentation, samples = candidate, "", []
-                typ = parts[3]
-                allowed = tuple(name + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",)))
-            continue
-        sample = _sample(line)
-        if sample[0] in allowed:
-            samples.append(sample)
-            continue
+                candidate = ""
+                if len(parts) > 2:
+                    if parts[1] != "TYPE" and parts[1] != "HELP":
+                        continue
+                    candidate, quoted = _unquote_unescape(parts[2])
+                    if not quoted and not _is_valid_legacy_metric_name(candidate):
+                        raise ValueError(f"invalid metric name {candidate!r}")
+                if parts[1] == "HELP":
+                    if candidate != name:
+                        if name != "":
+                            yield from _family(name, documentation, typ, samples, at)
+                        name, typ, samples, allowed = candidate, "untyped", [], (candidate,)
+                        streamed = None
+                    documentation = _replace_help_escaping(parts[3]) if len(parts) == 4 else ""
+                    if streamed is not None and documentation != streamed[0]:
+                        raise ValueError(_too_late("HELP", name))
+                elif parts[1] == "TYPE":
+                    if len(parts) < 4:
+                        raise ValueError("a TYPE line without a type")
+                    if candidate != name:
+                        if name != "":
+                            yield from _family(name, documentation, typ, samples, at)
+                        name, documentation, samples, streamed = candidate, "", [], None
+                    typ = parts[3]
+                    if streamed is not None and typ != streamed[1]:
+                        raise ValueError(_too_late("TYPE", name))
+                    allowed = tuple(name + suffix for suffix in _ALLOWED_SUFFIXES.get(typ, ("",)))
+                continue
+            sample = _sample(line, at.number)
+            if sample[0] in allowed:
+                samples.append(sample)
+                if len(samples) >= FAMILY_SAMPLES_HELD:
+                    # Bounded memory: a large family goes out in parts (see _too_late).
+                    yield from _family(name, documentation, typ, samples, at)
+                    samples, streamed = [], (documentation, typ)
+                continue
+            if name != "":
+                yield from _family(name, documentation, typ, samples, at)
+            # A sample of no announced family: an untyped family of its own, at once.
+            name, documentation, typ, samples, allowed = "", "", "untyped", [], ()
+            streamed = None
+            yield from _family(sample[0], "", "untyped", [sample], at)
         if name != "":
-            yield from _family(name, documentation, typ, samples)
-        # A sample of no announced family: an untyped family of its own, at once.
-        name, documentation, typ, samples, allowed = "", "", "untyped", [], ()
-        yield from _family(sample[0], "", "untyped", [sample])
-    if name != "":
-        yield from _family(name, documentation, typ, samples)
+            yield from _family(name, documentation, typ, samples, at)
+    except Exception:
+        _check_labels(samples, at)  # an earlier line's error comes first
+        raise
 
 
 def parse_exposition(lines: Iterable[str]) -> Iterator[RawSample]:
