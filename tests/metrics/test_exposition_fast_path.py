@@ -192,3 +192,10 @@ def test_a_late_line_that_would_change_a_long_family_already_out_is_malformed() 
 def test_a_late_line_that_changes_nothing_in_a_long_family_is_accepted() -> None:
     page = _long_family("# HELP big Old help.\n# TYPE big gauge\n")
     assert ours(page) == reference(page)
+
+
+def test_a_label_value_that_starts_with_an_equals_sign_is_not_a_repeated_name() -> None:
+    # Found by tests/reliability/test_input_fuzz_metrics.py: `a="="` was counted as two labels.
+    page = '# TYPE f gauge\nf{a="=",b="=x"} 1\n'
+    assert ours(page) == reference(page)
+    assert [s[3] for s in ours(page)] == [{"a": "=", "b": "=x"}]

@@ -156,7 +156,9 @@ def _plain_labels(line: str) -> dict[str, str] | None:
     label_text = line[line.index("{") + 1 : line.rindex("}")]
     pieces = label_text.split('"')
     labels = dict(zip(map(_KEY_OF_PIECE, pieces[0::2]), pieces[1::2], strict=False))
-    if len(labels) != label_text.count('="'):
+    # Values hold no quote, so every label is exactly two pieces (`name=`, value); counting
+    # `="` instead would also count a value that starts with `=` (`a="="`).
+    if len(labels) != len(pieces) // 2:
         return None  # a repeated label name: prometheus-client refuses the line
     return labels
 
